@@ -1,0 +1,44 @@
+# normrobust: do normalisation layers make networks lean on non-robust features?
+# Stages (one file each under workflow/rules/): data → train → evaluate → transfer → figures → paper.
+
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+
+configfile: Path(workflow.basedir) / "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/transfer.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/paper.smk"
+
+
+localrules:
+    all,
+    figures,
+    paper,
+
+
+rule all:
+    input:
+        REPORT_PDF,
+
+
+rule figures:
+    input:
+        figure_targets(),
+
+
+rule paper:
+    input:
+        REPORT_PDF,

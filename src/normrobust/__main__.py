@@ -1,0 +1,35 @@
+"""``python -m normrobust <command> ...``: one small command per workflow step."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "prepare-data": ("normrobust.data.prepare", "build a dataset file"),
+    "train": ("normrobust.train", "train one cell (resumable)"),
+    "evaluate": ("normrobust.evaluate", "clean / robust / noise accuracy, LIGS, NRF reliance of one cell"),
+    "transfer": ("normrobust.transfer", "attacks from one source cell tried on target cells"),
+    "aggregate": ("normrobust.aggregate", "per-cell results → results/tables/*.csv"),
+    "claims": ("normrobust.claims", "check the papers' claims against the tables"),
+    "figure": ("normrobust.figures", "one figure from the tables"),
+    "report": ("normrobust.report", "render and build the LaTeX report"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {name:<13} {help_}" for name, (_, help_) in COMMANDS.items()]
+        msg = "usage: python -m normrobust <command> [options]\n\ncommands:\n" + "\n".join(lines)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"unknown command '{argv[0]}' (allowed: {', '.join(COMMANDS)})\n\n{msg}", file=sys.stderr)
+            return 2
+        print(msg)
+        return 0
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return module.main(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Config validation and the cells it asks for.
+
+``validate(config)`` checks the config against ``workflow/schemas/config.schema.yaml`` and
+then the cross-references the schema cannot express; any problem raises ``ConfigError``
+with one line naming the key and what is allowed. ``cells(config)`` lists the trained
+models (cells) that the enabled studies need, each once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+CELL_KEYS = ("dataset", "arch", "norm", "regime", "seed")
+LINF_EPS_MAX = 64  # in 1/255 steps; beyond this an "imperceptible" attack is no longer one
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _path(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _format(err) -> str:
+    where = _path(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        return f"{where}: unknown key {', '.join(map(repr, extra))} (allowed: {', '.join(allowed)})"
+    if err.validator == "enum":
+        return f"{where}: {err.instance!r} is not allowed (allowed: {', '.join(map(str, err.validator_value))})"
+    if err.validator == "const":
+        return f"{where}: {err.instance!r} is not allowed (allowed: {err.validator_value})"
+    if err.validator == "oneOf":
+        return f"{where}: {err.instance!r} must be null or an attack (type, norm, eps, ...)"
+    return f"{where}: {err.message}"
+
+
+def _deepest(errors):
+    """The most specific error: the longest path, looking inside oneOf/anyOf alternatives."""
+    flat = []
+    for e in errors:
+        flat += [e] + ([_deepest(e.context)] if e.context else [])
+    return max(flat, key=lambda e: (len(e.absolute_path), e.validator not in ("oneOf", "anyOf", "type")))
+
+
+def validate(config: dict, schema_path: Path | str = SCHEMA) -> dict:
+    """Validate ``config`` in place (schema defaults filled in); raise ConfigError on the first problem."""
+    import jsonschema
+
+    with open(schema_path) as f:
+        schema = yaml.safe_load(f)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = list(validator.iter_errors(config))
+    if errors:
+        # the deepest, most specific error is the one that names the bad key
+        raise ConfigError(_format(_deepest(errors)))
+    config.setdefault("device", "auto")
+    for r in config["regimes"].values():
+        r.setdefault("attack_mode", "eval")
+    _check_references(config)
+    return config
+
+
+def _check_attack(where: str, spec: dict) -> None:
+    eps_list = spec["eps"] if isinstance(spec["eps"], list) else [spec["eps"]]
+    for eps in eps_list:
+        if spec["norm"] == "linf" and eps > LINF_EPS_MAX:
+            raise ConfigError(f"{where}.eps: {eps} (= {eps}/255) is absurd; L∞ eps is in 1/255 steps, "
+                              f"allowed (0, {LINF_EPS_MAX}]")
+        if spec["norm"] == "linf" and eps < 0.5:
+            raise ConfigError(f"{where}.eps: {eps} looks like [0,1] units; L∞ eps is in 1/255 steps "
+                              f"(8 means 8/255), allowed [0.5, {LINF_EPS_MAX}]")
+    if spec["type"] == "pgd" and "steps" not in spec:
+        raise ConfigError(f"{where}: a pgd attack needs 'steps'")
+    if spec["type"] == "pgd" and "step" not in spec and "rel_step" not in spec:
+        raise ConfigError(f"{where}: a pgd attack needs 'step' or 'rel_step'")
+
+
+def _check_references(config: dict) -> None:
+    for name, r in config["regimes"].items():
+        if r["attack"]:
+            _check_attack(f"regimes.{name}.attack", r["attack"])
+    _check_attack("training.history.attack", config["training"]["history"]["attack"])
+    _check_attack("transfer.attack", config["transfer"]["attack"])
+    attacks = config["evaluation"]["attacks"]
+    for name, spec in attacks.items():
+        _check_attack(f"evaluation.attacks.{name}", spec)
+    head = config["evaluation"]["headline"]
+    if head["attack"] not in attacks:
+        raise ConfigError(f"evaluation.headline.attack: '{head['attack']}' is not an evaluation attack "
+                          f"(allowed: {', '.join(attacks)})")
+    if head["eps"] not in attacks[head["attack"]]["eps"]:
+        raise ConfigError(f"evaluation.headline.eps: {head['eps']} is not in evaluation.attacks."
+                          f"{head['attack']}.eps (allowed: {attacks[head['attack']]['eps']})")
+    enabled = [n for n, s in config["studies"].items() if s.get("enabled", True)]
+    if not enabled:
+        raise ConfigError(f"studies: none enabled (set enabled: true on one of {', '.join(config['studies'])})")
+    for sname, s in config["studies"].items():
+        if s["dataset"] not in config["datasets"]:
+            raise ConfigError(f"studies.{sname}.dataset: '{s['dataset']}' is not defined under datasets "
+                              f"(allowed: {', '.join(config['datasets'])})")
+        for key, table in (("archs", "archs"), ("regimes", "regimes")):
+            for v in s[key]:
+                if v not in config[table]:
+                    raise ConfigError(f"studies.{sname}.{key}: '{v}' is not defined under {table} "
+                                      f"(allowed: {', '.join(config[table])})")
+    tr = config["training"]
+    if config["training"]["epochs"] < max(tr.get("save_epochs") or [0]):
+        raise ConfigError(f"training.save_epochs: {tr['save_epochs']} asks for epochs beyond "
+                          f"training.epochs ({tr['epochs']})")
+
+
+def enabled_studies(config: dict) -> dict:
+    return {n: s for n, s in config["studies"].items() if s.get("enabled", True)}
+
+
+def study_cells(config: dict, study: dict) -> list[dict]:
+    return [dict(dataset=study["dataset"], arch=a, norm=n, regime=r, seed=seed)
+            for a in study["archs"] for n in study["norms"] for r in study["regimes"] for seed in config["seeds"]]
+
+
+def cells(config: dict) -> list[dict]:
+    """Every cell that an enabled study needs, once, in a stable order."""
+    seen, out = set(), []
+    for s in enabled_studies(config).values():
+        for c in study_cells(config, s):
+            key = tuple(c[k] for k in CELL_KEYS)
+            if key not in seen:
+                seen.add(key)
+                out.append(c)
+    return out
+
+
+def cell_path(c: dict) -> str:
+    """The cell's path fragment: ``{dataset}/{arch}/{norm}/{regime}/s{seed}``."""
+    return f"{c['dataset']}/{c['arch']}/{c['norm']}/{c['regime']}/s{c['seed']}"
+
+
+def load(path: str | Path) -> dict:
+    with open(path) as f:
+        return validate(yaml.safe_load(f))

@@ -1,0 +1,72 @@
+"""Dataset registry.
+
+Every dataset is prepared once (``python -m normrobust prepare-data``) into one file,
+``results/data/<name>.pt``, holding uint8 image tensors and labels::
+
+    {"train": {"x": uint8 [N,C,H,W], "y": int64 [N]}, "test": {...},
+     "counterfactual": {...}   # generated dataset only: rf_only / nrf_only / conflict test sets
+     "meta": {"name", "num_classes", "shape", "mean", "std", ...}}
+
+Training and evaluation load that file straight onto the device (``load_prepared``) and
+batch by indexing: no DataLoader, no per-sample Python.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DATASET_KINDS = ("generated",)
+
+
+def build_dataset(name: str, cfg: dict) -> dict:
+    """Make the dataset dict for the config entry ``cfg`` (``kind`` + its settings)."""
+    kind = cfg.get("kind")
+    params = {k: v for k, v in cfg.items() if k not in ("kind", "augment")}
+    if kind == "generated":
+        from .generated import generate
+
+        data = generate(**params)
+    else:
+        raise ValueError(f"datasets.{name}.kind: unknown '{kind}' (allowed: {', '.join(DATASET_KINDS)})")
+    data["meta"]["name"] = name
+    data["meta"]["augment"] = cfg.get("augment") or {}
+    return data
+
+
+def load_prepared(path, device: torch.device | str = "cpu") -> dict:
+    """Load a prepared dataset file, every tensor moved to ``device``."""
+    from ..utils import load_torch
+
+    data = load_torch(path)
+    return _to(data, torch.device(device))
+
+
+def _to(obj, device):
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to(v, device) for k, v in obj.items()}
+    return obj
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images → float in [0,1]."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, crop_pad: int = 0, flip: bool = False) -> torch.Tensor:
+    """Batched random crop (zero padding ``crop_pad``) and horizontal flip, on x's device."""
+    if flip:
+        mask = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
+        x = torch.where(mask[:, None, None, None], x.flip(3), x)
+    if crop_pad:
+        b, c, h, w = x.shape
+        p = crop_pad
+        xp = torch.nn.functional.pad(x, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (b,), generator=generator, device=x.device)
+        dx = torch.randint(0, 2 * p + 1, (b,), generator=generator, device=x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device)[None])  # [B,H]
+        cols = (dx[:, None] + torch.arange(w, device=x.device)[None])  # [B,W]
+        bidx = torch.arange(b, device=x.device)[:, None, None]
+        x = xp.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return x

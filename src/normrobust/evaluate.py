@@ -1,0 +1,72 @@
+"""``python -m normrobust evaluate``: every metric of one trained cell, in eval mode.
+
+Clean accuracy; robust accuracy under each configured attack over its eps grid (FGSM and
+PGD, L∞ and L2); Gaussian-noise accuracy; LIGS (PAPER.md's definition); and, on datasets
+with counterfactual test sets (the generated one), accuracy on RF-only / NRF-only images
+and the NRF reliance on images whose RF and NRF disagree. Writes one JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from . import metrics
+from .data import load_prepared, to_float
+from .train import load_model
+from .utils import log, pick_device, save_json, seeded_generator, set_threads
+
+
+def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto") -> dict:
+    device = pick_device(device_name)
+    model, settings, meta = load_model(model_path, device)
+    seed = settings["cell"]["seed"]
+    data = load_prepared(data_path, device)
+    n, bs = ev["n_test"], ev.get("batch_size", 512)
+    x, y = to_float(data["test"]["x"][:n]), data["test"]["y"][:n]
+    t0 = time.perf_counter()
+    rows = [{"metric": "clean_acc", "attack": "none", "eps": 0, "value": metrics.accuracy(model, x, y, batch_size=bs)}]
+    log(f"{settings['cell']}: clean accuracy {rows[0]['value']:.3f} on {len(y)} test images")
+    for k, (name, spec) in enumerate(ev["attacks"].items()):
+        for j, eps in enumerate(spec["eps"]):
+            acc = metrics.robust_accuracy(model, x, y, {**spec, "eps": eps}, batch_size=bs,
+                                          generator=seeded_generator(seed, 100 + k, j, device=device))
+            rows.append({"metric": "robust_acc", "attack": name, "eps": eps, "value": acc})
+            log(f"  {name} eps {eps}: {acc:.3f}")
+    for j, std in enumerate(ev.get("noise_std", [])):
+        acc = metrics.noise_accuracy(model, x, y, std, batch_size=bs,
+                                     generator=seeded_generator(seed, 200, j, device=device))
+        rows.append({"metric": "noise_acc", "attack": "gaussian", "eps": std, "value": acc})
+    lg = metrics.ligs(model, x, y, sigma=ev.get("ligs_sigma", 0.01), batch_size=bs,
+                      generator=seeded_generator(seed, 300, device=device))
+    rows.append({"metric": "ligs", "attack": "none", "eps": 0, "value": lg["ligs"]})
+    log(f"  LIGS {lg['ligs']:.3f} ({lg['n']} pairs, {lg['dropped']} dropped)")
+    cf = data.get("counterfactual")
+    if cf:
+        for name in ("rf_only", "nrf_only"):
+            acc = metrics.accuracy(model, to_float(cf[name]["x"][:n]), cf[name]["y"][:n], batch_size=bs)
+            rows.append({"metric": f"{name}_acc", "attack": "none", "eps": 0, "value": acc})
+        c = cf["conflict"]
+        rel = metrics.nrf_reliance(model, to_float(c["x"][:n]), c["y"][:n], c["y_nrf"][:n], batch_size=bs)
+        rows += [{"metric": "conflict_rf_rate", "attack": "none", "eps": 0, "value": rel["rf_rate"]},
+                 {"metric": "conflict_nrf_rate", "attack": "none", "eps": 0, "value": rel["nrf_rate"]},
+                 {"metric": "nrf_reliance", "attack": "none", "eps": 0, "value": rel["reliance"]}]
+        log(f"  NRF reliance {rel['reliance']:.3f}")
+    return {"cell": settings["cell"], "attack_mode": "eval", "device": str(device), "n_test": len(y),
+            "ligs_pairs": lg["n"], "ligs_dropped": lg["dropped"], "seconds": time.perf_counter() - t0,
+            "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="normrobust evaluate", description=__doc__)
+    p.add_argument("--model", required=True, help="the cell's model.pt")
+    p.add_argument("--data", required=True, help="prepared dataset file")
+    p.add_argument("--settings", required=True, help="the config's evaluation block, as JSON")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="output JSON")
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    set_threads(a.threads)
+    save_json(evaluate(a.model, a.data, json.loads(a.settings), a.device), a.out)
+    return 0

@@ -1,0 +1,203 @@
+"""``python -m normrobust train``: train one cell, resumably.
+
+One cell = one (dataset, arch, norm, regime, seed). The whole dataset sits on the device
+as a uint8 tensor; batches are index slices of a seeded permutation. Every random stream
+(init, shuffling, augmentation, attack starts) is derived from (seed, epoch), and the full
+state (model, optimizer, scheduler, epoch, history) is saved atomically after each epoch,
+so a run killed at any moment resumes from its last epoch and ends exactly where an
+uninterrupted run would (bit for bit on the CPU).
+
+Outputs in ``--out`` (the cell's directory):
+  model.pt      final weights + the cell's settings (written last: its presence means done)
+  history.csv   epoch, lr, train_loss, clean_acc, robust_acc, ligs, seconds
+  checkpoint.pt resume state (kept after the run; deleting it forces a fresh start)
+  epochs/       weights at the epochs listed in training.save_epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import metrics
+from .attacks import attack, attack_mode
+from .data import augment, load_prepared, to_float
+from .models import build_model
+from .utils import atomic_write, load_torch, log, pick_device, save_torch, seeded_generator, set_threads
+
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "seconds")
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+def make_optimizer(model, tr: dict):
+    opt = tr.get("optimizer", "sgd")
+    if opt == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=tr["lr"], momentum=tr.get("momentum", 0.9),
+                               weight_decay=tr.get("weight_decay", 0.0))
+    raise ValueError(f"training.optimizer: unknown '{opt}' (allowed: sgd)")
+
+
+def make_scheduler(optimizer, tr: dict):
+    sched = tr.get("schedule") or {"kind": "constant"}
+    if sched["kind"] == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=sched.get("milestones", []),
+                                                    gamma=sched.get("gamma", 0.1))
+    if sched["kind"] == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
+    raise ValueError(f"training.schedule.kind: unknown '{sched['kind']}' (allowed: multistep, constant)")
+
+
+def train_epoch(model, opt, data: dict, settings: dict, epoch: int, device) -> float:
+    """One pass over the training set; returns the mean training loss."""
+    tr, regime, seed = settings["training"], settings["regime"], settings["cell"]["seed"]
+    x_all, y_all = data["train"]["x"], data["train"]["y"]
+    n, bs = x_all.shape[0], tr["batch_size"]
+    perm = torch.randperm(n, generator=seeded_generator(seed, epoch, 1)).to(device)
+    g_aug = seeded_generator(seed, epoch, 2, device=device)
+    g_att = seeded_generator(seed, epoch, 3, device=device)
+    aug = data["meta"].get("augment") or {}
+    total, count = 0.0, 0
+    model.train()
+    for i in range(0, n, bs):
+        idx = perm[i:i + bs]
+        x, y = to_float(x_all[idx]), y_all[idx]
+        if aug:
+            x = augment(x, g_aug, crop_pad=aug.get("crop_pad", 0), flip=aug.get("flip", False))
+        if regime["attack"]:
+            with attack_mode(model, regime["attack_mode"]):
+                x = attack(model, x, y, regime["attack"], generator=g_att)
+            model.train()
+        loss = F.cross_entropy(model(x), y)
+        if not torch.isfinite(loss):
+            raise Diverged(f"loss is {loss.item()} at epoch {epoch}, step {i // bs}, "
+                           f"lr {opt.param_groups[0]['lr']:g}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item() * y.shape[0]
+        count += y.shape[0]
+    return total / count
+
+
+def measure(model, data: dict, settings: dict, epoch: int) -> dict:
+    """Per-epoch metrics on a fixed subset of the test set (eval mode)."""
+    h = settings["training"]["history"]
+    seed = settings["cell"]["seed"]
+    x = to_float(data["test"]["x"][: h["n_test"]])
+    y = data["test"]["y"][: h["n_test"]]
+    dev = x.device
+    return {
+        "clean_acc": metrics.accuracy(model, x, y),
+        "robust_acc": metrics.robust_accuracy(model, x, y, h["attack"],
+                                              generator=seeded_generator(seed, epoch, 4, device=dev)),
+        "ligs": metrics.ligs(model, x, y, sigma=settings.get("ligs_sigma", 0.01),
+                             generator=seeded_generator(seed, epoch, 5, device=dev))["ligs"],
+    }
+
+
+def history_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in HISTORY_COLUMNS})
+    return buf.getvalue()
+
+
+def _try_resume(path: Path, settings: dict, model, opt, sched):
+    """Load the resume state if it exists, is readable and belongs to these settings."""
+    if not path.exists():
+        return 0, []
+    try:
+        state = load_torch(path)
+        if json.loads(state["settings"]) != settings:
+            log(f"{path} belongs to other settings: starting afresh")
+            return 0, []
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    except Exception as e:  # a damaged or tampered file is never trusted
+        log(f"ignoring unreadable resume state {path} ({type(e).__name__}: {e}); starting afresh")
+        return 0, []
+    log(f"resuming after epoch {state['epoch']}")
+    return state["epoch"], state["history"]
+
+
+def train(settings: dict, data_path: str, out_dir: str, threads: int | None = None) -> list[dict]:
+    set_threads(threads)
+    out = Path(out_dir)
+    device = pick_device(settings.get("device", "auto"))
+    cell, tr = settings["cell"], settings["training"]
+    data = load_prepared(data_path, device)
+    n_train = data["train"]["x"].shape[0]
+    if tr["batch_size"] > n_train:
+        raise SystemExit(f"training.batch_size: {tr['batch_size']} is larger than the training set "
+                         f"({n_train} images of '{cell['dataset']}'); allowed 1..{n_train}")
+    torch.manual_seed(cell["seed"])
+    model = build_model(settings["arch"], cell["norm"], data["meta"]).to(device)
+    opt = make_optimizer(model, tr)
+    sched = make_scheduler(opt, tr)
+    ckpt = out / "checkpoint.pt"
+    start, history = _try_resume(ckpt, settings, model, opt, sched)
+    log(f"training {cell} on {device} for {tr['epochs']} epochs ({n_train} images, batch {tr['batch_size']})")
+    for epoch in range(start + 1, tr["epochs"] + 1):
+        t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
+        try:
+            loss = train_epoch(model, opt, data, settings, epoch, device)
+        except Diverged as e:
+            kept = f"last good checkpoint kept: {ckpt} (epoch {start})" if ckpt.exists() else "no checkpoint yet"
+            raise SystemExit(f"training diverged: {e}; lower training.lr. {kept}") from None
+        sched.step()
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss, **measure(model, data, settings, epoch)}
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        log(f"epoch {epoch}/{tr['epochs']}: loss {loss:.4f} clean {row['clean_acc']:.3f} "
+            f"robust {row['robust_acc']:.3f} LIGS {row['ligs']:.3f} ({row['seconds']:.1f}s)")
+        if epoch in (tr.get("save_epochs") or []):
+            save_torch({"state_dict": model.state_dict(), "epoch": epoch}, out / "epochs" / f"epoch{epoch}.pt")
+        save_torch({"settings": json.dumps(settings, sort_keys=True), "epoch": epoch, "history": history,
+                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
+                   ckpt)
+        start = epoch
+    atomic_write(out / "history.csv", lambda f: f.write(history_csv(history)), mode="w")
+    save_torch({"state_dict": model.state_dict(), "settings": json.dumps(settings, sort_keys=True),
+                "meta": _plain_meta(data["meta"]), "epochs": tr["epochs"], "device": str(device),
+                "attack_mode": settings["regime"].get("attack_mode", "eval")}, out / "model.pt")
+    log(f"done: {out / 'model.pt'}")
+    return history
+
+
+def _plain_meta(meta: dict) -> dict:
+    return {k: v for k, v in meta.items() if not isinstance(v, torch.Tensor)}
+
+
+def load_model(path: str | Path, device="cpu"):
+    """Rebuild a trained model from its ``model.pt``; returns (model in eval mode, settings, meta)."""
+    state = load_torch(path, map_location=device)
+    settings = json.loads(state["settings"])
+    model = build_model(settings["arch"], settings["cell"]["norm"], state["meta"]).to(device)
+    model.load_state_dict(state["state_dict"])
+    return model.eval(), settings, state["meta"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="normrobust train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--settings", required=True, help="the cell's settings as JSON (written by the workflow)")
+    p.add_argument("--data", required=True, help="prepared dataset file")
+    p.add_argument("--out", required=True, help="the cell's output directory")
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    train(json.loads(a.settings), a.data, a.out, a.threads)
+    return 0

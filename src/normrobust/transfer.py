@@ -1,0 +1,59 @@
+"""``python -m normrobust transfer``: attacks made on one source cell, tried on target cells.
+
+PGD examples are generated on the source model (eval mode) from the first ``n_test``
+test images; for each target, success = the target misclassifies an adversarial image
+whose clean version it classified right. Writes one JSON with a row per target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from . import metrics
+from .attacks import attack, attack_mode
+from .data import load_prepared, to_float
+from .train import load_model
+from .utils import log, pick_device, save_json, seeded_generator, set_threads
+
+
+def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device_name: str = "auto") -> dict:
+    device = pick_device(device_name)
+    src, settings, _ = load_model(source, device)
+    data = load_prepared(data_path, device)
+    n = tcfg["n_test"]
+    x, y = to_float(data["test"]["x"][:n]), data["test"]["y"][:n]
+    g = seeded_generator(settings["cell"]["seed"], 400, device=device)
+    advs = []
+    with attack_mode(src, "eval"):
+        for i in range(0, len(y), 500):
+            advs.append(attack(src, x[i:i + 500], y[i:i + 500], tcfg["attack"], generator=g).detach())
+    x_adv = torch.cat(advs)
+    rows = []
+    for t in targets:
+        model, tset, _ = load_model(t, device)
+        right = metrics.predict(model, x) == y
+        fooled = metrics.predict(model, x_adv) != y
+        n_right = int(right.sum())
+        rate = float((fooled & right).sum()) / n_right if n_right else float("nan")
+        rows.append({"target": tset["cell"], "success_rate": rate, "n": n_right})
+        log(f"{settings['cell']['norm']}/{settings['cell']['regime']} → "
+            f"{tset['cell']['norm']}/{tset['cell']['regime']}: {rate:.3f} of {n_right}")
+    return {"source": settings["cell"], "attack": tcfg["attack"], "attack_mode": "eval", "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="normrobust transfer", description=__doc__)
+    p.add_argument("--source", required=True, help="source model.pt")
+    p.add_argument("--targets", nargs="+", required=True, help="target model.pt files")
+    p.add_argument("--data", required=True)
+    p.add_argument("--settings", required=True, help="the config's transfer block, as JSON")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    set_threads(a.threads)
+    save_json(transfer(a.source, a.targets, a.data, json.loads(a.settings), a.device), a.out)
+    return 0

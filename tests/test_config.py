@@ -1,0 +1,53 @@
+import copy
+
+import pytest
+import yaml
+
+from normrobust import config as C
+
+
+@pytest.fixture
+def default(root):
+    with open(root / "config.yaml") as f:
+        return yaml.safe_load(f)
+
+
+def test_default_config_is_valid_and_asks_for_at_least_5_norms_2_regimes_2_seeds(default):
+    cfg = C.validate(copy.deepcopy(default))
+    cells = C.cells(cfg)
+    assert len({c["norm"] for c in cells}) >= 5
+    assert len({c["regime"] for c in cells}) >= 2
+    assert len({c["seed"] for c in cells}) >= 2
+    keys = [tuple(c[k] for k in C.CELL_KEYS) for c in cells]
+    assert len(keys) == len(set(keys)), "a cell shared by studies must appear once"
+    assert cfg["datasets"]["generated"]["kind"] == "generated"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["studies"]["e1_norms"].update(norms=["bogus"]),
+     r"studies\.e1_norms\.norms\[0\]: 'bogus' is not allowed \(allowed: none, bn, ln, in, gn\)"),
+    (lambda c: c["training"].update(epochz=3), r"training: unknown key 'epochz' \(allowed: .*epochs"),
+    (lambda c: c.update(bogus=1), r"unknown key 'bogus'"),
+    (lambda c: c["training"].update(epochs=0), r"training\.epochs: 0 is less than the minimum of 1"),
+    (lambda c: c["regimes"]["pgd_linf"]["attack"].update(norm="l3"),
+     r"regimes\.pgd_linf\.attack\.norm: 'l3' is not allowed \(allowed: linf, l2\)"),
+    (lambda c: c["regimes"]["pgd_linf"]["attack"].update(eps=0.03), r"looks like \[0,1\] units"),
+    (lambda c: c["regimes"]["pgd_linf"]["attack"].update(eps=-1), r"eps: -1 is less than or equal to"),
+    (lambda c: c["studies"]["e1_norms"].update(regimes=["advprop"]),
+     r"studies\.e1_norms\.regimes: 'advprop' is not defined under regimes \(allowed: standard, pgd_linf\)"),
+    (lambda c: c["studies"]["e1_norms"].update(dataset="cifar"), r"studies\.e1_norms\.dataset: 'cifar'"),
+    (lambda c: c["evaluation"]["headline"].update(eps=3), r"evaluation\.headline\.eps: 3 is not in"),
+    (lambda c: c["regimes"]["pgd_linf"].update(attack_mode="train"),
+     r"attack_mode: 'train' is not allowed \(allowed: eval, train_frozen\)"),
+])
+def test_bad_values_name_the_key_and_the_allowed_values(default, change, message):
+    cfg = copy.deepcopy(default)
+    change(cfg)
+    with pytest.raises(C.ConfigError, match=message) as e:
+        C.validate(cfg)
+    assert "\n" not in str(e.value), "the error is one line"
+
+
+def test_cell_path_layout():
+    assert C.cell_path(dict(dataset="generated", arch="cnn", norm="bn", regime="standard", seed=1)) == \
+        "generated/cnn/bn/standard/s1"

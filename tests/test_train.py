@@ -1,0 +1,128 @@
+"""The training loop: repeatable, resumable to the bit, with a real per-epoch history."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from normrobust import train as T
+from normrobust.data import build_dataset
+from normrobust.utils import save_torch
+
+GEN = {"kind": "generated", "seed": 3, "n_train": 300, "n_test": 100, "image_size": 8}
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "gen.pt"
+    save_torch(build_dataset("generated", dict(GEN)), path)
+    return str(path)
+
+
+def settings(norm="bn", regime="standard", epochs=3, seed=0):
+    attack = {"type": "pgd", "norm": "linf", "eps": 8, "step": 4, "steps": 2, "random_start": True}
+    return {
+        "cell": {"dataset": "generated", "arch": "cnn", "norm": norm, "regime": regime, "seed": seed},
+        "arch": {"kind": "cnn", "widths": [8, 16]},
+        "regime": {"name": regime, "attack": attack if regime == "pgd_linf" else None, "attack_mode": "eval"},
+        "training": {"epochs": epochs, "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
+                     "schedule": {"kind": "multistep", "milestones": [2], "gamma": 0.1}, "save_epochs": [1],
+                     "history": {"n_test": 40, "attack": {"type": "pgd", "norm": "linf", "eps": 4,
+                                                          "rel_step": 0.25, "steps": 3}}},
+        "ligs_sigma": 0.01,
+        "device": "cpu",
+    }
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("regime", ["standard", "pgd_linf"])
+def test_outputs_history_and_repeatability(data_file, tmp_path, regime):
+    h1 = T.train(settings(regime=regime), data_file, tmp_path / "a")
+    T.train(settings(regime=regime), data_file, tmp_path / "b")
+    a, b = weights(tmp_path / "a" / "model.pt"), weights(tmp_path / "b" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a), "same seed must give the same weights on the CPU"
+    hist = pd.read_csv(tmp_path / "a" / "history.csv")
+    assert list(hist.columns) == list(T.HISTORY_COLUMNS)
+    assert list(hist.epoch) == [1, 2, 3]
+    assert list(hist.lr) == pytest.approx([0.05, 0.05, 0.005])  # the multistep schedule at work
+    assert hist.train_loss.iloc[-1] < hist.train_loss.iloc[0]
+    assert hist.clean_acc.between(0, 1).all() and hist.robust_acc.between(0, 1).all()
+    assert (hist.robust_acc <= hist.clean_acc + 1e-9).all()
+    assert hist.ligs.between(-1, 1).all()
+    assert (tmp_path / "a" / "epochs" / "epoch1.pt").exists()
+    model, s, meta = T.load_model(tmp_path / "a" / "model.pt")
+    assert s["cell"]["regime"] == regime and meta["num_classes"] == 10 and not model.training
+    assert len(h1) == 3
+
+
+def test_different_seeds_differ(data_file, tmp_path):
+    T.train(settings(epochs=1, seed=0), data_file, tmp_path / "a")
+    T.train(settings(epochs=1, seed=1), data_file, tmp_path / "b")
+    a, b = weights(tmp_path / "a" / "model.pt"), weights(tmp_path / "b" / "model.pt")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(data_file, tmp_path, monkeypatch):
+    s = settings(regime="pgd_linf", epochs=3)
+    T.train(s, data_file, tmp_path / "full")
+
+    real_epoch = T.train_epoch
+    calls = {"n": 0}
+
+    def dies_in_epoch_3(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(T, "train_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(s, data_file, tmp_path / "killed")
+    assert not (tmp_path / "killed" / "model.pt").exists()
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    monkeypatch.setattr(T, "train_epoch", real_epoch)
+    T.train(s, data_file, tmp_path / "killed")  # resumes at epoch 3
+
+    a, b = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "killed" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ha = pd.read_csv(tmp_path / "full" / "history.csv").drop(columns="seconds")
+    hb = pd.read_csv(tmp_path / "killed" / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(ha, hb)
+
+
+def test_damaged_or_foreign_resume_state_is_not_trusted(data_file, tmp_path):
+    out = tmp_path / "cell"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    T.train(settings(epochs=1), data_file, out)
+    ref = tmp_path / "ref"
+    T.train(settings(epochs=1), data_file, ref)
+    a, b = weights(out / "model.pt"), weights(ref / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # a checkpoint from other settings (another lr) is ignored too
+    other = settings(epochs=1)
+    other["training"]["lr"] = 0.01
+    T.train(other, data_file, out)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert json.loads(state["settings"])["training"]["lr"] == 0.01
+
+
+def test_batch_larger_than_dataset_is_a_clear_error(data_file, tmp_path):
+    s = settings(epochs=1)
+    s["training"]["batch_size"] = 10_000
+    with pytest.raises(SystemExit, match=r"training\.batch_size: 10000 is larger than the training set \(300"):
+        T.train(s, data_file, tmp_path / "x")
+
+
+def test_diverging_run_stops_with_epoch_and_lr_and_keeps_the_last_good_checkpoint(data_file, tmp_path):
+    out = tmp_path / "cell"
+    T.train(settings(epochs=1), data_file, out)
+    s = settings(epochs=2)
+    s["training"]["lr"] = 1e30
+    s["training"]["schedule"] = {"kind": "constant"}
+    with pytest.raises(SystemExit, match=r"training diverged: loss is (nan|inf).* at epoch 1.*lr 1e\+30"):
+        T.train(s, data_file, out)

@@ -1,0 +1,101 @@
+# Helpers only: config → cells, wildcard constraints, target lists.
+
+import json
+import shlex
+
+from normrobust.config import ConfigError, cell_path, cells, enabled_studies, study_cells, validate
+
+try:
+    validate(config)
+except ConfigError as e:
+    sys.exit(f"config error: {e}")
+
+PY = shlex.quote(sys.executable)
+CELLS = cells(config)
+STUDIES = enabled_studies(config)
+REPORT_PDF = "results/report.pdf"
+CELL = "{dataset}/{arch}/{norm}/{regime}/s{seed}"
+
+# Figures and the studies that need them (a figure is drawn when one of its studies is on).
+FIGURES = {
+    "trajectories": ["e2_trajectories"],
+    "robust_vs_eps": ["e1_norms"],
+    "ligs_per_norm": ["e1_norms"],
+    "nrf_reliance": ["e5_synthetic"],
+    "transfer_heatmap": ["e9_transfer"],
+}
+
+
+def _alternatives(names):
+    return "|".join(sorted(map(str, names), key=len, reverse=True))
+
+
+# Constraints from the config: every wildcard matches only names the config defines,
+# so no two patterns can match the same path and every path stays under results/.
+wildcard_constraints:
+    dataset=_alternatives(config["datasets"]),
+    arch=_alternatives(config["archs"]),
+    norm=_alternatives({c["norm"] for c in CELLS} or ["none"]),
+    regime=_alternatives(config["regimes"]),
+    seed=r"\d+",
+    figure=_alternatives(FIGURES),
+
+
+def json_arg(obj):
+    """A value as one shell-quoted JSON argument."""
+    return shlex.quote(json.dumps(obj, sort_keys=True))
+
+
+def cell_of(w):
+    return dict(dataset=w.dataset, arch=w.arch, norm=w.norm, regime=w.regime, seed=int(w.seed))
+
+
+def train_settings(w):
+    return json_arg(
+        {
+            "cell": cell_of(w),
+            "arch": config["archs"][w.arch],
+            "regime": {"name": w.regime, **config["regimes"][w.regime]},
+            "training": config["training"],
+            "ligs_sigma": config["evaluation"].get("ligs_sigma", 0.01),
+            "device": config.get("device", "auto"),
+        }
+    )
+
+
+def model_file(c):
+    return f"results/models/{cell_path(c)}/model.pt"
+
+
+def transfer_sources():
+    s = STUDIES.get("e9_transfer")
+    return study_cells(config, s) if s else []
+
+
+def transfer_targets(w):
+    """Targets of a source cell: every e9 cell of the same dataset and seed."""
+    return [
+        model_file(c)
+        for c in transfer_sources()
+        if c["dataset"] == w.dataset and c["seed"] == int(w.seed)
+    ]
+
+
+def figure_targets():
+    return [
+        f"results/figures/{name}.pdf"
+        for name, studies in FIGURES.items()
+        if any(s in STUDIES for s in studies)
+    ]
+
+
+def all_metrics():
+    return [f"results/eval/{cell_path(c)}/metrics.json" for c in CELLS]
+
+
+def all_histories():
+    return [f"results/models/{cell_path(c)}/history.csv" for c in CELLS]
+
+
+def all_transfers():
+    return [f"results/eval/{cell_path(c)}/transfer.json" for c in transfer_sources()]

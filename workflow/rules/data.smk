@@ -1,0 +1,10 @@
+rule prepare_data:
+    output:
+        "results/data/{dataset}.pt",
+    log:
+        "results/logs/prepare_data/{dataset}.log",
+    params:
+        settings=lambda w: json_arg(config["datasets"][w.dataset]),
+    shell:
+        "{PY} -m normrobust prepare-data --name {wildcards.dataset} "
+        "--settings {params.settings} --out {output} 2> {log}"

@@ -1,0 +1,17 @@
+rule train:
+    input:
+        data="results/data/{dataset}.pt",
+    output:
+        model=f"results/models/{CELL}/model.pt",
+        history=f"results/models/{CELL}/history.csv",
+    log:
+        f"results/logs/train/{CELL}.log",
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        settings=train_settings,
+        outdir=lambda w, output: str(Path(output.model).parent),
+    shell:
+        "{PY} -m normrobust train --settings {params.settings} --data {input.data} "
+        "--out {params.outdir} --threads {threads} 2> {log}"
