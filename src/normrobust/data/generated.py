@@ -1,0 +1,212 @@
+"""Synthetic images with a known robust and a known non-robust feature (PAPER.md E5).
+
+x = clip(0.5 + RF[rf_y] + NRF[nrf_y] + N(0, noise_std²), 0, 1) as uint8; amplitudes in 1/255 units.
+RF: a smooth coloured pattern made only of the 9 lowest real Fourier functions per channel (constant, cos/sin
+of one cycle per image), peak `rf_amplitude` (64); the K patterns are exactly orthogonal and flattened toward
+their peak, so the ideal RF classifier needs an L∞ change of ~30/255 (≫ ε = 8/255) to flip. It is the label's
+with probability `rf_agreement` (0.75), otherwise a uniformly random other class's.
+NRF: a ±`nrf_amplitude` (3) texture, one 4×4 tile repeated over the image; per channel each class has its own
+non-constant Walsh-Hadamard tile with a random sign, so the K NRFs are exactly orthogonal to each other and
+(4-periodic, zero-mean: only ≥ 4 cycles per image) to every RF. Two NRFs differ by 2·amplitude on half the
+pixels, so any L∞ attack with ε > nrf_amplitude swaps them. A texture, unlike a fixed per-pixel pattern, is
+learnable by translation-equivariant CNNs. It agrees with the label with probability `nrf_agreement` (1.0):
+it predicts the label better than the RF. NRF SNR = amplitude·sqrt(3·S²)/noise_std ≈ 10 at 16×16, σ = 8.
+Counterfactual test sets: RF only, NRF only, RF of y with the NRF of another class. `ideal_predict` reads
+one feature family exactly. All randomness derives from `seed` (one stream per purpose); no per-image loops.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from normrobust.utils import seeded_generator
+
+NRF_TILE = 4  # side of the NRF texture tile; image_size must be a multiple of it
+MAX_CLASSES = NRF_TILE * NRF_TILE - 1  # distinct non-constant Walsh tiles per channel → exact orthogonality
+_RF_FREQS = ((0, 1), (1, 0), (1, 1), (1, -1))  # (fy, fx) in cycles per image, plus the constant
+_RF_SATURATION_STEPS = 30
+_CHUNK = 8192  # images per in-place update (bounds temporary memory; does not change the result)
+# purpose keys of the independent random streams (see normrobust.utils.seeded_generator)
+_STREAM_TEMPLATES, _STREAM_TRAIN, _STREAM_TEST, _STREAM_COUNTERFACTUAL = 0, 1, 2, 3
+
+
+def generate(*, seed: int = 0, n_train: int = 4000, n_test: int = 1000, image_size: int = 16,
+             num_classes: int = 10, rf_amplitude: float = 64, nrf_amplitude: float = 3,
+             noise_std: float = 8, rf_agreement: float = 0.75, nrf_agreement: float = 1.0) -> dict:
+    """Build the dataset; amplitudes and noise in 1/255 units. See the module docstring for the design."""
+    params = dict(seed=seed, n_train=n_train, n_test=n_test, image_size=image_size, num_classes=num_classes,
+                  rf_amplitude=rf_amplitude, nrf_amplitude=nrf_amplitude, noise_std=noise_std,
+                  rf_agreement=rf_agreement, nrf_agreement=nrf_agreement)
+    params = _validate(params)
+    K, S = params["num_classes"], params["image_size"]
+    sigma = params["noise_std"] / 255.0
+
+    g_templates = seeded_generator(params["seed"], _STREAM_TEMPLATES)
+    rf = (_rf_templates(K, S, g_templates) * (params["rf_amplitude"] / 255.0)).float()  # [K, 3*S*S]
+    nrf = (_nrf_templates(K, S, g_templates) * (params["nrf_amplitude"] / 255.0)).float()
+
+    def split(n: int, stream: int) -> dict:
+        g = seeded_generator(params["seed"], stream)
+        y = torch.arange(n, dtype=torch.int64).remainder(K)[torch.randperm(n, generator=g)]  # balanced
+        rf_y = _maybe_other(y, params["rf_agreement"], K, g)
+        nrf_y = _maybe_other(y, params["nrf_agreement"], K, g)
+        x = _render(rf, rf_y, nrf, nrf_y, sigma, g)
+        return {"x": x, "y": y, "rf_y": rf_y, "nrf_y": nrf_y}
+
+    train = split(params["n_train"], _STREAM_TRAIN)
+    test = split(params["n_test"], _STREAM_TEST)
+
+    g = seeded_generator(params["seed"], _STREAM_COUNTERFACTUAL)
+    y = test["y"]
+    y_nrf = (y + 1 + torch.randint(0, K - 1, y.shape, generator=g)).remainder(K)
+    counterfactual = {
+        "rf_only": {"x": _render(rf, y, None, None, sigma, g), "y": y.clone()},
+        "nrf_only": {"x": _render(None, None, nrf, y, sigma, g), "y": y.clone()},
+        "conflict": {"x": _render(rf, y, nrf, y_nrf, sigma, g), "y": y.clone(), "y_nrf": y_nrf},
+    }
+
+    mean, std = _channel_stats(train["x"])
+    return {
+        "train": train,
+        "test": test,
+        "counterfactual": counterfactual,
+        "templates": {"rf": rf.reshape(K, 3, S, S), "nrf": nrf.reshape(K, 3, S, S)},
+        "meta": {"name": "generated", "num_classes": K, "shape": [3, S, S], "mean": mean, "std": std,
+                 "params": params},
+    }
+
+
+def template_scores(x: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """Scores ⟨x − 0.5, t_k⟩ − ½‖t_k‖² of images against one template family ([N, K], float64).
+
+    This is the Bayes-optimal linear read-out of that feature alone under Gaussian noise. ``x`` is uint8
+    (0..255) or float in [0,1], shape [N, 3, S, S]; ``templates`` is [K, 3, S, S] in [0,1] units.
+    """
+    x = x.to(torch.float64) / 255.0 if x.dtype == torch.uint8 else x.to(torch.float64)
+    t = templates.to(torch.float64).reshape(templates.shape[0], -1)
+    return (x.reshape(x.shape[0], -1) - 0.5) @ t.T - 0.5 * t.pow(2).sum(1)
+
+
+def ideal_predict(x: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """The ideal classifier that reads only one feature (RF or NRF): argmax of :func:`template_scores`."""
+    return template_scores(x, templates).argmax(1)
+
+
+# --------------------------------------------------------------------------------------------- internals
+
+def _render(rf, rf_y, nrf, nrf_y, sigma, g) -> torch.Tensor:
+    """0.5 + rf[rf_y] + nrf[nrf_y] + N(0, sigma²), clipped, as uint8 [N, 3, S, S] (None drops a term)."""
+    y = rf_y if rf_y is not None else nrf_y
+    n, d = y.shape[0], (rf if rf is not None else nrf).shape[1]
+    S = math.isqrt(d // 3)
+    x = torch.randn(n, d, generator=g, dtype=torch.float32)
+    x.mul_(sigma).add_(0.5)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        if rf is not None:
+            x[lo:hi] += rf[rf_y[lo:hi]]
+        if nrf is not None:
+            x[lo:hi] += nrf[nrf_y[lo:hi]]
+    x.mul_(255.0).round_().clamp_(0, 255)
+    return x.to(torch.uint8).reshape(n, 3, S, S)
+
+
+def _maybe_other(y: torch.Tensor, agreement: float, K: int, g: torch.Generator) -> torch.Tensor:
+    """y with probability ``agreement``, else a uniformly random class other than y."""
+    keep = torch.rand(y.shape, generator=g, dtype=torch.float64) < agreement
+    other = (y + 1 + torch.randint(0, K - 1, y.shape, generator=g)).remainder(K)
+    return torch.where(keep, y, other)
+
+
+def _rf_basis(S: int) -> torch.Tensor:
+    """Orthonormal low-frequency basis of one channel: [9, S*S] (constant, cos/sin of one cycle)."""
+    i = torch.arange(S, dtype=torch.float64)
+    yy, xx = torch.meshgrid(i, i, indexing="ij")
+    funcs = [torch.full((S, S), 1.0 / S, dtype=torch.float64)]
+    for fy, fx in _RF_FREQS:
+        phase = 2 * math.pi * (fy * yy + fx * xx) / S
+        funcs += [torch.cos(phase) * math.sqrt(2) / S, torch.sin(phase) * math.sqrt(2) / S]
+    return torch.stack(funcs).reshape(len(funcs), S * S)
+
+
+def _polar(m: torch.Tensor) -> torch.Tensor:
+    """Nearest matrix with orthonormal columns (polar factor)."""
+    u, _, vh = torch.linalg.svd(m, full_matrices=False)
+    return u @ vh
+
+
+def _rf_templates(K: int, S: int, g: torch.Generator) -> torch.Tensor:
+    """K exactly orthogonal smooth patterns [K, 3*S*S], each with peak |value| 1.
+
+    Random orthonormal coefficients in the 27-dim low-frequency space, then a few rounds of "saturate
+    toward ±1, project back to the nearest orthonormal set": flatter patterns with more energy per unit of
+    peak, which roughly doubles the L∞ distance an attack needs to cross between two RFs.
+    """
+    basis = torch.block_diag(*([_rf_basis(S)] * 3))  # [27, 3*S*S]
+    q = _polar(torch.randn(basis.shape[0], K, generator=g, dtype=torch.float64))
+    for _ in range(_RF_SATURATION_STEPS):
+        r = q.T @ basis
+        r = (1.5 * r / r.abs().amax(1, keepdim=True)).clamp(-1, 1)
+        q = _polar(basis @ r.T)
+    r = q.T @ basis
+    return r / r.abs().amax(1, keepdim=True)
+
+
+def _nrf_templates(K: int, S: int, g: torch.Generator) -> torch.Tensor:
+    """K exactly orthogonal ±1 textures [K, 3*S*S]: per channel a distinct 4×4 Walsh tile, random sign."""
+    h = torch.tensor([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]], dtype=torch.float64)
+    walsh = torch.einsum("ai,bj->abij", h, h).reshape(NRF_TILE * NRF_TILE, NRF_TILE, NRF_TILE)[1:]  # 15
+    rows = torch.stack([torch.randperm(MAX_CLASSES, generator=g)[:K] for _ in range(3)], 1)  # [K, 3]
+    signs = torch.randint(0, 2, (K, 3, 1, 1), generator=g).to(torch.float64) * 2 - 1
+    tiles = walsh[rows] * signs  # [K, 3, 4, 4]
+    reps = S // NRF_TILE
+    return tiles.repeat(1, 1, reps, reps).reshape(K, 3 * S * S)
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Exact per-channel mean and std of uint8 images, in [0,1] units (via a 256-bin histogram)."""
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    mean, std = [], []
+    for c in range(x.shape[1]):
+        counts = torch.bincount(x[:, c].reshape(-1), minlength=256).to(torch.float64)
+        p = counts / counts.sum()
+        m = float((p * levels).sum())
+        mean.append(m)
+        std.append(float((p * (levels - m).pow(2)).sum().sqrt()))
+    return mean, std
+
+
+def _validate(p: dict) -> dict:
+    def fail(name: str, allowed: str) -> None:
+        raise ValueError(f"generated dataset: '{name}' must be {allowed}, got {p[name]!r}")
+
+    def integer(name: str, lo: int, hi: int | None = None) -> None:
+        v = p[name]
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo or (hi is not None and v > hi):
+            fail(name, f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}")
+        p[name] = int(v)
+
+    def real(name: str, lo: float, hi: float, lo_open: bool = False) -> None:
+        v = p[name]
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) \
+            and (v > lo if lo_open else v >= lo) and v <= hi
+        if not ok:
+            fail(name, f"a number in {'(' if lo_open else '['}{lo}, {hi}]")
+        p[name] = float(v)
+
+    integer("seed", 0)
+    integer("n_train", 1)
+    integer("n_test", 1)
+    integer("num_classes", 2, MAX_CLASSES)
+    integer("image_size", 2 * NRF_TILE)
+    if p["image_size"] % NRF_TILE:
+        fail("image_size", f"a multiple of {NRF_TILE} (the NRF texture tile), >= {2 * NRF_TILE}")
+    real("rf_amplitude", 0, 127, lo_open=True)
+    real("nrf_amplitude", 0, 127, lo_open=True)
+    real("noise_std", 0, 255)
+    real("rf_agreement", 0, 1)
+    real("nrf_agreement", 0, 1)
+    return p
