@@ -1,0 +1,206 @@
+"""Evaluation metrics: accuracy, robust / noise accuracy, LIGS, NRF reliance.
+
+Every function puts the model in eval mode for its duration (restoring each submodule's previous
+mode afterwards), works in batches of ``batch_size`` on ``x``'s device, and returns Python floats
+or dicts of them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attacks import attack, attack_mode, parse_spec, randn_like
+
+__all__ = [
+    "predict",
+    "accuracy",
+    "robust_accuracy",
+    "noise_accuracy",
+    "input_gradients",
+    "ligs",
+    "nrf_reliance",
+]
+
+
+def _batches(n: int, batch_size: int):
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
+    for i in range(0, n, int(batch_size)):
+        yield slice(i, min(i + int(batch_size), n))
+
+
+def _check_xy(x: Tensor, y: Tensor) -> None:
+    if y.dim() != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"labels must have shape [{x.shape[0]}], got {tuple(y.shape)}")
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
+    out = [model(x[s]).argmax(1) for s in _batches(x.shape[0], batch_size)]
+    if not out:
+        return torch.empty(0, dtype=torch.long, device=x.device)
+    return torch.cat(out)
+
+
+def _mean(mask: Tensor) -> float:
+    return float(mask.double().mean().item()) if mask.numel() else math.nan
+
+
+def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512) -> Tensor:
+    """Predicted labels (LongTensor [N] on x's device), model in eval mode."""
+    with attack_mode(model, "eval"):
+        return _predict(model, x, batch_size)
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) -> float:
+    """Fraction of ``x`` classified as ``y`` (nan for an empty set)."""
+    _check_xy(x, y)
+    return _mean(predict(model, x, batch_size=batch_size) == y.to(x.device))
+
+
+def robust_accuracy(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    spec: dict,
+    *,
+    batch_size: int = 512,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Fraction of samples classified correctly both clean and after the attack ``spec``.
+
+    ``spec`` is a config attack spec (see :func:`normrobust.attacks.parse_spec`), attacks generated
+    in eval mode. Counting a sample only when it is right on the clean image too (δ = 0 lies in the
+    ball) guarantees robust accuracy <= clean accuracy. For a targeted spec each sample is attacked
+    toward a uniformly random wrong label (drawn from ``generator``) and success is still judged
+    against the ground truth ``y``.
+    """
+    _check_xy(x, y)
+    p = parse_spec(spec)
+    y = y.to(x.device)
+    correct = []
+    with attack_mode(model, "eval"):
+        for s in _batches(x.shape[0], batch_size):
+            xb, yb = x[s], y[s]
+            with torch.no_grad():
+                logits = model(xb)
+            clean_ok = logits.argmax(1) == yb
+            target = yb
+            if p["targeted"]:
+                k = logits.shape[1]
+                if k < 2:
+                    raise ValueError("robust_accuracy: a targeted attack needs at least 2 classes")
+                dev = generator.device if generator is not None else xb.device
+                shift = torch.randint(1, k, yb.shape, generator=generator, device=dev).to(xb.device)
+                target = (yb + shift) % k
+            x_adv = attack(model, xb, target, spec, generator=generator)
+            with torch.no_grad():
+                adv_ok = model(x_adv).argmax(1) == yb
+            correct.append(clean_ok & adv_ok)
+    return _mean(torch.cat(correct)) if correct else math.nan
+
+
+def noise_accuracy(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    std: float,
+    *,
+    batch_size: int = 512,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Accuracy on clip(x + N(0, std²), 0, 1). The noise is drawn once for the whole set (so the
+    result does not depend on ``batch_size``)."""
+    _check_xy(x, y)
+    if not std >= 0:
+        raise ValueError(f"noise_accuracy: std must be >= 0, got {std}")
+    x_noisy = (x + std * randn_like(x, generator)).clamp(0.0, 1.0) if std > 0 else x
+    return accuracy(model, x_noisy, y, batch_size=batch_size)
+
+
+def _input_grads(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """∇ₓ CE(f(x), y) with sum reduction (per-sample gradients in eval mode); input only."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(x), y, reduction="sum")
+        (g,) = torch.autograd.grad(loss, x)
+    return g.detach()
+
+
+def input_gradients(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) -> Tensor:
+    """Per-sample input gradients ∇ₓ CE(f(x), y), shape of ``x``, model in eval mode."""
+    _check_xy(x, y)
+    y = y.to(x.device)
+    with attack_mode(model, "eval"):
+        parts = [_input_grads(model, x[s], y[s]) for s in _batches(x.shape[0], batch_size)]
+    return torch.cat(parts) if parts else torch.zeros_like(x)
+
+
+def ligs(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    sigma: float = 0.01,
+    batch_size: int = 512,
+    generator: torch.Generator | None = None,
+) -> dict:
+    """Local Input Gradient Similarity (PAPER.md, Vocabulary).
+
+    g(x) = ∇ₓ CE(f(x), y) w.r.t. the raw [0,1] input, ground-truth label, model in eval mode;
+    v ~ N(0, σ²I), one draw per image, not clipped; LIGS = mean over samples of
+    cos(g(x), g(x+v)) on the flattened gradients. Pairs whose cosine is not finite (a zero or
+    non-finite gradient) are dropped and counted. x and x+v go through the model in one forward
+    pass per batch. The noise is drawn once for the whole set, so the result does not depend on
+    ``batch_size``.
+
+    Returns ``{"ligs": mean cosine (nan if none kept), "n": kept, "dropped": dropped}``.
+    """
+    _check_xy(x, y)
+    if not sigma >= 0:
+        raise ValueError(f"ligs: sigma must be >= 0, got {sigma}")
+    y = y.to(x.device)
+    v = sigma * randn_like(x, generator)
+    total, kept, dropped = 0.0, 0, 0
+    with attack_mode(model, "eval"):
+        for s in _batches(x.shape[0], batch_size):
+            xb, yb = x[s], y[s]
+            b = xb.shape[0]
+            g = _input_grads(model, torch.cat([xb, xb + v[s]]), torch.cat([yb, yb]))
+            g = g.flatten(1).double()
+            g1, g2 = g[:b], g[b:]
+            # plain formula (no eps clamp as in F.cosine_similarity): a zero gradient gives nan
+            cos = (g1 * g2).sum(1) / (g1.norm(dim=1) * g2.norm(dim=1))
+            ok = torch.isfinite(cos)
+            total += float(cos[ok].sum().item())
+            kept += int(ok.sum().item())
+            dropped += int((~ok).sum().item())
+    return {"ligs": total / kept if kept else math.nan, "n": kept, "dropped": dropped}
+
+
+def nrf_reliance(
+    model: nn.Module,
+    x_conflict: Tensor,
+    y_rf: Tensor,
+    y_nrf: Tensor,
+    *,
+    batch_size: int = 512,
+) -> dict:
+    """Reliance on non-robust features, on a counterfactual set whose images carry the robust
+    feature of class ``y_rf`` and the non-robust feature of class ``y_nrf``.
+
+    Returns ``{"rf_rate": P(pred == y_rf), "nrf_rate": P(pred == y_nrf),
+    "reliance": nrf_rate / (rf_rate + nrf_rate) (nan if both are 0), "n": number of images}``.
+    """
+    _check_xy(x_conflict, y_rf)
+    _check_xy(x_conflict, y_nrf)
+    pred = predict(model, x_conflict, batch_size=batch_size)
+    rf = _mean(pred == y_rf.to(pred.device))
+    nrf = _mean(pred == y_nrf.to(pred.device))
+    denom = rf + nrf
+    reliance = nrf / denom if denom > 0 else math.nan
+    return {"rf_rate": rf, "nrf_rate": nrf, "reliance": reliance, "n": int(x_conflict.shape[0])}
