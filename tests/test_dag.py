@@ -45,7 +45,9 @@ def test_figures_target_stops_before_the_report(root, tmp_path):
 
 
 def test_disabled_study_drops_its_jobs(root, tmp_path):
-    r = dry_run(root, tmp_path, "--config", "studies={'e9_transfer': {'enabled': False}}")
+    off = tmp_path / "off.yaml"
+    off.write_text("studies:\n  e9_transfer: {enabled: false}\n")
+    r = dry_run(root, tmp_path, "--configfile", str(off))
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
     assert "transfer" not in counts and counts["figure"] == 4

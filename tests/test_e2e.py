@@ -1,0 +1,92 @@
+"""The whole pipeline on a tiny config: nothing → compiled PDF, then the report follows the CSVs."""
+
+import shutil
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(root, workdir, *args, timeout=600):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(workdir), "--cores", "2",
+           "--configfile", str(root / "tests" / "configs" / "tiny.yaml"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk is not installed (scripts/bootstrap.sh installs it as root)")
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    wd = tmp_path_factory.mktemp("e2e")
+    t0 = time.perf_counter()
+    r = snakemake(root, wd)
+    seconds = time.perf_counter() - t0
+    assert r.returncode == 0, r.stderr[-5000:]
+    return root, wd, seconds
+
+
+def test_tiny_pipeline_builds_the_pdf_in_minutes(run):
+    root, wd, seconds = run
+    pdf = wd / "results" / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+    assert seconds < 180, f"the tiny pipeline took {seconds:.0f}s"
+    for name in ("trajectories", "robust_vs_eps", "ligs_per_norm", "transfer_heatmap", "nrf_reliance"):
+        assert (wd / "results" / "figures" / f"{name}.pdf").exists(), name
+    # every rule left a log
+    logs = {p.relative_to(wd / "results" / "logs").parts[0] for p in (wd / "results" / "logs").rglob("*.log")}
+    assert {"prepare_data", "train", "evaluate", "transfer", "aggregate.log", "claims.log", "figures",
+            "render_report.log", "build_report.log"} <= logs
+
+
+def test_tables_hold_real_results(run):
+    _, wd, _ = run
+    t = wd / "results" / "tables"
+    m = pd.read_csv(t / "metrics.csv")
+    assert len(m.groupby(["norm", "regime", "seed"])) == 8
+    clean = m[m.metric == "clean_acc"].value
+    assert (clean > 0.3).all(), "every model learned something"
+    robust = m[(m.metric == "robust_acc") & (m.attack == "pgd_linf") & (m.eps == 8)]
+    merged = robust.merge(m[m.metric == "clean_acc"], on=["norm", "regime", "seed"])
+    assert (merged.value_x <= merged.value_y + 1e-9).all(), "robust accuracy never exceeds clean accuracy"
+    ligs = m[m.metric == "ligs"].value
+    assert ligs.between(0, 1).all() and ligs.std() > 0, "LIGS must vary between models"
+    h = pd.read_csv(t / "history.csv")
+    assert len(h) == 8 * 2
+    tr = pd.read_csv(t / "transfer.csv")
+    assert len(tr) == 2 * 4 * 4  # per seed: 4 sources x 4 targets
+    assert tr.success_rate.between(0, 1).all()
+    assert (t / "claims.csv").exists()
+
+
+def test_second_run_has_nothing_to_do(run):
+    root, wd, _ = run
+    r = snakemake(root, wd)
+    assert r.returncode == 0
+    assert "Nothing to be done" in r.stdout + r.stderr
+
+
+def test_editing_an_aggregated_csv_changes_the_report(run):
+    root, wd, _ = run
+    tex = wd / "paper" / "generated" / "report.tex"
+    before = tex.read_text()
+    csv = wd / "results" / "tables" / "metrics.csv"
+    m = pd.read_csv(csv)
+    m.loc[m.metric == "ligs", "value"] = 0.123456
+    m.to_csv(csv, index=False)
+    pdf = wd / "results" / "report.pdf"
+    mtime = pdf.stat().st_mtime
+    r = snakemake(root, wd, "paper")
+    assert r.returncode == 0, r.stderr[-3000:]
+    jobs = r.stdout + r.stderr
+    assert "rule train" not in jobs and "rule evaluate" not in jobs, "editing a table must not retrain"
+    after = tex.read_text()
+    assert after != before
+    assert "0.12" in after
+    assert pdf.stat().st_mtime > mtime
