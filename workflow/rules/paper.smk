@@ -9,7 +9,7 @@ rule render_report:
     log:
         "results/logs/render_report.log",
     shell:
-        "{PY} -m normrobust report render --tables results/tables --figures results/figures "
+        "{PY} -m normrobust report render --tables results/tables --figures results/figures --claims {input.claims} "
         "--outdir paper/generated 2> {log}"
 
 
