@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TEX_PKGS="latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra"
+TEX_PKGS="latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra poppler-utils"
 PYTHON=${PYTHON:-python3}
 
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
@@ -43,7 +43,7 @@ if [ ! -f "$stamp" ]; then
 fi
 
 # 3. TeX for the report
-if ! command -v latexmk >/dev/null || ! kpsewhich booktabs.sty >/dev/null 2>&1; then
+if ! command -v latexmk >/dev/null || ! command -v pdftotext >/dev/null || ! kpsewhich booktabs.sty >/dev/null 2>&1; then
     if can_apt; then
         echo "bootstrap: installing TeX Live and latexmk with apt (a minute or two)"
         apt_install $TEX_PKGS
