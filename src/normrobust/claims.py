@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables as T
+from .studies import STUDIES
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 TOL_KEEP = 0.01  # "raises or keeps": a drop of up to 1 point still counts as kept
@@ -56,7 +57,7 @@ MIN_SEEDS = 2  # fewer paired seeds than this: INCONCLUSIVE
 COLUMNS = ["id", "study", "claim", "metric", "direction", "mean_diff", "min_diff", "max_diff", "n_seeds",
            "verdict", "tolerance", "note"]
 
-STUDY_TAG = {"e1_norms": "E1", "e2_trajectories": "E2", "e5_synthetic": "E5", "e9_transfer": "E9"}
+STUDY_TAG = {name: s["tag"] for name, s in STUDIES.items()}
 
 
 # ------------------------------------------------------------------------------------- the rule

@@ -37,6 +37,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from . import tables as T  # noqa: E402
+from .studies import FIGURE_STUDY  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ style
 
@@ -479,11 +480,11 @@ class FigureSpec:
 
 
 FIGURES: dict[str, FigureSpec] = {
-    "trajectories": FigureSpec(fig_trajectories, "history", "e2_trajectories"),
-    "robust_vs_eps": FigureSpec(fig_robust_vs_eps, "metrics", "e1_norms"),
-    "ligs_per_norm": FigureSpec(fig_ligs_per_norm, "metrics", "e1_norms"),
-    "transfer_heatmap": FigureSpec(fig_transfer_heatmap, "transfer", "e9_transfer"),
-    "nrf_reliance": FigureSpec(fig_nrf_reliance, "metrics", "e5_synthetic"),
+    "trajectories": FigureSpec(fig_trajectories, "history", FIGURE_STUDY["trajectories"]),
+    "robust_vs_eps": FigureSpec(fig_robust_vs_eps, "metrics", FIGURE_STUDY["robust_vs_eps"]),
+    "ligs_per_norm": FigureSpec(fig_ligs_per_norm, "metrics", FIGURE_STUDY["ligs_per_norm"]),
+    "transfer_heatmap": FigureSpec(fig_transfer_heatmap, "transfer", FIGURE_STUDY["transfer_heatmap"]),
+    "nrf_reliance": FigureSpec(fig_nrf_reliance, "metrics", FIGURE_STUDY["nrf_reliance"]),
 }
 
 

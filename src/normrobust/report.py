@@ -32,12 +32,12 @@ import pandas as pd
 
 from . import claims as C
 from . import tables as T
+from .studies import STUDIES
 
 TEX_INSTALL = ("apt-get install latexmk texlive-latex-base texlive-latex-recommended "
                "texlive-fonts-recommended texlive-latex-extra")
-STUDY_ORDER = ["e1_norms", "e2_trajectories", "e5_synthetic", "e9_transfer"]
-STUDY_FIGURES = {"e1_norms": ["robust_vs_eps", "ligs_per_norm"], "e2_trajectories": ["trajectories"],
-                 "e5_synthetic": ["nrf_reliance"], "e9_transfer": ["transfer_heatmap"]}
+STUDY_ORDER = list(STUDIES)
+STUDY_FIGURES = {name: s["figures"] for name, s in STUDIES.items()}
 UNDEFINED_RE = re.compile(r"(There were undefined references|Reference `[^']*' on page \d+ undefined|"
                           r"Citation `[^']*' on page \d+ undefined|There were undefined citations)")
 

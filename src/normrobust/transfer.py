@@ -26,11 +26,10 @@ def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device
     n = tcfg["n_test"]
     x, y = to_float(data["test"]["x"][:n]), data["test"]["y"][:n]
     g = seeded_generator(settings["cell"]["seed"], 400, device=device)
-    advs = []
+    bs = tcfg.get("batch_size", 500)
     with attack_mode(src, "eval"):
-        for i in range(0, len(y), 500):
-            advs.append(attack(src, x[i:i + 500], y[i:i + 500], tcfg["attack"], generator=g).detach())
-    x_adv = torch.cat(advs)
+        x_adv = torch.cat([attack(src, x[i:i + bs], y[i:i + bs], tcfg["attack"], generator=g).detach()
+                           for i in range(0, len(y), bs)])
     rows = []
     for t in targets:
         model, tset, _ = load_model(t, device)

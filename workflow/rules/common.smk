@@ -4,6 +4,7 @@ import json
 import shlex
 
 from normrobust.config import ConfigError, cell_path, cells, enabled_studies, study_cells, validate
+from normrobust.studies import FIGURE_STUDY
 
 try:
     validate(config)
@@ -16,14 +17,6 @@ STUDIES = enabled_studies(config)
 REPORT_PDF = "results/report.pdf"
 CELL = "{dataset}/{arch}/{norm}/{regime}/s{seed}"
 
-# Figures and the studies that need them (a figure is drawn when one of its studies is on).
-FIGURES = {
-    "trajectories": ["e2_trajectories"],
-    "robust_vs_eps": ["e1_norms"],
-    "ligs_per_norm": ["e1_norms"],
-    "nrf_reliance": ["e5_synthetic"],
-    "transfer_heatmap": ["e9_transfer"],
-}
 
 
 def _alternatives(names):
@@ -38,7 +31,7 @@ wildcard_constraints:
     norm=_alternatives({c["norm"] for c in CELLS} or ["none"]),
     regime=_alternatives(config["regimes"]),
     seed=r"\d+",
-    figure=_alternatives(FIGURES),
+    figure=_alternatives(FIGURE_STUDY),
 
 
 def json_arg(obj):
@@ -84,8 +77,8 @@ def transfer_targets(w):
 def figure_targets():
     return [
         f"results/figures/{name}.pdf"
-        for name, studies in FIGURES.items()
-        if any(s in STUDIES for s in studies)
+        for name, study in FIGURE_STUDY.items()
+        if study in STUDIES
     ]
 
 
