@@ -39,27 +39,113 @@ class Diverged(RuntimeError):
     pass
 
 
+OPTIMIZERS = ("sgd", "adam", "adagrad")
+SCHEDULES = ("multistep", "cosine", "constant")
+OBJECTIVES = ("clean", "adversarial", "weighted", "mixed", "advprop", "ligs_reg")
+
+
 def make_optimizer(model, tr: dict):
-    opt = tr.get("optimizer", "sgd")
+    opt, lr, wd = tr.get("optimizer", "sgd"), tr["lr"], tr.get("weight_decay", 0.0)
     if opt == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=tr["lr"], momentum=tr.get("momentum", 0.9),
-                               weight_decay=tr.get("weight_decay", 0.0))
-    raise ValueError(f"training.optimizer: unknown '{opt}' (allowed: sgd)")
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=tr.get("momentum", 0.9), weight_decay=wd)
+    if opt == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    if opt == "adagrad":
+        return torch.optim.Adagrad(model.parameters(), lr=lr, weight_decay=wd)
+    raise ValueError(f"training.optimizer: unknown '{opt}' (allowed: {', '.join(OPTIMIZERS)})")
 
 
 def make_scheduler(optimizer, tr: dict):
+    """Stepped once per epoch."""
     sched = tr.get("schedule") or {"kind": "constant"}
     if sched["kind"] == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=sched.get("milestones", []),
                                                     gamma=sched.get("gamma", 0.1))
+    if sched["kind"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tr["epochs"])
     if sched["kind"] == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
-    raise ValueError(f"training.schedule.kind: unknown '{sched['kind']}' (allowed: multistep, constant)")
+    raise ValueError(f"training.schedule.kind: unknown '{sched['kind']}' (allowed: {', '.join(SCHEDULES)})")
+
+
+def objective(regime: dict) -> str:
+    """The regime's loss; by default 'adversarial' when it has an attack, else 'clean'."""
+    return regime.get("objective") or ("adversarial" if regime.get("attack") else "clean")
+
+
+def uses_aux_norm(regime: dict, norm: str) -> bool:
+    """AdvProp splits every norm layer into a main and an auxiliary copy. A network without norm
+    layers (norm 'none' or 'fixup') has nothing to split: AdvProp then reduces to the sum of the
+    clean and the adversarial loss, each batch through the same network (documented in the README)."""
+    return objective(regime) == "advprop" and norm not in ("none", "fixup")
+
+
+def make_adversarial(model, x, y, regime: dict, generator, aux: bool, num_classes: int):
+    """The regime's training attack, in the regime's model mode (eval, or train with frozen stats).
+
+    A targeted attack goes toward a uniformly random wrong label; under AdvProp the attack is
+    generated through the auxiliary norm."""
+    from contextlib import nullcontext
+
+    spec = regime["attack"]
+    target = y
+    if spec.get("targeted"):
+        shift = torch.randint(1, num_classes, y.shape, generator=generator, device=y.device)
+        target = (y + shift) % num_classes
+    route = _use_aux(model) if aux else nullcontext()
+    with route, attack_mode(model, regime.get("attack_mode", "eval")):
+        x_adv = attack(model, x, target, spec, generator=generator)
+    return x_adv.detach()
+
+
+def _use_aux(model):
+    from .models.auxnorm import use_aux
+
+    return use_aux(model)
+
+
+def ligs_penalty(model, x, y, sigma: float, generator) -> torch.Tensor:
+    """Mean (1 − cos(g(x), g(x+v))) over the batch, g = ∇ₓ CE, differentiable in the weights
+    (double backward). Computed in the model's current (train) mode."""
+    v = torch.randn(x.shape, generator=generator, device=x.device) * sigma
+    xs = torch.cat([x, x + v]).requires_grad_(True)
+    loss = F.cross_entropy(model(xs), torch.cat([y, y]), reduction="sum")
+    (g,) = torch.autograd.grad(loss, xs, create_graph=True)
+    g = g.flatten(1)
+    cos = F.cosine_similarity(g[: len(x)], g[len(x):], dim=1, eps=1e-12)
+    return (1 - cos).mean()
+
+
+def batch_loss(model, x, y, regime: dict, generator, aux: bool, num_classes: int) -> torch.Tensor:
+    """The training loss of one batch under the regime's objective (model in train mode)."""
+    obj = objective(regime)
+    if obj == "clean":
+        return F.cross_entropy(model(x), y)
+    if obj == "ligs_reg":
+        return F.cross_entropy(model(x), y) + regime.get("ligs_weight", 1.0) * ligs_penalty(
+            model, x, y, regime.get("ligs_sigma", 0.01), generator)
+    x_adv = make_adversarial(model, x, y, regime, generator, aux, num_classes)
+    model.train()
+    if obj == "adversarial":  # Madry: adversarial images only
+        return F.cross_entropy(model(x_adv), y)
+    if obj == "weighted":  # Goodfellow: α J(x) + (1 − α) J(x + η)
+        a = regime.get("clean_weight", 0.5)
+        return a * F.cross_entropy(model(x), y) + (1 - a) * F.cross_entropy(model(x_adv), y)
+    if obj == "mixed":  # clean and adversarial in one batch through one shared norm
+        return F.cross_entropy(model(torch.cat([x, x_adv])), torch.cat([y, y]))
+    if obj == "advprop":  # clean through the main norm, adversarial through the auxiliary one
+        clean = F.cross_entropy(model(x), y)
+        if not aux:
+            return clean + F.cross_entropy(model(x_adv), y)
+        with _use_aux(model):
+            return clean + F.cross_entropy(model(x_adv), y)
+    raise ValueError(f"regime objective: unknown '{obj}' (allowed: {', '.join(OBJECTIVES)})")
 
 
 def train_epoch(model, opt, data: dict, settings: dict, epoch: int, device) -> float:
     """One pass over the training set; returns the mean training loss."""
     tr, regime, seed = settings["training"], settings["regime"], settings["cell"]["seed"]
+    aux = uses_aux_norm(regime, settings["cell"]["norm"])
     x_all, y_all = data["train"]["x"], data["train"]["y"]
     n, bs = x_all.shape[0], tr["batch_size"]
     perm = torch.randperm(n, generator=seeded_generator(seed, epoch, 1)).to(device)
@@ -73,11 +159,7 @@ def train_epoch(model, opt, data: dict, settings: dict, epoch: int, device) -> f
         x, y = to_float(x_all[idx]), y_all[idx]
         if aug:
             x = augment(x, g_aug, crop_pad=aug.get("crop_pad", 0), flip=aug.get("flip", False))
-        if regime["attack"]:
-            with attack_mode(model, regime["attack_mode"]):
-                x = attack(model, x, y, regime["attack"], generator=g_att)
-            model.train()
-        loss = F.cross_entropy(model(x), y)
+        loss = batch_loss(model, x, y, regime, g_att, aux, data["meta"]["num_classes"])
         if not torch.isfinite(loss):
             raise Diverged(f"loss is {loss.item()} at epoch {epoch}, step {i // bs}, "
                            f"lr {opt.param_groups[0]['lr']:g}")
@@ -144,7 +226,8 @@ def train(settings: dict, data_path: str, out_dir: str, threads: int | None = No
         raise SystemExit(f"training.batch_size: {tr['batch_size']} is larger than the training set "
                          f"({n_train} images of '{cell['dataset']}'); allowed 1..{n_train}")
     torch.manual_seed(cell["seed"])
-    model = build_model(settings["arch"], cell["norm"], data["meta"]).to(device)
+    model = build_model(settings["arch"], cell["norm"], data["meta"],
+                        **({"aux_norm": True} if uses_aux_norm(settings["regime"], cell["norm"]) else {})).to(device)
     opt = make_optimizer(model, tr)
     sched = make_scheduler(opt, tr)
     ckpt = out / "checkpoint.pt"
@@ -186,7 +269,9 @@ def load_model(path: str | Path, device="cpu"):
     """Rebuild a trained model from its ``model.pt``; returns (model in eval mode, settings, meta)."""
     state = load_torch(path, map_location=device)
     settings = json.loads(state["settings"])
-    model = build_model(settings["arch"], settings["cell"]["norm"], state["meta"]).to(device)
+    aux = uses_aux_norm(settings["regime"], settings["cell"]["norm"])
+    model = build_model(settings["arch"], settings["cell"]["norm"], state["meta"],
+                        **({"aux_norm": True} if aux else {})).to(device)
     model.load_state_dict(state["state_dict"])
     return model.eval(), settings, state["meta"]
 

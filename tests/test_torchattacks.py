@@ -1,0 +1,71 @@
+"""Our attacks against an established library: torchattacks' PGD / PGD-L2 / FGSM, same settings."""
+
+import pytest
+import torch
+
+from normrobust import metrics
+from normrobust import train as T
+from normrobust.data import build_dataset, to_float
+from normrobust.utils import save_torch
+
+torchattacks = pytest.importorskip("torchattacks")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ta")
+    data = build_dataset("generated", {"kind": "generated", "seed": 2, "n_train": 1000, "n_test": 300})
+    save_torch(data, d / "gen.pt")
+    s = {"cell": {"dataset": "generated", "arch": "cnn", "norm": "bn", "regime": "standard", "seed": 0},
+         "arch": {"kind": "cnn", "widths": [16, 32, 64]}, "regime": {"name": "standard", "attack": None},
+         "training": {"epochs": 4, "batch_size": 50, "lr": 0.05, "schedule": {"kind": "constant"},
+                      "history": {"n_test": 10, "attack": {"type": "fgsm", "norm": "linf", "eps": 4}}},
+         "device": "cpu"}
+    T.train(s, str(d / "gen.pt"), d / "m")
+    model, _, _ = T.load_model(d / "m" / "model.pt")
+    return model, to_float(data["test"]["x"]), data["test"]["y"]
+
+
+def library_accuracy(model, atk, x, y):
+    x_adv = atk(x, y)
+    with torch.no_grad():
+        return ((model(x).argmax(1) == y) & (model(x_adv).argmax(1) == y)).float().mean().item()
+
+
+@pytest.mark.parametrize("eps", [4, 16, 24, 32])
+def test_pgd_linf_agrees_with_torchattacks(trained, eps):
+    model, x, y = trained
+    ours = metrics.robust_accuracy(model, x, y, {"type": "pgd", "norm": "linf", "eps": eps, "step": eps / 4,
+                                                 "steps": 10})
+    theirs = library_accuracy(model, torchattacks.PGD(model, eps=eps / 255, alpha=eps / 4 / 255, steps=10,
+                                                      random_start=False), x, y)
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)
+
+
+@pytest.mark.parametrize("eps", [0.5, 1.0, 1.5, 2.0])
+def test_pgd_l2_agrees_with_torchattacks(trained, eps):
+    model, x, y = trained
+    ours = metrics.robust_accuracy(model, x, y, {"type": "pgd", "norm": "l2", "eps": eps, "rel_step": 0.4,
+                                                 "steps": 10})
+    theirs = library_accuracy(model, torchattacks.PGDL2(model, eps=eps, alpha=0.4 * eps, steps=10,
+                                                        random_start=False), x, y)
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)
+
+
+def test_fgsm_agrees_with_torchattacks(trained):
+    model, x, y = trained
+    ours = metrics.robust_accuracy(model, x, y, {"type": "fgsm", "norm": "linf", "eps": 4})
+    theirs = library_accuracy(model, torchattacks.FGSM(model, eps=4 / 255), x, y)
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)
+
+
+def test_the_comparison_is_not_trivial(trained):
+    """Several settings leave robust accuracy strictly between 5% and 95% of the clean one."""
+    model, x, y = trained
+    clean = metrics.accuracy(model, x, y)
+    accs = [metrics.robust_accuracy(model, x, y, {"type": "pgd", "norm": "l2", "eps": e, "rel_step": 0.4,
+                                                  "steps": 10}) for e in (0.5, 1.0, 1.5, 2.0)]
+    accs += [metrics.robust_accuracy(model, x, y, {"type": "pgd", "norm": "linf", "eps": e, "step": e / 4,
+                                                   "steps": 10}) for e in (4, 16, 24, 32)]
+    assert clean > 0.5
+    assert sum(0.05 * clean < a < 0.95 * clean for a in accs) >= 3, (clean, accs)
