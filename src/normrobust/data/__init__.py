@@ -7,25 +7,79 @@ Every dataset is prepared once (``python -m normrobust prepare-data``) into one 
      "counterfactual": {...}   # generated dataset only: rf_only / nrf_only / conflict test sets
      "meta": {"name", "num_classes", "shape", "mean", "std", ...}}
 
+Kinds: ``generated`` (synthetic, see generated.py) and the real ``mnist``, ``fashion_mnist``, ``cifar10``,
+``svhn`` (torchvision_sets.py: read from a data directory in torchvision's layout, md5-checked, offline).
+
 Training and evaluation load that file straight onto the device (``load_prepared``) and
 batch by indexing: no DataLoader, no per-sample Python.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
+from pathlib import Path
+
 import torch
 
-DATASET_KINDS = ("generated",)
+from . import torchvision_sets
+from .torchvision_sets import DatasetFileError
+
+DATASET_KINDS = ("generated", *torchvision_sets.TORCHVISION_CLASSES)
+DATA_DIR_ENV = "NORMROBUST_DATA"
+
+__all__ = ["DATASET_KINDS", "DatasetFileError", "augment", "build_dataset", "dataset_num_classes",
+           "dataset_shape", "load_prepared", "resolve_data_dir", "to_float"]
 
 
-def build_dataset(name: str, cfg: dict) -> dict:
-    """Make the dataset dict for the config entry ``cfg`` (``kind`` + its settings)."""
+def resolve_data_dir(cfg_value: str | os.PathLike | None = None) -> Path:
+    """Where real datasets live: the config value when given, else $NORMROBUST_DATA, else ./data (absolute)."""
+    value = cfg_value or os.environ.get(DATA_DIR_ENV) or "data"
+    return Path(os.path.abspath(Path(value).expanduser()))
+
+
+def _kind(cfg: dict) -> str:
     kind = cfg.get("kind")
-    params = {k: v for k, v in cfg.items() if k not in ("kind", "augment")}
+    if kind not in DATASET_KINDS:
+        raise ValueError(f"dataset kind: unknown '{kind}' (allowed: {', '.join(DATASET_KINDS)})")
+    return kind
+
+
+def _generated_default(param: str):
+    from .generated import generate
+
+    return inspect.signature(generate).parameters[param].default
+
+
+def dataset_shape(cfg: dict) -> tuple[int, int, int]:
+    """(C, H, W) of the dataset a config entry describes, without reading any data."""
+    kind = _kind(cfg)
+    if kind == "generated":
+        size = cfg.get("image_size", _generated_default("image_size"))
+        return (3, size, size)
+    return torchvision_sets.SHAPES[kind]
+
+
+def dataset_num_classes(cfg: dict) -> int:
+    """Number of classes of the dataset a config entry describes, without reading any data."""
+    if _kind(cfg) == "generated":
+        return cfg.get("num_classes", _generated_default("num_classes"))
+    return torchvision_sets.NUM_CLASSES
+
+
+def build_dataset(name: str, cfg: dict, data_dir: str | os.PathLike | None = None) -> dict:
+    """Make the dataset dict for the config entry ``cfg`` (``kind`` + its settings).
+
+    ``data_dir`` (the config's top-level ``data_dir``) is only used by the real datasets; it goes through
+    :func:`resolve_data_dir`.
+    """
+    kind = cfg.get("kind")
     if kind == "generated":
         from .generated import generate
 
-        data = generate(**params)
+        data = generate(**{k: v for k, v in cfg.items() if k not in ("kind", "augment")})
+    elif kind in DATASET_KINDS:
+        data = torchvision_sets.build(name, cfg, resolve_data_dir(data_dir))
     else:
         raise ValueError(f"datasets.{name}.kind: unknown '{kind}' (allowed: {', '.join(DATASET_KINDS)})")
     data["meta"]["name"] = name
