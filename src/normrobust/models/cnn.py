@@ -1,4 +1,5 @@
-"""A small VGG-style CNN: [conv-norm-act] x2 per stage, max-pool between stages."""
+"""A small VGG-style CNN: [conv-norm-act] x ``convs_per_stage`` per stage, max-pool between stages,
+global average pool, one linear classifier."""
 
 from __future__ import annotations
 
