@@ -25,7 +25,7 @@ def test_default_config_is_valid_and_asks_for_at_least_5_norms_2_regimes_2_seeds
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["studies"]["e1_norms"].update(norms=["bogus"]),
-     r"studies\.e1_norms\.norms\[0\]: 'bogus' is not allowed \(allowed: none, bn, ln, in, gn\)"),
+     r"studies\.e1_norms\.norms\[0\]: 'bogus' is not allowed \(allowed: none, bn, ln, in, gn, fixup\)"),
     (lambda c: c["training"].update(epochz=3), r"training: unknown key 'epochz' \(allowed: .*epochs"),
     (lambda c: c.update(bogus=1), r"unknown key 'bogus'"),
     (lambda c: c["training"].update(epochs=0), r"training\.epochs: 0 is less than the minimum of 1"),
@@ -51,3 +51,38 @@ def test_bad_values_name_the_key_and_the_allowed_values(default, change, message
 def test_cell_path_layout():
     assert C.cell_path(dict(dataset="generated", arch="cnn", norm="bn", regime="standard", seed=1)) == \
         "generated/cnn/bn/standard/s1"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: (c["archs"].update(vgg={"kind": "vgg", "layers": 16}),
+                c["studies"]["e1_norms"].update(archs=["vgg"], norms=["in"])),
+     r"studies\.e1_norms: arch 'vgg' with norm 'in': norm 'in' would normalise a 1x1 map"),
+    (lambda c: c["studies"]["e1_norms"].update(norms=["fixup"]),
+     r"studies\.e1_norms: arch 'cnn' with norm 'fixup': norm 'fixup' is an init for residual nets"),
+    (lambda c: (c["datasets"].update(mnist={"kind": "mnist"}), c["archs"].update(vgg={"kind": "vgg"}),
+                c["studies"]["e1_norms"].update(dataset="mnist", archs=["vgg"], norms=["none"])),
+     r"arch 'vgg' with norm 'none': input 28x28 shrinks below 1x1"),
+    (lambda c: (c["archs"].update(soft={"kind": "linear"}), c["studies"]["e1_norms"].update(archs=["soft"])),
+     r"arch 'soft' with norm 'bn': kind 'linear' has no layer to normalise"),
+])
+def test_impossible_cells_fail_at_config_time(default, change, message):
+    cfg = copy.deepcopy(default)
+    change(cfg)
+    with pytest.raises(C.ConfigError, match=message):
+        C.validate(cfg)
+
+
+def test_a_preset_removes_an_inherited_attack_key_with_null(default):
+    cfg = copy.deepcopy(default)
+    cfg["training"]["history"]["attack"].update(norm="l2", eps=0.25, step=0.1)  # rel_step inherited
+    with pytest.raises(C.ConfigError, match=r"training\.history\.attack: give one of 'step' or 'rel_step'"):
+        C.validate(copy.deepcopy(cfg))
+    cfg["training"]["history"]["attack"]["rel_step"] = None
+    assert "rel_step" not in C.validate(cfg)["training"]["history"]["attack"]
+
+
+def test_attack_specs_are_checked_by_the_attack_code(default):
+    cfg = copy.deepcopy(default)
+    cfg["evaluation"]["attacks"]["fgsm_linf"]["steps"] = 5
+    with pytest.raises(C.ConfigError, match=r"evaluation\.attacks\.fgsm_linf: .*steps"):
+        C.validate(cfg)

@@ -56,7 +56,7 @@ def test_disabled_study_drops_its_jobs(root, tmp_path):
 def test_bad_config_value_fails_before_any_job_naming_the_key(root, tmp_path):
     r = dry_run(root, tmp_path, "--config", "studies={'e1_norms': {'norms': ['bogus']}}")
     assert r.returncode != 0
-    assert "config error: studies.e1_norms.norms[0]: 'bogus' is not allowed (allowed: none, bn, ln, in, gn)" \
+    assert "config error: studies.e1_norms.norms[0]: 'bogus' is not allowed (allowed: none, bn, ln, in, gn, fixup)" \
         in r.stderr
     assert "Job stats" not in r.stdout
 
@@ -67,3 +67,21 @@ def test_unknown_config_key_fails_naming_it(root, tmp_path):
     r = dry_run(root, tmp_path, "--configfile", str(bad))
     assert r.returncode != 0
     assert "config error: training: unknown key 'lr_decay'" in r.stderr
+
+
+def test_paper_preset_plans_every_cell_without_any_data(root, tmp_path):
+    r = dry_run(root, tmp_path, "--configfile", str(root / "workflow" / "presets" / "paper-cifar10.yaml"))
+    assert r.returncode == 0, r.stderr
+    counts = job_counts(r.stdout)
+    train = re.findall(r"output: results/models/cifar10/(\w+)/(\w+)/(\w+)/s\d+/model\.pt", r.stdout)
+    archs, norms, regimes = ({t[i] for t in train} for i in range(3))
+    assert len(archs) >= 2 and norms == {"none", "bn", "ln", "in", "gn"} and len(regimes) >= 5
+    assert counts["train"] >= 2 * 5 * 5
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("preset", ["mnist-quick", "fgsm-mnist", "gpu-quick"])
+def test_every_preset_validates_and_plans(root, tmp_path, preset):
+    r = dry_run(root, tmp_path, "--configfile", str(root / "workflow" / "presets" / f"{preset}.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert job_counts(r.stdout)["train"] >= 4

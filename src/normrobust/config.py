@@ -51,9 +51,34 @@ def _deepest(errors):
     return max(flat, key=lambda e: (len(e.absolute_path), e.validator not in ("oneOf", "anyOf", "type")))
 
 
+def _attack_specs(config: dict):
+    """(where, spec) for every attack spec of the config."""
+    for name, r in (config.get("regimes") or {}).items():
+        if isinstance(r, dict) and isinstance(r.get("attack"), dict):
+            yield f"regimes.{name}.attack", r["attack"]
+    hist = (config.get("training") or {}).get("history") or {}
+    if isinstance(hist.get("attack"), dict):
+        yield "training.history.attack", hist["attack"]
+    if isinstance((config.get("transfer") or {}).get("attack"), dict):
+        yield "transfer.attack", config["transfer"]["attack"]
+    for name, spec in ((config.get("evaluation") or {}).get("attacks") or {}).items():
+        if isinstance(spec, dict):
+            yield f"evaluation.attacks.{name}", spec
+
+
+def _drop_nulls_in_attacks(config: dict) -> None:
+    """A preset is merged onto config.yaml key by key; setting an inherited attack key to null
+    removes it (e.g. ``rel_step: null`` where the preset gives ``step``)."""
+    for _, spec in list(_attack_specs(config)):
+        for k in [k for k, v in spec.items() if v is None]:
+            del spec[k]
+
+
 def validate(config: dict, schema_path: Path | str = SCHEMA) -> dict:
     """Validate ``config`` in place (schema defaults filled in); raise ConfigError on the first problem."""
     import jsonschema
+
+    _drop_nulls_in_attacks(config)
 
     with open(schema_path) as f:
         schema = yaml.safe_load(f)
@@ -70,7 +95,12 @@ def validate(config: dict, schema_path: Path | str = SCHEMA) -> dict:
 
 
 def _check_attack(where: str, spec: dict) -> None:
+    from .attacks import parse_spec
+
     eps_list = spec["eps"] if isinstance(spec["eps"], list) else [spec["eps"]]
+    if "step" in spec and "rel_step" in spec:
+        raise ConfigError(f"{where}: give one of 'step' or 'rel_step', not both (a preset inherits keys from "
+                          f"config.yaml: set the other to null)")
     for eps in eps_list:
         if spec["norm"] == "linf" and eps > LINF_EPS_MAX:
             raise ConfigError(f"{where}.eps: {eps} (= {eps}/255) is absurd; L∞ eps is in 1/255 steps, "
@@ -82,23 +112,24 @@ def _check_attack(where: str, spec: dict) -> None:
         raise ConfigError(f"{where}: a pgd attack needs 'steps'")
     if spec["type"] == "pgd" and "step" not in spec and "rel_step" not in spec:
         raise ConfigError(f"{where}: a pgd attack needs 'step' or 'rel_step'")
+    try:
+        for eps in eps_list:
+            parse_spec({**spec, "eps": eps})
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}".replace("attack spec: ", "")) from None
 
 
 def _check_references(config: dict) -> None:
+    for where, spec in _attack_specs(config):
+        _check_attack(where, spec)
     for name, r in config["regimes"].items():
-        if r["attack"]:
-            _check_attack(f"regimes.{name}.attack", r["attack"])
         obj = r.get("objective")
         if obj in ("clean", "ligs_reg") and r["attack"]:
             raise ConfigError(f"regimes.{name}: objective '{obj}' trains without an attack; set attack: null "
                               f"or an adversarial objective (adversarial, weighted, mixed, advprop)")
         if obj in ("adversarial", "weighted", "mixed", "advprop") and not r["attack"]:
             raise ConfigError(f"regimes.{name}: objective '{obj}' needs an attack (type, norm, eps, ...)")
-    _check_attack("training.history.attack", config["training"]["history"]["attack"])
-    _check_attack("transfer.attack", config["transfer"]["attack"])
     attacks = config["evaluation"]["attacks"]
-    for name, spec in attacks.items():
-        _check_attack(f"evaluation.attacks.{name}", spec)
     head = config["evaluation"]["headline"]
     if head["attack"] not in attacks:
         raise ConfigError(f"evaluation.headline.attack: '{head['attack']}' is not an evaluation attack "
@@ -118,10 +149,33 @@ def _check_references(config: dict) -> None:
                 if v not in config[table]:
                     raise ConfigError(f"studies.{sname}.{key}: '{v}' is not defined under {table} "
                                       f"(allowed: {', '.join(config[table])})")
+    _check_cells(config)
     tr = config["training"]
     if config["training"]["epochs"] < max(tr.get("save_epochs") or [0]):
         raise ConfigError(f"training.save_epochs: {tr['save_epochs']} asks for epochs beyond "
                           f"training.epochs ({tr['epochs']})")
+
+
+def _check_cells(config: dict) -> None:
+    """Every (dataset, arch, norm, regime) an enabled study asks for can be built: e.g. no instance
+    norm over a 1x1 map, no VGG on 28x28 images, FixUp on residual nets only."""
+    from .data import dataset_shape
+    from .models import check_compatible
+    from .train import uses_aux_norm
+
+    seen = set()
+    for sname, s in enabled_studies(config).items():
+        for c in study_cells(config, s):
+            key = (c["dataset"], c["arch"], c["norm"], c["regime"])
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                shape = dataset_shape(config["datasets"][c["dataset"]])
+                check_compatible(config["archs"][c["arch"]], c["norm"], shape, arch_name=c["arch"],
+                                 aux_norm=uses_aux_norm(config["regimes"][c["regime"]], c["norm"]))
+            except ValueError as e:
+                raise ConfigError(f"studies.{sname}: {e} (dataset '{c['dataset']}', regime '{c['regime']}')") from None
 
 
 def enabled_studies(config: dict) -> dict:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from . import metrics
 from .attacks import attack, attack_mode
 from .data import augment, load_prepared, to_float
-from .models import build_model
+from .models import build_model, use_aux
 from .utils import atomic_write, load_torch, log, pick_device, save_torch, seeded_generator, set_threads
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "seconds")
@@ -92,16 +92,10 @@ def make_adversarial(model, x, y, regime: dict, generator, aux: bool, num_classe
     if spec.get("targeted"):
         shift = torch.randint(1, num_classes, y.shape, generator=generator, device=y.device)
         target = (y + shift) % num_classes
-    route = _use_aux(model) if aux else nullcontext()
+    route = use_aux(model) if aux else nullcontext()
     with route, attack_mode(model, regime.get("attack_mode", "eval")):
         x_adv = attack(model, x, target, spec, generator=generator)
     return x_adv.detach()
-
-
-def _use_aux(model):
-    from .models.auxnorm import use_aux
-
-    return use_aux(model)
 
 
 def ligs_penalty(model, x, y, sigma: float, generator) -> torch.Tensor:
@@ -137,7 +131,7 @@ def batch_loss(model, x, y, regime: dict, generator, aux: bool, num_classes: int
         clean = F.cross_entropy(model(x), y)
         if not aux:
             return clean + F.cross_entropy(model(x_adv), y)
-        with _use_aux(model):
+        with use_aux(model):
             return clean + F.cross_entropy(model(x_adv), y)
     raise ValueError(f"regime objective: unknown '{obj}' (allowed: {', '.join(OBJECTIVES)})")
 
@@ -227,7 +221,7 @@ def train(settings: dict, data_path: str, out_dir: str, threads: int | None = No
                          f"({n_train} images of '{cell['dataset']}'); allowed 1..{n_train}")
     torch.manual_seed(cell["seed"])
     model = build_model(settings["arch"], cell["norm"], data["meta"],
-                        **({"aux_norm": True} if uses_aux_norm(settings["regime"], cell["norm"]) else {})).to(device)
+                        aux_norm=uses_aux_norm(settings["regime"], cell["norm"])).to(device)
     opt = make_optimizer(model, tr)
     sched = make_scheduler(opt, tr)
     ckpt = out / "checkpoint.pt"
@@ -270,8 +264,7 @@ def load_model(path: str | Path, device="cpu"):
     state = load_torch(path, map_location=device)
     settings = json.loads(state["settings"])
     aux = uses_aux_norm(settings["regime"], settings["cell"]["norm"])
-    model = build_model(settings["arch"], settings["cell"]["norm"], state["meta"],
-                        **({"aux_norm": True} if aux else {})).to(device)
+    model = build_model(settings["arch"], settings["cell"]["norm"], state["meta"], aux_norm=aux).to(device)
     model.load_state_dict(state["state_dict"])
     return model.eval(), settings, state["meta"]
 

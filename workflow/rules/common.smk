@@ -39,6 +39,12 @@ def json_arg(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
+def data_dir_arg():
+    """--data-dir for real datasets when the config sets data_dir (else $NORMROBUST_DATA, else ./data)."""
+    d = config.get("data_dir")
+    return f"--data-dir {shlex.quote(str(d))}" if d else ""
+
+
 def cell_of(w):
     return dict(dataset=w.dataset, arch=w.arch, norm=w.norm, regime=w.regime, seed=int(w.seed))
 

@@ -5,6 +5,7 @@ rule prepare_data:
         "results/logs/prepare_data/{dataset}.log",
     params:
         settings=lambda w: json_arg(config["datasets"][w.dataset]),
+        data_dir=data_dir_arg(),
     shell:
         "{PY} -m normrobust prepare-data --name {wildcards.dataset} "
-        "--settings {params.settings} --out {output} 2> {log}"
+        "--settings {params.settings} {params.data_dir} --out {output} 2> {log}"
