@@ -15,6 +15,17 @@ COMMANDS = {
     "figure": ("normrobust.figures", "one figure from the tables"),
     "report": ("normrobust.report", "render and build the LaTeX report"),
 }
+# Commands of the rules that declare `resources: gpu=1`: each takes a device lease first.
+GPU_COMMANDS = frozenset({"train", "evaluate", "transfer"})
+
+
+def take_gpu_lease(command: str, args: list[str] = ()) -> dict | None:
+    """Lease a GPU for a GPU command (see normrobust.gpu), before anything can initialise CUDA."""
+    if command not in GPU_COMMANDS or any(a in ("-h", "--help") for a in args):
+        return None
+    from . import gpu  # stdlib only: importing it does not touch CUDA
+
+    return gpu.acquire()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(msg)
         return 0
+    take_gpu_lease(argv[0], argv[1:])  # sets CUDA_VISIBLE_DEVICES before the command imports torch
     module = importlib.import_module(COMMANDS[argv[0]][0])
     return module.main(argv[1:]) or 0
 

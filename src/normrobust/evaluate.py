@@ -14,6 +14,7 @@ import time
 
 from . import metrics
 from .data import load_prepared, to_float
+from .gpu import lease_info
 from .train import load_model
 from .utils import log, pick_device, save_json, seeded_generator, set_threads
 
@@ -55,7 +56,7 @@ def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto
         log(f"  NRF reliance {rel['reliance']:.3f}")
     return {"cell": settings["cell"], "attack_mode": "eval", "device": str(device), "n_test": len(y),
             "ligs_pairs": lg["n"], "ligs_dropped": lg["dropped"], "seconds": time.perf_counter() - t0,
-            "rows": rows}
+            "rows": rows, "lease": lease_info()}
 
 
 def main(argv: list[str] | None = None) -> int:

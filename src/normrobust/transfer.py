@@ -15,6 +15,7 @@ import torch
 from . import metrics
 from .attacks import attack, attack_mode
 from .data import load_prepared, to_float
+from .gpu import lease_info
 from .train import load_model
 from .utils import log, pick_device, save_json, seeded_generator, set_threads
 
@@ -40,7 +41,8 @@ def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device
         rows.append({"target": tset["cell"], "success_rate": rate, "n": n_right})
         log(f"{settings['cell']['norm']}/{settings['cell']['regime']} → "
             f"{tset['cell']['norm']}/{tset['cell']['regime']}: {rate:.3f} of {n_right}")
-    return {"source": settings["cell"], "attack": tcfg["attack"], "attack_mode": "eval", "rows": rows}
+    return {"source": settings["cell"], "attack": tcfg["attack"], "attack_mode": "eval", "rows": rows,
+            "lease": lease_info()}
 
 
 def main(argv: list[str] | None = None) -> int:

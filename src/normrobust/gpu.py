@@ -1,0 +1,206 @@
+"""One GPU per job: an exclusive lease on a device, taken before CUDA starts.
+
+Snakemake's ``--resources gpu=N`` only counts GPU jobs; it never says *which* device a job
+should use. So each GPU command (train, evaluate, transfer) calls :func:`acquire` first
+(``python -m normrobust`` does it before importing the command's module):
+
+- under SLURM (``SLURM_JOB_ID`` set) the scheduler's binding is used as is: no lease, and
+  ``CUDA_VISIBLE_DEVICES`` is left as SLURM set it;
+- otherwise the candidates are the entries of an inherited ``CUDA_VISIBLE_DEVICES`` (ids or
+  UUIDs; empty means no GPU), else every GPU present (counted with ``nvidia-smi -L`` or
+  ``/proc/driver/nvidia/gpus``, without initialising CUDA); with none, nothing changes;
+- for each candidate it tries a non-blocking exclusive ``flock`` on
+  ``<lock dir>/gpu-<id>.lock`` (lock dir: ``$NORMROBUST_LOCK_DIR``, else
+  ``/tmp/normrobust-gpu-locks-<uid>``). The file stays open for the life of the process,
+  so the kernel drops the lock when the process ends, even on ``kill -9``. If every
+  candidate is held it polls every second (a line to stderr every 30 s) for up to
+  ``$NORMROBUST_GPU_WAIT`` seconds (default 3600), then stops with the holders' pids;
+- it sets ``CUDA_VISIBLE_DEVICES`` to the leased device, so inside the job that device is
+  ``cuda:0``, and records the lease (:func:`lease_info`, also ``$NORMROBUST_GPU_LEASE`` as
+  JSON) so that the command can write it into its outputs.
+
+This module imports nothing heavy (no torch): it must run before CUDA is initialised.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+LEASE_ENV = "NORMROBUST_GPU_LEASE"
+LOCK_DIR_ENV = "NORMROBUST_LOCK_DIR"
+WAIT_ENV = "NORMROBUST_GPU_WAIT"
+DEFAULT_WAIT_S = 3600.0
+POLL_S = 1.0
+LOG_EVERY_S = 30.0
+
+_LEASE: dict | None = None  # what this process acquired
+_LOCK_FD: int | None = None  # the open lock file: keeps the flock for the life of the process
+
+
+class LeaseTimeout(SystemExit):
+    """Every candidate device stayed held for the whole wait."""
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def lock_dir() -> str:
+    return os.environ.get(LOCK_DIR_ENV) or f"/tmp/normrobust-gpu-locks-{os.getuid()}"
+
+
+def lock_path(device: str, directory: str | None = None) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", device)
+    return os.path.join(directory or lock_dir(), f"gpu-{safe}.lock")
+
+
+def present_devices() -> list[str]:
+    """Indices of the GPUs on this machine, found without initialising CUDA ([] when none)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+        if out.returncode == 0:
+            n = sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+            if n:
+                return [str(i) for i in range(n)]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    n = len(glob.glob("/proc/driver/nvidia/gpus/*"))
+    return [str(i) for i in range(n)]
+
+
+def candidates(env: dict | None = None) -> list[str]:
+    """The devices a job may lease: an inherited CUDA_VISIBLE_DEVICES, else all present."""
+    env = os.environ if env is None else env
+    if "CUDA_VISIBLE_DEVICES" in env:
+        entries = [d.strip() for d in env["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
+        return list(dict.fromkeys(entries))
+    return present_devices()
+
+
+def _wait_limit() -> float:
+    raw = os.environ.get(WAIT_ENV)
+    if raw in (None, ""):
+        return DEFAULT_WAIT_S
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise SystemExit(f"{WAIT_ENV}={raw!r} is not a number of seconds") from None
+
+
+def _try_lock(device: str, directory: str) -> int | None:
+    path = lock_path(device, directory)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+    return fd
+
+
+def _holders(devices: list[str], directory: str) -> str:
+    parts = []
+    for d in devices:
+        try:
+            with open(lock_path(d, directory)) as f:
+                pid = f.read().split()[0]
+        except (OSError, IndexError):
+            pid = "?"
+        parts.append(f"{d}: pid {pid}")
+    return ", ".join(parts)
+
+
+def _base(source: str, device: str | None, **extra) -> dict:
+    return {"source": source, "device": device, "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "host": socket.gethostname(), "pid": os.getpid(), **extra}
+
+
+def _publish(info: dict) -> dict:
+    global _LEASE
+    _LEASE = info
+    os.environ[LEASE_ENV] = json.dumps(info, sort_keys=True)
+    return dict(info)
+
+
+def acquire() -> dict:
+    """Take a device for this process (see the module doc); returns the lease record.
+
+    Idempotent: a second call returns the lease already held.
+    """
+    global _LOCK_FD
+    if _LEASE is not None:
+        return dict(_LEASE)
+    if os.environ.get("SLURM_JOB_ID"):
+        info = _base("slurm", os.environ.get("CUDA_VISIBLE_DEVICES"),
+                     slurm_job_gpus=os.environ.get("SLURM_JOB_GPUS"))
+        _log(f"gpu: under SLURM job {info['slurm_job_id']}: using the scheduler's binding "
+             f"(CUDA_VISIBLE_DEVICES={info['device']}, SLURM_JOB_GPUS={info['slurm_job_gpus']})")
+        return _publish(info)
+    cands = candidates()
+    if not cands:
+        why = "CUDA_VISIBLE_DEVICES is empty" if "CUDA_VISIBLE_DEVICES" in os.environ else "no GPU found"
+        _log(f"gpu: {why}: no lease, running without a GPU")
+        return _publish(_base("none", None))
+    directory = lock_dir()
+    os.makedirs(directory, exist_ok=True)
+    limit, t0, last_log = _wait_limit(), time.monotonic(), None
+    while True:
+        for d in cands:
+            fd = _try_lock(d, directory)
+            if fd is not None:
+                _LOCK_FD = fd
+                waited = time.monotonic() - t0
+                os.environ["CUDA_VISIBLE_DEVICES"] = d
+                info = _base("lease", d, lock=lock_path(d, directory), candidates=cands,
+                             acquired_at=time.time(), waited_s=round(waited, 3))
+                _log(f"gpu: leased device {d} of {','.join(cands)} ({info['lock']}, pid {os.getpid()}"
+                     f"{f', after waiting {waited:.0f}s' if waited >= 1 else ''}); CUDA_VISIBLE_DEVICES={d}")
+                return _publish(info)
+        waited = time.monotonic() - t0
+        if waited >= limit:
+            raise LeaseTimeout(
+                f"gpu: no free device after {waited:.0f}s ({WAIT_ENV}={limit:g}): every candidate of "
+                f"CUDA_VISIBLE_DEVICES={','.join(cands)} is leased in {directory} ({_holders(cands, directory)}). "
+                f"Run with --resources gpu=N, N at most the number of devices, or remove stale holders.")
+        if last_log is None or time.monotonic() - last_log >= LOG_EVERY_S:
+            _log(f"gpu: all {len(cands)} devices are leased ({_holders(cands, directory)}); "
+                 f"waiting (up to {limit:g}s, {WAIT_ENV})")
+            last_log = time.monotonic()
+        time.sleep(min(POLL_S, max(0.0, limit - waited)))
+
+
+def lease_info() -> dict | None:
+    """The lease of this process (or the one handed down in $NORMROBUST_GPU_LEASE); None if none.
+
+    Plain values only, so it can go into a ``weights_only`` checkpoint and into JSON.
+    """
+    if _LEASE is not None:
+        return dict(_LEASE)
+    raw = os.environ.get(LEASE_ENV)
+    if raw:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+    return None
+
+
+def release() -> None:
+    """Drop the lease (tests; a job simply exits). Leaves CUDA_VISIBLE_DEVICES as it is."""
+    global _LEASE, _LOCK_FD
+    if _LOCK_FD is not None:
+        os.close(_LOCK_FD)  # closing the only descriptor releases the flock
+    _LEASE, _LOCK_FD = None, None

@@ -1,0 +1,262 @@
+"""GPU leases: concurrent GPU jobs on one machine get different devices.
+
+This machine has no GPU, so two devices are emulated with CUDA_VISIBLE_DEVICES=0,1: the lease
+logic (lock files, environment, what is recorded) is what is tested; training runs on the CPU.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from normrobust import __main__ as cli
+from normrobust import gpu
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A stand-in command module: records what it saw when imported (after the CLI took the lease),
+# writes its lease (the barrier file), waits for its peers' files, then holds until told to go.
+PROBE = '''
+import json, os, sys, time
+CVD_AT_IMPORT = os.environ.get("CUDA_VISIBLE_DEVICES")
+TORCH_LOADED = "torch" in sys.modules
+
+def main(argv):
+    name, d, *peers = argv
+    from normrobust.gpu import lease_info
+    info = {"lease": lease_info(), "cvd_at_import": CVD_AT_IMPORT, "torch_loaded": TORCH_LOADED}
+    with open(os.path.join(d, name + ".tmp"), "w") as f:
+        json.dump(info, f)
+    os.replace(os.path.join(d, name + ".tmp"), os.path.join(d, name + ".json"))
+    deadline = time.time() + 60
+    while not all(os.path.exists(os.path.join(d, p + ".json")) for p in peers):
+        if time.time() > deadline:
+            return 3
+        time.sleep(0.02)
+    while not os.path.exists(os.path.join(d, name + ".go")):
+        if time.time() > deadline:
+            return 4
+        time.sleep(0.02)
+    return 0
+'''
+
+# Runs the real CLI entry point; only the command's module is swapped for the probe.
+CHILD = '''
+import sys
+from normrobust import __main__ as cli
+cli.COMMANDS["train"] = ("probe_cmd", "test probe")
+sys.exit(cli.main(["train", *sys.argv[1:]]))
+'''
+
+# Takes a lease the way the CLI does and prints it.
+ACQUIRE = '''
+import json
+from normrobust import __main__ as cli
+print(json.dumps(cli.take_gpu_lease("train")))
+'''
+
+
+def child_env(tmp_path, devices, wait=60):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.pop(gpu.LEASE_ENV, None)
+    env.update(CUDA_VISIBLE_DEVICES=devices, NORMROBUST_LOCK_DIR=str(tmp_path / "locks"),
+               NORMROBUST_GPU_WAIT=str(wait),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT / "src"), env.get("PYTHONPATH", "")]))
+    return env
+
+
+class Probes:
+    def __init__(self, tmp_path):
+        self.dir = tmp_path / "barrier"
+        self.dir.mkdir()
+        (tmp_path / "probe_cmd.py").write_text(PROBE)
+        self.tmp = tmp_path
+        self.procs = {}
+
+    def start(self, name, devices, peers=(), wait=60):
+        with open(self.dir / f"{name}.err", "w") as err:  # the job's log
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-c", CHILD, name, str(self.dir), *peers],
+                env=child_env(self.tmp, devices, wait), stdout=subprocess.DEVNULL, stderr=err)
+        return self.procs[name]
+
+    def log(self, name):
+        return (self.dir / f"{name}.err").read_text()
+
+    def wait_for_log(self, name, text, timeout=30):
+        t0 = time.monotonic()
+        while text not in self.log(name):
+            assert self.procs[name].poll() is None, self.log(name)
+            assert time.monotonic() - t0 < timeout, self.log(name)
+            time.sleep(0.02)
+
+    def wait_for(self, name, timeout=30):
+        path, t0 = self.dir / f"{name}.json", time.monotonic()
+        while not path.exists():
+            p = self.procs[name]
+            if p.poll() is not None:
+                raise AssertionError(f"{name} exited with {p.returncode}: {self.log(name)}")
+            assert time.monotonic() - t0 < timeout, f"{name} never got a lease"
+            time.sleep(0.02)
+        return json.loads(path.read_text())
+
+    def go(self, name):
+        (self.dir / f"{name}.go").touch()
+        p = self.procs[name]
+        p.wait(timeout=30)
+        assert p.returncode == 0, self.log(name)
+        return self.log(name)
+
+    def kill_all(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def probes(tmp_path):
+    pr = Probes(tmp_path)
+    yield pr
+    pr.kill_all()
+
+
+def acquire_in_child(tmp_path, devices, wait):
+    return subprocess.run([sys.executable, "-c", ACQUIRE], env=child_env(tmp_path, devices, wait),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_concurrent_jobs_get_different_devices_and_a_third_waits_for_a_free_one(probes, tmp_path):
+    probes.start("a", "0,1", peers=["b"])
+    probes.start("b", "0,1", peers=["a"])
+    a, b = probes.wait_for("a"), probes.wait_for("b")
+    assert {a["lease"]["device"], b["lease"]["device"]} == {"0", "1"}
+    for r in (a, b):
+        assert r["lease"]["source"] == "lease" and r["lease"]["candidates"] == ["0", "1"]
+        # the lease was taken, and CUDA_VISIBLE_DEVICES narrowed, before the command module was imported
+        assert r["cvd_at_import"] == r["lease"]["device"] and not r["torch_loaded"]
+        assert Path(r["lease"]["lock"]).parent == tmp_path / "locks"
+    pids = {probes.procs["a"].pid, probes.procs["b"].pid}
+    assert {a["lease"]["pid"], b["lease"]["pid"]} == pids
+    # both devices are held: a third job waits ...
+    probes.start("c", "0,1")
+    probes.wait_for_log("c", "all 2 devices are leased")
+    assert f"pid {probes.procs['a'].pid}" in probes.log("c") and "waiting" in probes.log("c")
+    time.sleep(1.5)  # past a retry: still waiting
+    assert not (probes.dir / "c.json").exists() and probes.procs["c"].poll() is None
+    # ... until one ends, then gets the device it freed
+    probes.go("a")
+    c = probes.wait_for("c", timeout=15)
+    assert c["lease"]["device"] == a["lease"]["device"] and c["lease"]["waited_s"] > 1
+    probes.go("b")
+    assert f"leased device {c['lease']['device']}" in probes.go("c")
+
+
+def test_a_job_killed_with_sigkill_releases_its_device(probes, tmp_path):
+    holder = probes.start("k", "0")
+    k = probes.wait_for("k")
+    assert k["lease"]["device"] == "0"
+    # held: a job that may not wait stops at once, naming the lock dir and the holder
+    r = acquire_in_child(tmp_path, "0", wait=0)
+    assert r.returncode != 0
+    assert str(tmp_path / "locks") in r.stderr and f"pid {holder.pid}" in r.stderr, r.stderr
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=10)
+    r = acquire_in_child(tmp_path, "0", wait=0)
+    assert r.returncode == 0, r.stderr
+    lease = json.loads(r.stdout)
+    assert lease["device"] == "0" and lease["waited_s"] < 1
+
+
+# In-process cases: gpu.acquire() changes os.environ and module state; restore both.
+@pytest.fixture
+def clean(tmp_path, monkeypatch):
+    saved = dict(os.environ)
+    for k in list(os.environ):
+        if k.startswith("SLURM_") or k in ("CUDA_VISIBLE_DEVICES", gpu.LEASE_ENV):
+            del os.environ[k]
+    os.environ["NORMROBUST_LOCK_DIR"] = str(tmp_path / "locks")
+    gpu.release()
+    yield tmp_path / "locks"
+    gpu.release()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_under_slurm_the_schedulers_binding_is_used_as_is(clean):
+    os.environ.update(SLURM_JOB_ID="4242", SLURM_JOB_GPUS="3", CUDA_VISIBLE_DEVICES="3")
+    lease = cli.take_gpu_lease("evaluate")
+    assert lease["source"] == "slurm" and lease["device"] == "3"
+    assert lease["slurm_job_id"] == "4242" and lease["slurm_job_gpus"] == "3"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    assert not clean.exists(), "no lock is taken under SLURM"
+    assert json.loads(os.environ[gpu.LEASE_ENV]) == gpu.lease_info() == lease
+
+
+def test_no_gpu_means_no_lease_and_nothing_changes(clean, monkeypatch):
+    monkeypatch.setattr(gpu, "present_devices", lambda: [])
+    lease = cli.take_gpu_lease("train")
+    assert lease["source"] == "none" and lease["device"] is None
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ and not clean.exists()
+
+
+def test_empty_cuda_visible_devices_means_no_gpu(clean):
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    lease = cli.take_gpu_lease("transfer")
+    assert lease["source"] == "none" and os.environ["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_non_gpu_commands_take_no_lease(clean):
+    os.environ["CUDA_VISIBLE_DEVICES"] = "0,1"
+    assert cli.take_gpu_lease("aggregate") is None and cli.take_gpu_lease("train", ["--help"]) is None
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1" and gpu.lease_info() is None
+
+
+def test_uuids_are_leased_and_the_holder_pid_is_written(clean):
+    os.environ["CUDA_VISIBLE_DEVICES"] = "GPU-aaaa-1111,GPU-bbbb-2222"
+    lease = gpu.acquire()
+    assert lease["device"] == "GPU-aaaa-1111" == os.environ["CUDA_VISIBLE_DEVICES"]
+    assert (clean / "gpu-GPU-aaaa-1111.lock").read_text().split()[0] == str(os.getpid())
+    assert gpu.acquire() == lease, "a second call keeps the lease it has"
+
+
+def test_without_cuda_visible_devices_every_gpu_present_is_a_candidate(clean, tmp_path, monkeypatch):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-a)'\n"
+                                     "echo 'GPU 1: NVIDIA H200 (UUID: GPU-b)'\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    assert gpu.candidates() == ["0", "1"]
+    assert gpu.acquire()["device"] == "0" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_snakemake_puts_overlapping_gpu_jobs_on_different_devices(tmp_path):
+    one_epoch = tmp_path / "one_epoch.yaml"
+    one_epoch.write_text("training:\n  epochs: 1\n  save_epochs: []\n")
+    cells = [f"generated/cnn/{norm}/standard/s0" for norm in ("none", "bn")]
+    wd = tmp_path / "wd"
+    cmd = [sys.executable, "-m", "snakemake", *[f"results/models/{c}/model.pt" for c in cells],
+           "-s", str(ROOT / "Snakefile"), "-d", str(wd), "--cores", "2", "--resources", "gpu=2",
+           "--configfile", str(ROOT / "tests" / "configs" / "tiny.yaml"), str(one_epoch)]
+    r = subprocess.run(cmd, env=child_env(tmp_path, "0,1", wait=120), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-5000:]
+    jobs = []
+    for c in cells:
+        lease = torch.load(wd / "results" / "models" / c / "model.pt", weights_only=True)["lease"]
+        log = wd / "results" / "logs" / "train" / f"{c}.log"
+        assert lease["source"] == "lease" and lease["candidates"] == ["0", "1"], lease
+        assert f"leased device {lease['device']}" in log.read_text()
+        # run time: from taking the lease to the log's last write ("done: ...")
+        jobs.append((lease["acquired_at"], log.stat().st_mtime, lease["device"]))
+    overlapping = [(a, b) for i, a in enumerate(jobs) for b in jobs[i + 1:] if a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, f"no two training jobs ran at the same time: {jobs}"
+    assert all(a[2] != b[2] for a, b in overlapping), jobs
+    assert {j[2] for j in jobs} == {"0", "1"}
