@@ -126,3 +126,27 @@ def test_diverging_run_stops_with_epoch_and_lr_and_keeps_the_last_good_checkpoin
     s["training"]["schedule"] = {"kind": "constant"}
     with pytest.raises(SystemExit, match=r"training diverged: loss is (nan|inf).* at epoch 1.*lr 1e\+30"):
         T.train(s, data_file, out)
+
+
+def test_resume_continues_the_global_random_stream(data_file, tmp_path, monkeypatch):
+    """Dropout (the maxout net) draws from torch's global generator: resuming restores it."""
+    s = settings(norm="none", epochs=3)
+    s["arch"] = {"kind": "maxout", "hidden": [32], "pieces": 3, "dropout": 0.5}
+    T.train(s, data_file, tmp_path / "full")
+    real_epoch = T.train_epoch
+    calls = {"n": 0}
+
+    def dies_in_epoch_3(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(T, "train_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(s, data_file, tmp_path / "killed")
+    monkeypatch.setattr(T, "train_epoch", real_epoch)
+    torch.manual_seed(12345)  # whatever the new process's global state is
+    T.train(s, data_file, tmp_path / "killed")
+    a, b = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "killed" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -150,6 +150,7 @@ def _check_references(config: dict) -> None:
                     raise ConfigError(f"studies.{sname}.{key}: '{v}' is not defined under {table} "
                                       f"(allowed: {', '.join(config[table])})")
     _check_cells(config)
+    _check_batch_size(config)
     tr = config["training"]
     if config["training"]["epochs"] < max(tr.get("save_epochs") or [0]):
         raise ConfigError(f"training.save_epochs: {tr['save_epochs']} asks for epochs beyond "
@@ -178,6 +179,17 @@ def _check_cells(config: dict) -> None:
                 raise ConfigError(f"studies.{sname}: {e} (dataset '{c['dataset']}', regime '{c['regime']}')") from None
 
 
+def _check_batch_size(config: dict) -> None:
+    from .data import dataset_train_size
+
+    bs = config["training"]["batch_size"]
+    for name in sorted({s["dataset"] for s in enabled_studies(config).values()}):
+        n = dataset_train_size(config["datasets"][name])
+        if bs > n:
+            raise ConfigError(f"training.batch_size: {bs} is larger than the training set of dataset '{name}' "
+                              f"({n} images); allowed 1..{n}")
+
+
 def enabled_studies(config: dict) -> dict:
     return {n: s for n, s in config["studies"].items() if s.get("enabled", True)}
 
@@ -202,6 +214,24 @@ def cells(config: dict) -> list[dict]:
 def cell_path(c: dict) -> str:
     """The cell's path fragment: ``{dataset}/{arch}/{norm}/{regime}/s{seed}``."""
     return f"{c['dataset']}/{c['arch']}/{c['norm']}/{c['regime']}/s{c['seed']}"
+
+
+def check_writable(path: str | Path = "results") -> None:
+    """Fail early, naming the directory, when the results directory (or, before it exists, the
+    working directory that will hold it) cannot be written."""
+    import os
+    import tempfile
+
+    p = Path(path)
+    try:
+        if p.exists() and not p.is_dir():
+            raise NotADirectoryError(20, "it exists and is not a directory")
+        fd, probe = tempfile.mkstemp(dir=p if p.exists() else p.parent, prefix=".normrobust-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"results directory '{p.resolve()}' is not writable ({e.strerror or e}); "
+                          f"run from a writable working directory (snakemake -d DIR) or fix its permissions") from None
 
 
 def load(path: str | Path) -> dict:

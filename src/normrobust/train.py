@@ -30,6 +30,7 @@ from . import metrics
 from .attacks import attack, attack_mode
 from .data import augment, load_prepared, to_float
 from .models import build_model, use_aux
+from .gpu import lease_info
 from .utils import atomic_write, load_torch, log, pick_device, save_torch, seeded_generator, set_threads
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "seconds")
@@ -202,6 +203,7 @@ def _try_resume(path: Path, settings: dict, model, opt, sched):
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])  # the global stream (dropout) continues where it was
     except Exception as e:  # a damaged or tampered file is never trusted
         log(f"ignoring unreadable resume state {path} ({type(e).__name__}: {e}); starting afresh")
         return 0, []
@@ -244,13 +246,15 @@ def train(settings: dict, data_path: str, out_dir: str, threads: int | None = No
         if epoch in (tr.get("save_epochs") or []):
             save_torch({"state_dict": model.state_dict(), "epoch": epoch}, out / "epochs" / f"epoch{epoch}.pt")
         save_torch({"settings": json.dumps(settings, sort_keys=True), "epoch": epoch, "history": history,
-                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
+                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "rng": torch.get_rng_state()},
                    ckpt)
         start = epoch
     atomic_write(out / "history.csv", lambda f: f.write(history_csv(history)), mode="w")
     save_torch({"state_dict": model.state_dict(), "settings": json.dumps(settings, sort_keys=True),
                 "meta": _plain_meta(data["meta"]), "epochs": tr["epochs"], "device": str(device),
-                "attack_mode": settings["regime"].get("attack_mode", "eval")}, out / "model.pt")
+                "attack_mode": settings["regime"].get("attack_mode", "eval"), "lease": lease_info()},
+               out / "model.pt")
     log(f"done: {out / 'model.pt'}")
     return history
 
@@ -261,8 +265,12 @@ def _plain_meta(meta: dict) -> dict:
 
 def load_model(path: str | Path, device="cpu"):
     """Rebuild a trained model from its ``model.pt``; returns (model in eval mode, settings, meta)."""
-    state = load_torch(path, map_location=device)
-    settings = json.loads(state["settings"])
+    try:
+        state = load_torch(path, map_location=device)
+        settings = json.loads(state["settings"])
+    except Exception as e:  # truncated, tampered, or not ours: never trusted
+        raise SystemExit(f"{path} is damaged or not a normrobust model ({type(e).__name__}: {str(e)[:120]}); "
+                         f"delete it and rerun snakemake to retrain that cell") from None
     aux = uses_aux_norm(settings["regime"], settings["cell"]["norm"])
     model = build_model(settings["arch"], settings["cell"]["norm"], state["meta"], aux_norm=aux).to(device)
     model.load_state_dict(state["state_dict"])

@@ -3,13 +3,25 @@
 import json
 import shlex
 
-from normrobust.config import ConfigError, cell_path, cells, enabled_studies, study_cells, validate
+from normrobust.config import (
+    ConfigError,
+    cell_path,
+    cells,
+    check_writable,
+    enabled_studies,
+    study_cells,
+    validate,
+)
 from normrobust.studies import FIGURE_STUDY
 
 try:
     validate(config)
 except ConfigError as e:
     sys.exit(f"config error: {e}")
+try:
+    check_writable("results")
+except ConfigError as e:
+    sys.exit(f"error: {e}")
 
 PY = shlex.quote(sys.executable)
 CELLS = cells(config)

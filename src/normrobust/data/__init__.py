@@ -67,6 +67,13 @@ def dataset_num_classes(cfg: dict) -> int:
     return torchvision_sets.NUM_CLASSES
 
 
+def dataset_train_size(cfg: dict) -> int:
+    """Number of training images of the dataset a config entry describes (after subsetting)."""
+    if _kind(cfg) == "generated":
+        return cfg.get("n_train", _generated_default("n_train"))
+    return cfg.get("n_train", torchvision_sets.TRAIN_SIZES[_kind(cfg)])
+
+
 def build_dataset(name: str, cfg: dict, data_dir: str | os.PathLike | None = None) -> dict:
     """Make the dataset dict for the config entry ``cfg`` (``kind`` + its settings).
 

@@ -1,0 +1,85 @@
+"""Bad input: a clear error naming the setting, before any job, and nothing already computed is lost."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from normrobust import train as T
+
+CASES = {
+    "unknown norm": ("studies:\n  e1_norms: {norms: [batchnorm]}\n",
+                     "studies.e1_norms.norms[0]: 'batchnorm' is not allowed (allowed: none, bn, ln, in, gn, fixup)"),
+    "unknown regime": ("studies:\n  e1_norms: {regimes: [standard, madry]}\n",
+                       "studies.e1_norms.regimes: 'madry' is not defined under regimes (allowed: standard, pgd_linf)"),
+    "unknown arch": ("studies:\n  e1_norms: {archs: [resnet50]}\n",
+                     "studies.e1_norms.archs: 'resnet50' is not defined under archs (allowed: cnn, resnet)"),
+    "unknown arch kind": ("archs:\n  cnn: {kind: mlp}\n", "archs.cnn.kind: 'mlp' is not allowed (allowed: cnn, resnet"),
+    "unknown dataset": ("studies:\n  e1_norms: {dataset: imagenet}\n",
+                        "studies.e1_norms.dataset: 'imagenet' is not defined under datasets (allowed: generated)"),
+    "unknown dataset kind": ("datasets:\n  generated: {kind: imagenet}\n",
+                             "datasets.generated.kind: 'imagenet' is not allowed (allowed: generated, mnist"),
+    "unknown study": ("studies:\n  e3_disentangled: {dataset: generated, archs: [cnn], norms: [bn], regimes: [standard]}\n",
+                      "studies: unknown key 'e3_disentangled' (allowed: e1_norms, e2_trajectories, e5_synthetic, "
+                      "e9_transfer)"),
+    "negative eps": ("regimes:\n  pgd_linf: {attack: {eps: -8}}\n",
+                     "regimes.pgd_linf.attack.eps: -8 is less than or equal to the minimum of 0"),
+    "absurd eps": ("regimes:\n  pgd_linf: {attack: {eps: 200}}\n",
+                   "regimes.pgd_linf.attack.eps: 200 (= 200/255) is absurd; L∞ eps is in 1/255 steps, allowed (0, 80]"),
+    "eps in [0,1] units": ("evaluation:\n  attacks:\n    pgd_linf: {eps: [0.03]}\n",
+                           "evaluation.attacks.pgd_linf.eps: 0.03 looks like [0,1] units; L∞ eps is in 1/255 steps"),
+    "zero epochs": ("training: {epochs: 0}\n", "training.epochs: 0 is less than the minimum of 1"),
+    "batch larger than the dataset": ("training: {batch_size: 8192}\n",
+                                      "training.batch_size: 8192 is larger than the training set of dataset "
+                                      "'generated' (4000 images); allowed 1..4000"),
+    "study cell without a regime": ("studies:\n  e9_transfer: {regimes: [advprop]}\n",
+                                    "studies.e9_transfer.regimes: 'advprop' is not defined under regimes"),
+}
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A working directory holding finished work: a trained cell and a table."""
+    done = tmp_path / "results" / "models" / "generated" / "cnn" / "bn" / "standard" / "s0"
+    done.mkdir(parents=True)
+    (done / "history.csv").write_text("epoch,lr\n1,0.05\n")
+    (tmp_path / "results" / "tables").mkdir()
+    (tmp_path / "results" / "tables" / "metrics.csv").write_text("dataset,value\ngenerated,0.5\n")
+    return tmp_path
+
+
+def snapshot(wd):
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (wd / "results").rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_config_stops_before_any_job_naming_the_setting(root, workdir, case):
+    text, message = CASES[case]
+    bad = workdir / "bad.yaml"
+    bad.write_text(text)
+    before = snapshot(workdir)
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(workdir),
+                        "--cores", "1", "--configfile", str(bad)], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    lines = [line for line in r.stderr.splitlines() if line.startswith("config error:")]
+    assert len(lines) == 1 and message in lines[0], r.stderr[-2000:]
+    assert "Job stats" not in r.stdout + r.stderr
+    assert snapshot(workdir) == before, "finished work must stay as it was"
+
+
+def test_results_directory_that_cannot_be_written(root, tmp_path):
+    (tmp_path / "results").write_text("not a directory")
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(root / "Snakefile"), "-d",
+                        str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert f"error: results directory '{tmp_path / 'results'}' is not writable" in r.stderr
+    assert (tmp_path / "results").read_text() == "not a directory"
+
+
+def test_damaged_model_file_names_itself_and_the_fix(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": {}}, path)
+    path.write_bytes(path.read_bytes()[:20])  # truncated
+    with pytest.raises(SystemExit, match=rf"{path} is damaged or not a normrobust model .*; delete it"):
+        T.load_model(path)
