@@ -23,10 +23,19 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/paper.smk"
 
 
+# Run by the main Snakemake process, never submitted to a cluster: targets, plotting, tables
+# and LaTeX (fast, CPU, and TeX is often only on the login node), and prepare_data (CPU only,
+# and a dataset with `download: true` needs the internet, which login nodes usually have).
 localrules:
     all,
     figures,
     paper,
+    prepare_data,
+    aggregate,
+    claims,
+    figure,
+    render_report,
+    build_report,
 
 
 rule all:

@@ -145,7 +145,8 @@ def acquire() -> dict:
         return dict(_LEASE)
     if os.environ.get("SLURM_JOB_ID"):
         info = _base("slurm", os.environ.get("CUDA_VISIBLE_DEVICES"),
-                     slurm_job_gpus=os.environ.get("SLURM_JOB_GPUS"))
+                     # the SLURM plugin's job step drops SLURM_JOB_GPUS; the step's own variable remains
+                     slurm_job_gpus=os.environ.get("SLURM_JOB_GPUS") or os.environ.get("SLURM_STEP_GPUS"))
         _log(f"gpu: under SLURM job {info['slurm_job_id']}: using the scheduler's binding "
              f"(CUDA_VISIBLE_DEVICES={info['device']}, SLURM_JOB_GPUS={info['slurm_job_gpus']})")
         return _publish(info)
