@@ -39,6 +39,23 @@ def weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+def killed_in_epoch(n, s, data_file, out, monkeypatch):
+    """Train until the process 'dies' (KeyboardInterrupt) inside epoch n; the patch is undone after."""
+    real_epoch = T.train_epoch
+    calls = {"n": 0}
+
+    def dies(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt("killed")
+        return real_epoch(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(T, "train_epoch", dies)
+        with pytest.raises(KeyboardInterrupt):
+            T.train(s, data_file, out)
+
+
 @pytest.mark.parametrize("regime", ["standard", "pgd_linf"])
 def test_outputs_history_and_repeatability(data_file, tmp_path, regime):
     h1 = T.train(settings(regime=regime), data_file, tmp_path / "a")
@@ -70,21 +87,9 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(data_file, tmp_path, m
     s = settings(regime="pgd_linf", epochs=3)
     T.train(s, data_file, tmp_path / "full")
 
-    real_epoch = T.train_epoch
-    calls = {"n": 0}
-
-    def dies_in_epoch_3(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("killed")
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(T, "train_epoch", dies_in_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
-        T.train(s, data_file, tmp_path / "killed")
+    killed_in_epoch(3, s, data_file, tmp_path / "killed", monkeypatch)
     assert not (tmp_path / "killed" / "model.pt").exists()
     assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["epoch"] == 2
-    monkeypatch.setattr(T, "train_epoch", real_epoch)
     T.train(s, data_file, tmp_path / "killed")  # resumes at epoch 3
 
     a, b = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "killed" / "model.pt")
@@ -133,19 +138,7 @@ def test_resume_continues_the_global_random_stream(data_file, tmp_path, monkeypa
     s = settings(norm="none", epochs=3)
     s["arch"] = {"kind": "maxout", "hidden": [32], "pieces": 3, "dropout": 0.5}
     T.train(s, data_file, tmp_path / "full")
-    real_epoch = T.train_epoch
-    calls = {"n": 0}
-
-    def dies_in_epoch_3(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("killed")
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(T, "train_epoch", dies_in_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
-        T.train(s, data_file, tmp_path / "killed")
-    monkeypatch.setattr(T, "train_epoch", real_epoch)
+    killed_in_epoch(3, s, data_file, tmp_path / "killed", monkeypatch)
     torch.manual_seed(12345)  # whatever the new process's global state is
     T.train(s, data_file, tmp_path / "killed")
     a, b = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "killed" / "model.pt")
