@@ -12,6 +12,7 @@ from torch import nn
 
 from normrobust import attacks
 from normrobust.attacks import attack, attack_mode, fgsm, parse_spec, pgd
+from tiny import fit_mlp
 
 torch.set_num_threads(1)
 
@@ -51,15 +52,8 @@ def _synthetic(n_per_class: int = 100, seed: int = 0):
 @pytest.fixture(scope="module")
 def trained():
     """A tiny MLP trained for ~200 full-batch Adam steps on the synthetic data (< 1 s)."""
-    torch.manual_seed(0)
     x, y = _synthetic()
-    model = nn.Sequential(nn.Flatten(), nn.Linear(D, 32), nn.ReLU(), nn.Linear(32, 3))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(200):
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    model.zero_grad(set_to_none=True)
+    model = fit_mlp(x, y, classes=3)
     model.eval()
     with torch.no_grad():
         acc = (model(x).argmax(1) == y).float().mean().item()

@@ -13,6 +13,7 @@ from torch import nn
 
 from normrobust import metrics
 from normrobust.metrics import accuracy, input_gradients, ligs, noise_accuracy, nrf_reliance, predict, robust_accuracy
+from tiny import fit_mlp
 
 torch.set_num_threads(1)
 
@@ -92,15 +93,7 @@ def trained():
     means = 0.35 + 0.3 * torch.rand((3, *SHAPE), generator=g)
     y = torch.arange(3).repeat_interleave(100)
     x = (means[y] + 0.05 * torch.randn((300, *SHAPE), generator=g)).clamp(0, 1)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(D, 32), nn.ReLU(), nn.Linear(32, 3))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(200):
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    model.zero_grad(set_to_none=True)
-    return model, x, y
+    return fit_mlp(x, y, classes=3), x, y
 
 
 # ------------------------------------------------------------------------------------------
