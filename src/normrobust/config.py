@@ -108,11 +108,7 @@ def _check_attack(where: str, spec: dict) -> None:
         if spec["norm"] == "linf" and eps < 0.5:
             raise ConfigError(f"{where}.eps: {eps} looks like [0,1] units; L∞ eps is in 1/255 steps "
                               f"(8 means 8/255), allowed [0.5, {LINF_EPS_MAX}]")
-    if spec["type"] == "pgd" and "steps" not in spec:
-        raise ConfigError(f"{where}: a pgd attack needs 'steps'")
-    if spec["type"] == "pgd" and "step" not in spec and "rel_step" not in spec:
-        raise ConfigError(f"{where}: a pgd attack needs 'step' or 'rel_step'")
-    try:
+    try:  # the attack code's own check of the spec (steps, step or rel_step, ...)
         for eps in eps_list:
             parse_spec({**spec, "eps": eps})
     except ValueError as e:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from contextlib import nullcontext
 import io
 import json
 import time
@@ -86,8 +87,6 @@ def make_adversarial(model, x, y, regime: dict, generator, aux: bool, num_classe
 
     A targeted attack goes toward a uniformly random wrong label; under AdvProp the attack is
     generated through the auxiliary norm."""
-    from contextlib import nullcontext
-
     spec = regime["attack"]
     target = y
     if spec.get("targeted"):

@@ -78,16 +78,14 @@ def model_file(c):
     return f"results/models/{cell_path(c)}/model.pt"
 
 
-def transfer_sources():
-    s = STUDIES.get("e9_transfer")
-    return study_cells(config, s) if s else []
+TRANSFER_CELLS = study_cells(config, STUDIES["e9_transfer"]) if "e9_transfer" in STUDIES else []
 
 
 def transfer_targets(w):
     """Targets of a source cell: every e9 cell of the same dataset and seed."""
     return [
         model_file(c)
-        for c in transfer_sources()
+        for c in TRANSFER_CELLS
         if c["dataset"] == w.dataset and c["seed"] == int(w.seed)
     ]
 
@@ -109,4 +107,4 @@ def all_histories():
 
 
 def all_transfers():
-    return [f"results/eval/{cell_path(c)}/transfer.json" for c in transfer_sources()]
+    return [f"results/eval/{cell_path(c)}/transfer.json" for c in TRANSFER_CELLS]
