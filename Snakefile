@@ -14,6 +14,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 configfile: Path(workflow.basedir) / "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -31,7 +34,6 @@ localrules:
     figures,
     paper,
     prepare_data,
-    aggregate,
     claims,
     figure,
     render_report,

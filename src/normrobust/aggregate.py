@@ -3,7 +3,8 @@
 metrics.csv   dataset, arch, norm, regime, seed, metric, attack, eps, value   (long format)
 history.csv   dataset, arch, norm, regime, seed, epoch, lr, train_loss, clean_acc, robust_acc, ligs, seconds
 transfer.csv  dataset, seed, source_*, target_* (arch, norm, regime), success_rate, n
-run_info.json the resolved config, git commit, package versions, device
+costs.csv     rule, target, wall_s, cpu_s, max_rss_mib, peak_gpu_mem_mib        (one row per compute job)
+run_info.json the resolved config, its hash, git commit, package versions, device, machine
 
 Figures, LaTeX tables and the report read only these files.
 """
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
+import os
 import platform
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -61,6 +65,55 @@ def transfer_table(files: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def _bench_key(path: str | Path) -> tuple[str, str]:
+    """``results/benchmarks/<rule>/<target>.tsv`` → (rule, target)."""
+    parts = Path(path).with_suffix("").parts
+    i = parts.index("benchmarks") if "benchmarks" in parts else len(parts) - 2
+    return parts[i + 1], "/".join(parts[i + 2:])
+
+
+def _gpu_mem(files: list[str], key: str) -> dict[str, float]:
+    """Peak GPU memory (MiB) each job recorded in its own output, keyed by the cell's path."""
+    out = {}
+    for f in files:
+        v = load_json(f).get(key)
+        if v is not None:
+            out["/".join(Path(f).parent.parts[-5:])] = float(v)  # {dataset}/{arch}/{norm}/{regime}/s{seed}
+    return out
+
+
+def costs_table(benchmarks: list[str], metrics: list[str], transfers: list[str]) -> pd.DataFrame:
+    """Wall time, CPU time and peak RSS per compute job (Snakemake's ``benchmark:`` files), with the
+    peak GPU memory the job measured itself (absent on the CPU)."""
+    gpu = {"train": _gpu_mem(metrics, "train_peak_gpu_mem_mib"),
+           "evaluate": _gpu_mem(metrics, "peak_gpu_mem_mib"),
+           "transfer": _gpu_mem(transfers, "peak_gpu_mem_mib")}
+    rows = []
+    for f in benchmarks:
+        rule, target = _bench_key(f)
+        b = pd.read_csv(f, sep="\t")
+        last = b.iloc[-1]  # one row per repeat; Snakemake writes one unless `repeat()` is used
+        num = lambda c: float(pd.to_numeric(last.get(c), errors="coerce")) if c in b.columns else float("nan")  # noqa: E731
+        rows.append(dict(rule=rule, target=target, wall_s=num("s"), cpu_s=num("cpu_time"),
+                         max_rss_mib=num("max_rss"), peak_gpu_mem_mib=gpu.get(rule, {}).get(target, float("nan"))))
+    return pd.DataFrame(rows, columns=["rule", "target", "wall_s", "cpu_s", "max_rss_mib", "peak_gpu_mem_mib"])
+
+
+def config_hash(config: dict) -> str:
+    """SHA-256 of the resolved config as canonical JSON: equal hashes, equal settings."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run_info(config: dict, devices: set[str]) -> dict:
     versions = {"python": platform.python_version()}
     for p in PACKAGES:
@@ -73,8 +126,9 @@ def run_info(config: dict, devices: set[str]) -> dict:
                                 cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    return {"config": config, "git_commit": commit, "versions": versions,
+    return {"config": config, "config_sha256": config_hash(config), "git_commit": commit, "versions": versions,
             "device": ", ".join(sorted(devices)) or "unknown", "machine": platform.platform(),
+            "cpu": f"{_cpu_model()}, {os.cpu_count()} logical cores",
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -89,13 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", nargs="*", default=[], help="per-cell metrics.json files")
     p.add_argument("--histories", nargs="*", default=[], help="per-cell history.csv files")
     p.add_argument("--transfers", nargs="*", default=[], help="per-source transfer.json files")
+    p.add_argument("--benchmarks", nargs="*", default=[], help="Snakemake benchmark files of the compute jobs")
     p.add_argument("--config", required=True, help="the resolved config, as JSON")
     p.add_argument("--outdir", required=True)
     a = p.parse_args(argv)
     out = Path(a.outdir)
+    if not a.metrics:  # never replace existing tables by empty ones
+        print("normrobust aggregate: error: no per-cell metrics files given; nothing to aggregate "
+              f"(the tables in {out} are left as they are)", file=sys.stderr)
+        return 1
     write_csv(metrics_table(a.metrics), out / "metrics.csv")
     write_csv(history_table(a.histories), out / "history.csv")
     write_csv(transfer_table(a.transfers), out / "transfer.csv")
-    devices = {load_json(f).get("device", "unknown") for f in a.metrics}
+    write_csv(costs_table(a.benchmarks, a.metrics, a.transfers), out / "costs.csv")
+    devices = {load_json(f).get("device_name") or load_json(f).get("device", "unknown") for f in a.metrics}
     save_json(run_info(json.loads(a.config), devices), out / "run_info.json")
     return 0

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from . import claims as C
+from . import reproduction as R
 from . import tables as T
 from .studies import STUDIES
 
@@ -350,9 +351,14 @@ def render(tables_dir: str | Path, figures_dir: str | Path, outdir: str | Path,
                                           else (str(int(nn.iloc[0])) if len(nn) else "--"))
 
     write_table("claims", T.claims_table(claims))
+    repro = R.reproduction_frame(info, metrics, transfer if transfer is not None else _optional(tables_dir, "transfer"))
+    write_table("reproduction", R.reproduction_table(repro))
+    costs = _optional(tables_dir, "costs")
+    write_table("costs", T.costs_table(costs))
     counts = claims["verdict"].value_counts() if len(claims) else pd.Series(dtype=int)
     versions = info.get("versions") or {}
-    inputs = [(n, tables_dir / n) for n in ("metrics.csv", "history.csv", "transfer.csv", "run_info.json")]
+    inputs = [(n, tables_dir / n) for n in ("metrics.csv", "history.csv", "transfer.csv", "costs.csv",
+                                            "run_info.json")]
     ctx = {
         "title": "Do normalisation layers make networks lean on non-robust features?",
         "date": T.tex_escape(str(info.get("created", ""))[:10]),
@@ -365,7 +371,17 @@ def render(tables_dir: str | Path, figures_dir: str | Path, outdir: str | Path,
         "n_inconclusive": int(counts.get(C.INCONCLUSIVE, 0)),
         "rule": {"tol_keep": T.fmt_num(C.TOL_KEEP * 100), "tol_small": T.fmt_num(C.TOL_SMALL * 100),
                  "min_seeds": C.MIN_SEEDS},
+        "reproduction": {
+            "n_rows": len(repro), "n_ours": int(np.isfinite(repro["ours"]).sum()),
+            "n_same": int((repro["match"] == "same").sum()), "n_analogue": int((repro["match"] == "analogue").sum()),
+            "n_not_run": int((repro["match"] == "not run").sum()),
+        },
+        "limitations": R.limitations(info, claims, repro, setup["n_seeds"]),
+        "costs": _costs_context(costs),
         "provenance": {
+            "config_sha": T.tex_escape(info.get("config_sha256", "unknown")[:16]),
+            "cpu": T.tex_escape(info.get("cpu", "unknown")),
+            "machine": T.tex_escape(info.get("machine", "unknown")),
             "commit": T.tex_escape(info.get("git_commit", "unknown")),
             "versions": _join([f"{T.tex_escape(k)}~{T.tex_escape(v)}" for k, v in sorted(versions.items())]),
             "device": T.tex_escape(info.get("device", "unknown")),
@@ -379,6 +395,21 @@ def render(tables_dir: str | Path, figures_dir: str | Path, outdir: str | Path,
     atomic_write(out, lambda f: f.write(text), mode="w")
     log(f"report: rendered {out} ({len(written)} tables, {sum(f['present'] for f in figs.values())} figures)")
     return out
+
+
+def _optional(tables_dir: Path, name: str) -> pd.DataFrame | None:
+    """A table the report can do without (older runs lack costs.csv): None when absent."""
+    try:
+        return T.read_table(tables_dir, name)
+    except T.MissingInputError:
+        return None
+
+
+def _costs_context(costs: pd.DataFrame | None) -> dict[str, Any]:
+    if costs is None or not len(costs):
+        return {"present": False, "total_h": "--", "n_jobs": 0, "gpu": False}
+    return {"present": True, "total_h": T.fmt_num(costs["wall_s"].sum() / 3600, 2), "n_jobs": len(costs),
+            "gpu": bool(costs["peak_gpu_mem_mib"].notna().any())}
 
 
 # ------------------------------------------------------------------------------------------- build

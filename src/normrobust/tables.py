@@ -36,11 +36,13 @@ TABLE_COLUMNS: dict[str, list[str]] = {
                 "robust_acc", "ligs", "seconds"],
     "transfer": ["dataset", "seed", "source_arch", "source_norm", "source_regime", "target_arch",
                  "target_norm", "target_regime", "success_rate", "n"],
+    "costs": ["rule", "target", "wall_s", "cpu_s", "max_rss_mib", "peak_gpu_mem_mib"],
 }
 NUMERIC_COLUMNS: dict[str, list[str]] = {
     "metrics": ["seed", "eps", "value"],
     "history": ["seed", "epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "seconds"],
     "transfer": ["seed", "success_rate", "n"],
+    "costs": ["wall_s", "cpu_s", "max_rss_mib", "peak_gpu_mem_mib"],
 }
 DEFAULT_HEADLINE = {"attack": "pgd_linf", "eps": 4}
 
@@ -63,7 +65,7 @@ def read_table(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
     if not path.is_file():
         raise MissingInputError(
             f"missing input table {path} (it is written by the aggregate step: "
-            f"run `python -m normrobust aggregate` or `snakemake tables` first)")
+            f"run `snakemake` (its aggregate rule) first)")
     df = pd.read_csv(path, keep_default_na=False, na_values=[], dtype=str)
     need = TABLE_COLUMNS.get(name, [])
     missing = [c for c in need if c not in df.columns]
@@ -633,3 +635,32 @@ def transfer_table(transfer: pd.DataFrame, *, dataset: str | None = None, norms:
     n_lab = len(label_cols) + 1
     fmt = "l" * n_lab + "r" * len(tcols) + "r"
     return _to_latex_grouped(out, fmt, "_group")
+
+
+# ---------------------------------------------------------------------------------------- costs
+
+COST_RULE_ORDER = ["prepare_data", "train", "evaluate", "transfer"]
+
+
+def costs_table(costs: pd.DataFrame) -> str:
+    """Per-rule costs from costs.csv (Snakemake benchmark files + the jobs' own GPU memory)."""
+    if costs is None or not len(costs):
+        return _empty_table("no benchmark records (results/tables/costs.csv is missing or empty)")
+    g = costs.groupby("rule")
+    df = pd.DataFrame({"jobs": g.size(), "total": g["wall_s"].sum() / 60, "mean": g["wall_s"].mean(),
+                       "max": g["wall_s"].max(), "rss": g["max_rss_mib"].max(),
+                       "gpu": g["peak_gpu_mem_mib"].max()})
+    df = df.loc[sorted(df.index, key=_order_key(COST_RULE_ORDER))]
+
+    def f(x: float, d: int = 1) -> str:
+        return f"{x:,.{d}f}" if pd.notna(x) and np.isfinite(x) else "--"
+
+    lines = [r"\begin{tabular}{lrrrrrr}", r"\toprule",
+             r"Rule & Jobs & Total wall (min) & Mean (s) & Max (s) & Peak RSS (MiB) & Peak GPU mem.\ (MiB) \\",
+             r"\midrule"]
+    for rule, r in df.iterrows():
+        lines.append(f"\\texttt{{{tex_escape(rule)}}} & {int(r['jobs'])} & {f(r['total'])} & {f(r['mean'])} & "
+                     f"{f(r['max'])} & {f(r['rss'], 0)} & {f(r['gpu'], 0)} \\\\")
+    lines += [r"\midrule", f"all & {int(df['jobs'].sum())} & {f(df['total'].sum())} & & & & \\\\",
+              r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)

@@ -1,4 +1,13 @@
 # Helpers only: config → cells, wildcard constraints, target lists.
+#
+# `snakemake --lint` reports two kinds of warnings for every rule; both are deliberate
+# (tests/test_quality.py fails on any other lint):
+#  * "Specify a conda environment or container for each rule": the whole workflow runs in the
+#    one Python environment that scripts/bootstrap.sh makes from constraints.txt (pinned); a
+#    per-rule conda env would install torch (GBs) once per rule for no gain.
+#  * "Shell command directly uses variable PY from outside of the rule": PY is the absolute path
+#    of the interpreter running Snakemake, so every job uses the same environment. As a param it
+#    would make Snakemake rerun every job whenever the checkout moves (params are a rerun trigger).
 
 import json
 import shlex
@@ -27,8 +36,19 @@ PY = shlex.quote(sys.executable)
 CELLS = cells(config)
 STUDIES = enabled_studies(config)
 REPORT_PDF = "results/report.pdf"
+# The aggregated tables: everything figures and the report read (DESIGN.md: figures and
+# tables are made from aggregated CSVs only).
+TABLES = {
+    name: f"results/tables/{name}.{ext}"
+    for name, ext in (
+        ("metrics", "csv"),
+        ("history", "csv"),
+        ("transfer", "csv"),
+        ("costs", "csv"),
+        ("run_info", "json"),
+    )
+}
 CELL = "{dataset}/{arch}/{norm}/{regime}/s{seed}"
-
 
 
 def _alternatives(names):
@@ -58,7 +78,9 @@ def data_dir_arg():
 
 
 def cell_of(w):
-    return dict(dataset=w.dataset, arch=w.arch, norm=w.norm, regime=w.regime, seed=int(w.seed))
+    return dict(
+        dataset=w.dataset, arch=w.arch, norm=w.norm, regime=w.regime, seed=int(w.seed)
+    )
 
 
 def train_settings(w):
@@ -78,7 +100,9 @@ def model_file(c):
     return f"results/models/{cell_path(c)}/model.pt"
 
 
-TRANSFER_CELLS = study_cells(config, STUDIES["e9_transfer"]) if "e9_transfer" in STUDIES else []
+TRANSFER_CELLS = (
+    study_cells(config, STUDIES["e9_transfer"]) if "e9_transfer" in STUDIES else []
+)
 
 
 def transfer_targets(w):
@@ -108,3 +132,44 @@ def all_histories():
 
 def all_transfers():
     return [f"results/eval/{cell_path(c)}/transfer.json" for c in TRANSFER_CELLS]
+
+
+def all_benchmarks():
+    """Snakemake benchmark files of the compute rules (wall time, memory), for the costs table."""
+    datasets = sorted({c["dataset"] for c in CELLS})
+    return (
+        [f"results/benchmarks/prepare_data/{d}.tsv" for d in datasets]
+        + [
+            f"results/benchmarks/{r}/{cell_path(c)}.tsv"
+            for r in ("train", "evaluate")
+            for c in CELLS
+        ]
+        + [f"results/benchmarks/transfer/{cell_path(c)}.tsv" for c in TRANSFER_CELLS]
+    )
+
+
+def _tables_only():
+    """True in a checkout that holds the aggregated tables but no per-cell results, e.g. a fresh
+    clone with results/tables/ copied in: figures and the paper are then built from the tables
+    alone and nothing is trained (the aggregate rule is left out of the workflow)."""
+    core = [TABLES[n] for n in ("metrics", "history", "transfer", "run_info")]
+    per_cell = all_metrics() + all_histories() + all_transfers()
+    return all(Path(f).exists() for f in core) and not any(
+        Path(f).exists() for f in per_cell
+    )
+
+
+TABLES_ONLY = _tables_only()
+if TABLES_ONLY:
+    print(
+        "normrobust: results/tables/ holds aggregated tables and there are no per-cell results: "
+        "figures and the report are built from the tables alone, nothing is trained. "
+        "Delete results/tables/ to run the whole pipeline.",
+        file=sys.stderr,
+    )
+
+
+def table_inputs():
+    """The tables the plotting and report rules read; in tables-only mode only those present
+    (an older results/tables/ may lack costs.csv: the report then says so)."""
+    return [f for f in TABLES.values() if not TABLES_ONLY or Path(f).exists()]

@@ -3,6 +3,8 @@ rule prepare_data:
         "results/data/{dataset}.pt",
     log:
         "results/logs/prepare_data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_data/{dataset}.tsv"
     params:
         settings=lambda w: json_arg(config["datasets"][w.dataset]),
         data_dir=data_dir_arg(),

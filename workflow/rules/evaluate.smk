@@ -6,6 +6,8 @@ rule evaluate:
         f"results/eval/{CELL}/metrics.json",
     log:
         f"results/logs/evaluate/{CELL}.log",
+    benchmark:
+        f"results/benchmarks/evaluate/{CELL}.tsv"
     threads: 1
     resources:
         gpu=1,

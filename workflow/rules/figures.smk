@@ -1,27 +1,47 @@
-rule aggregate:
-    input:
-        metrics=all_metrics(),
-        histories=all_histories(),
-        transfers=all_transfers(),
-    output:
-        metrics="results/tables/metrics.csv",
-        history="results/tables/history.csv",
-        transfer="results/tables/transfer.csv",
-        run_info="results/tables/run_info.json",
-    log:
-        "results/logs/aggregate.log",
-    params:
-        config=json_arg(config),
-    shell:
-        "{PY} -m normrobust aggregate --metrics {input.metrics} --histories {input.histories} "
-        "--transfers {input.transfers} --config {params.config} --outdir results/tables 2> {log}"
+if not TABLES_ONLY:
+
+    localrules:
+        aggregate,
+
+    rule aggregate:
+        input:
+            metrics=all_metrics(),
+            histories=all_histories(),
+            transfers=all_transfers(),
+            benchmarks=all_benchmarks(),
+        output:
+            metrics=report(
+                TABLES["metrics"], caption="../report/tables.rst", category="Tables"
+            ),
+            history=report(
+                TABLES["history"], caption="../report/tables.rst", category="Tables"
+            ),
+            transfer=report(
+                TABLES["transfer"], caption="../report/tables.rst", category="Tables"
+            ),
+            costs=report(
+                TABLES["costs"], caption="../report/tables.rst", category="Tables"
+            ),
+            run_info=TABLES["run_info"],
+        log:
+            "results/logs/aggregate.log",
+        params:
+            config=json_arg(config),
+        shell:
+            "{PY} -m normrobust aggregate --metrics {input.metrics} --histories {input.histories} "
+            "--transfers {input.transfers} --benchmarks {input.benchmarks} --config {params.config} "
+            "--outdir results/tables 2> {log}"
 
 
 rule claims:
     input:
-        rules.aggregate.output,
+        table_inputs(),
     output:
-        "results/tables/claims.csv",
+        report(
+            "results/tables/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
     log:
         "results/logs/claims.log",
     shell:
@@ -30,9 +50,14 @@ rule claims:
 
 rule figure:
     input:
-        rules.aggregate.output,
+        table_inputs(),
     output:
-        "results/figures/{figure}.pdf",
+        report(
+            "results/figures/{figure}.pdf",
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
     log:
         "results/logs/figures/{figure}.log",
     shell:

@@ -1,6 +1,6 @@
 rule render_report:
     input:
-        tables=rules.aggregate.output,
+        tables=table_inputs(),
         claims="results/tables/claims.csv",
         figures=figure_targets(),
         template=Path(workflow.basedir) / "paper" / "report.tex.j2",
@@ -17,7 +17,7 @@ rule build_report:
     input:
         "paper/generated/report.tex",
     output:
-        REPORT_PDF,
+        report(REPORT_PDF, caption="../report/paper.rst", category="Paper"),
     log:
         "results/logs/build_report.log",
     shell:

@@ -6,6 +6,8 @@ rule train:
         history=f"results/models/{CELL}/history.csv",
     log:
         f"results/logs/train/{CELL}.log",
+    benchmark:
+        f"results/benchmarks/train/{CELL}.tsv"
     threads: 1
     resources:
         gpu=1,

@@ -7,6 +7,8 @@ rule transfer:
         f"results/eval/{CELL}/transfer.json",
     log:
         f"results/logs/transfer/{CELL}.log",
+    benchmark:
+        f"results/benchmarks/transfer/{CELL}.tsv"
     threads: 1
     resources:
         gpu=1,

@@ -1,0 +1,202 @@
+"""Quality gates of the workflow and the report: lint, formatting, references, reproduction table, costs."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from normrobust import aggregate, reproduction as R, tables as T
+from normrobust.studies import FIGURE_STUDY
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_TABLES = ROOT / "tests" / "fixtures" / "tables"
+# The lints justified in workflow/rules/common.smk's header comment; any other lint fails.
+JUSTIFIED_LINTS = {
+    "Specify a conda environment or container for each rule.:",
+    "Shell command directly uses variable PY from outside of the rule:",
+}
+
+
+def test_snakemake_lint_has_only_justified_warnings():
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(ROOT / "Snakefile"),
+                        "-d", str(ROOT)], capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    lints = {ln.strip()[2:].strip() for ln in out.splitlines() if ln.startswith("    * ")}
+    assert lints, "snakemake --lint printed nothing: the parsing of its output is out of date\n" + out[-2000:]
+    assert lints <= JUSTIFIED_LINTS, f"unjustified lints: {lints - JUSTIFIED_LINTS}"
+    assert "Lints for snakefile" not in out, out[-3000:]
+    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    for lint in JUSTIFIED_LINTS:
+        assert lint.rstrip(".:") in common, f"the justification of '{lint}' is missing from common.smk"
+
+
+def test_snakefmt_check_is_clean():
+    exe = shutil.which("snakefmt") or str(Path(sys.executable).parent / "snakefmt")
+    r = subprocess.run([exe, "--check", "Snakefile", "workflow/"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_every_figure_referenced_in_the_report_exists_and_every_figure_is_referenced():
+    tpl = (ROOT / "paper" / "report.tex.j2").read_text()
+    refs = set(re.findall(r"\\ref\{fig:([^}]+)\}", tpl))
+    placed = set(re.findall(r'figure\("([^"]+)"\)', tpl))
+    assert refs == placed == set(FIGURE_STUDY), (refs, placed)
+    for label in re.findall(r"\\ref\{((?:sec|tab):[^}]+)\}", tpl):
+        kind, name = label.split(":", 1)
+        defined = (rf"\label{{{label}}}" in tpl) or (kind == "tab" and f'"{name}")' in tpl)
+        assert defined, f"\\ref{{{label}}} has no label in the template"
+    for sec in ("Setup", "Reproduction against the published numbers", "Limitations", "Provenance",
+                "Computational cost", "Claims"):
+        assert f"\\section{{{sec}" in tpl, sec
+
+
+def test_captions_of_the_html_report_exist():
+    smk = "\n".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    captions = re.findall(r'caption="([^"]+)"', smk)
+    assert len(captions) >= 4
+    for c in captions:
+        assert (ROOT / "workflow" / "rules" / c).resolve().is_file(), c
+    assert (ROOT / "workflow" / "report" / "workflow.rst").is_file()
+
+
+# ---------------------------------------------------------------------------------- reproduction
+
+def _cifar_info() -> dict:
+    return {"config": {
+        "datasets": {"cifar10": {"kind": "cifar10"}, "gen": {"kind": "generated"}},
+        "archs": {"resnet18": {"kind": "resnet", "blocks": [2, 2, 2, 2]}, "cnn": {"kind": "cnn"}},
+        "regimes": {"standard": {"attack": None},
+                    "pgd_l2_targeted": {"attack": {"type": "pgd", "norm": "l2", "eps": 0.5, "targeted": True}},
+                    "advprop": {"attack": {"type": "pgd", "norm": "linf", "eps": 4}, "objective": "advprop"}},
+        "evaluation": {"attacks": {"l2": {"type": "pgd", "norm": "l2", "eps": [0.25, 0.5]}}}}}
+
+
+def _rows(dataset, arch, norm, regime, clean, robust, ligs):
+    out = []
+    for seed, (c, r, lg) in enumerate(zip(clean, robust, ligs)):
+        base = dict(dataset=dataset, arch=arch, norm=norm, regime=regime, seed=seed)
+        out += [dict(base, metric="clean_acc", attack="none", eps=0.0, value=c),
+                dict(base, metric="robust_acc", attack="l2", eps=0.25, value=r),
+                dict(base, metric="robust_acc", attack="l2", eps=0.5, value=r / 2),
+                dict(base, metric="ligs", attack="none", eps=0.0, value=lg)]
+    return out
+
+
+def test_reproduction_table_puts_ours_beside_the_published_numbers():
+    rows = (_rows("cifar10", "resnet18", "bn", "standard", [0.95, 0.97], [0.10, 0.14], [0.6, 0.62])
+            + _rows("gen", "cnn", "bn", "standard", [0.5, 0.5], [0.0, 0.0], [0.1, 0.1])  # worse match: ignored
+            + _rows("cifar10", "resnet18", "bn", "advprop", [0.96, 0.99], [0.3, 0.3], [0.9, 0.9])
+            + _rows("gen", "cnn", "none", "standard", [0.9, 0.8], [0.4, 0.5], [0.8, 0.9]))
+    f = R.reproduction_frame(_cifar_info(), pd.DataFrame(rows))
+    assert len(f) == len(R.PUBLISHED)
+    by_q = f.set_index("quantity")
+    bn_clean = by_q.loc["standard, BN: clean accuracy (%)"]
+    assert bn_clean["match"] == "same" and bn_clean["n"] == 2
+    assert bn_clean["ours"] == pytest.approx(96.0) and bn_clean["diff"] == pytest.approx(96.0 - 95.3)
+    assert bn_clean["ours_std"] == pytest.approx(np.std([95, 97], ddof=1))
+    assert by_q.loc["standard, BN: PGD-L2 0.25 accuracy (%)"]["ours"] == pytest.approx(12.0)  # ε = 0.25, not 0.5
+    assert by_q.loc["standard, BN: LIGS"]["ours"] == pytest.approx(0.61)
+    none_clean = by_q.loc["standard, no norm: clean accuracy (%)"]
+    assert none_clean["match"] == "analogue" and none_clean["ours"] == pytest.approx(85.0)
+    assert "gen, cnn, standard" in none_clean["ours_setting"]
+    advprop = by_q.loc["AdvProp − standard: clean top-1 (points)"]
+    assert advprop["ours"] == pytest.approx(1.5) and advprop["match"] == "analogue"  # CIFAR-10 is not ImageNet
+    assert by_q.loc["adversarial, BN: clean accuracy (%)"]["match"] == "not run"
+    assert (f[f["source"].str.startswith("[G]")]["match"] == "not run").all()
+    tex = R.reproduction_table(f)
+    assert "96.0 $\\pm$ 1.4 (2)" in tex and "+0.7" in tex and tex.count("\\multicolumn") >= 4
+    assert "\\\\\n[" not in tex, "a row starting with [ would be read as \\\\[length]"
+
+
+def test_goodfellow_rows_are_error_rates_and_transfer():
+    info = {"config": {
+        "datasets": {"mnist": {"kind": "mnist"}},
+        "archs": {"maxout": {"kind": "maxout"}},
+        "regimes": {"standard": {"attack": None},
+                    "fgsm": {"attack": {"type": "fgsm", "norm": "linf", "eps": 63.75}, "objective": "weighted"}},
+        "evaluation": {"attacks": {"fgsm_linf": {"type": "fgsm", "norm": "linf", "eps": [63.75]}}}}}
+    rows = []
+    for regime, clean, rob in (("standard", 0.99, 0.1), ("fgsm", 0.992, 0.8)):
+        for seed in (0, 1):
+            base = dict(dataset="mnist", arch="maxout", norm="none", regime=regime, seed=seed)
+            rows += [dict(base, metric="clean_acc", attack="none", eps=0.0, value=clean),
+                     dict(base, metric="robust_acc", attack="fgsm_linf", eps=63.75, value=rob)]
+    transfer = pd.DataFrame([dict(dataset="mnist", seed=s, source_arch="maxout", source_norm="none",
+                                  source_regime=a, target_arch="maxout", target_norm="none", target_regime=b,
+                                  success_rate=v, n=100)
+                             for s in (0, 1) for a, b, v in (("standard", "fgsm", 0.2), ("fgsm", "standard", 0.4))])
+    f = R.reproduction_frame(info, pd.DataFrame(rows), transfer).set_index("quantity")
+    maxout = f[f["setting"] == "maxout, MNIST"]
+    assert (maxout["match"] == "same").all()
+    assert maxout.loc["standard: FGSM ε=0.25 error (%)", "ours"] == pytest.approx(90.0)
+    assert maxout.loc["FGSM-trained: clean error (%)", "ours"] == pytest.approx(0.8)
+    assert maxout.loc["transfer standard → FGSM-trained: error (%)", "ours"] == pytest.approx(20.0)
+    assert maxout.loc["transfer FGSM-trained → standard: error (%)", "ours"] == pytest.approx(40.0)
+    assert f[f["setting"] == "shallow softmax, MNIST"]["match"].eq("not run").all()
+
+
+def test_limitations_name_failed_claims_and_missing_studies():
+    claims = pd.DataFrame([dict(id="E1-bn-clean", study="e1_norms", claim="BN raises clean accuracy",
+                                metric="clean_acc", mean_diff=-0.2, verdict="FAIL"),
+                           dict(id="E9-transfer", study="e9_transfer", claim="x", metric="success_rate",
+                                mean_diff=0.0, verdict="INCONCLUSIVE")])
+    repro = R.reproduction_frame(_cifar_info(), pd.DataFrame(
+        _rows("cifar10", "resnet18", "bn", "standard", [0.5, 0.5], [0.1, 0.1], [0.6, 0.6])))
+    items = R.limitations(_cifar_info(), claims, repro, n_seeds=2)
+    text = " ".join(items)
+    assert "Did not reproduce: BN raises clean accuracy" in text and "possible reason" in text
+    assert "1 claim stayed inconclusive" in text
+    assert "differs from [B] Fig. 3 (fig) by -45.3" in text  # same setting, far off: said plainly
+    assert "E3" in text and "E4" in text
+
+
+# ------------------------------------------------------------------------------------------- costs
+
+def test_costs_table_from_benchmark_files_and_job_gpu_memory(tmp_path):
+    cell = "gen/cnn/bn/standard/s0"
+    bench = []
+    for rule, s in (("train", 12.5), ("evaluate", 3.0)):
+        p = tmp_path / "results" / "benchmarks" / rule / f"{cell}.tsv"
+        p.parent.mkdir(parents=True)
+        p.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                     f"{s}\t0:00:12\t812.5\t900\t1\t1\t0\t0\t90\t{s * 0.9}\n")
+        bench.append(str(p))
+    m = tmp_path / "results" / "eval" / cell / "metrics.json"
+    m.parent.mkdir(parents=True)
+    m.write_text(json.dumps({"cell": {}, "rows": [], "peak_gpu_mem_mib": 321.0, "train_peak_gpu_mem_mib": 2048.0}))
+    costs = aggregate.costs_table(bench, [str(m)], [])
+    got = costs.set_index("rule")
+    assert got.loc["train", "wall_s"] == 12.5 and got.loc["train", "target"] == cell
+    assert got.loc["train", "max_rss_mib"] == 812.5 and got.loc["train", "peak_gpu_mem_mib"] == 2048.0
+    assert got.loc["evaluate", "peak_gpu_mem_mib"] == 321.0
+    tex = T.costs_table(costs)
+    assert "\\texttt{train} & 1 & 0.2 & 12.5 & 12.5 & 812 & 2,048" in tex
+    assert "no benchmark records" in T.costs_table(costs.iloc[:0])
+
+
+def test_aggregate_never_replaces_tables_by_empty_ones(tmp_path, capsys):
+    out = tmp_path / "tables"
+    out.mkdir()
+    (out / "metrics.csv").write_text("kept")
+    assert aggregate.main(["--config", "{}", "--outdir", str(out)]) == 1
+    assert (out / "metrics.csv").read_text() == "kept"
+    assert "nothing to aggregate" in capsys.readouterr().err
+
+
+def test_tables_only_checkout_plans_no_training(tmp_path):
+    """A fresh checkout holding only results/tables/: `snakemake paper` plans plotting and LaTeX only."""
+    shutil.copytree(FIXTURE_TABLES, tmp_path / "results" / "tables")
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "paper", "-s", str(ROOT / "Snakefile"),
+                        "-d", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "built from the tables alone" in out
+    jobs = set(re.findall(r"^rule (\w+):", out, flags=re.M))
+    assert jobs == {"claims", "figure", "render_report", "build_report", "paper"}, jobs
