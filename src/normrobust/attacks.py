@@ -5,7 +5,8 @@ Conventions
 * Images are float tensors in [0,1], shape [B,C,H,W]; input normalisation is the model's first
   layer, so every attack perturbs raw pixels and clips to [0,1].
 * Gradients are taken with respect to the input only (``torch.autograd.grad(loss, x_adv)``); no
-  parameter ``.grad`` is ever written.
+  parameter ``.grad`` is ever written, and autograd skips the weight gradients.
+* Losses are computed on fp32 logits (``.float()``: a no-op in fp32, the cast back under bf16 autocast).
 * The loss is cross-entropy with ``reduction="sum"``, so in eval mode each sample's gradient is its
   own (it does not shrink with the batch size).
 * Untargeted attacks maximise CE(f(x'), y); targeted attacks minimise CE(f(x'), y_target) (then ``y``
@@ -99,7 +100,7 @@ def _grad(model: nn.Module, x_adv: Tensor, y: Tensor, targeted: bool) -> Tensor:
     """Gradient of the attack objective w.r.t. the input (ascent direction)."""
     x_adv = x_adv.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = F.cross_entropy(model(x_adv), y, reduction="sum")
+        loss = F.cross_entropy(model(x_adv).float(), y, reduction="sum")  # fp32 loss under autocast
         if targeted:
             loss = -loss
         (g,) = torch.autograd.grad(loss, x_adv)
@@ -164,7 +165,7 @@ def _pgd_once(model, x, y, eps, step, steps, norm, targeted, random_start, gener
 def _score(model, x_adv, y, targeted):
     """Per-sample (success, loss) of an adversarial batch; loss is CE to y (maximised untargeted,
     minimised targeted)."""
-    logits = model(x_adv)
+    logits = model(x_adv).float()
     loss = F.cross_entropy(logits, y, reduction="none")
     pred = logits.argmax(1)
     success = (pred == y) if targeted else (pred != y)

@@ -12,19 +12,22 @@ import argparse
 import json
 import time
 
-from . import metrics
+from . import fast, metrics
 from .data import load_prepared, to_float
 from .gpu import lease_info
 from .train import load_model
-from .utils import log, pick_device, save_json, seeded_generator, set_threads
+from .utils import load_torch, log, pick_device, save_json, seeded_generator, set_threads
 
 
 def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto") -> dict:
     device = pick_device(device_name)
     model, settings, meta = load_model(model_path, device)
+    fcfg = fast.resolve(ev.get("fast"), device, settings["cell"]["norm"])
+    fast.setup(device)
+    model = fast.wrap(model, fcfg, device)  # on the CPU by default: the model itself (plain fp32)
     seed = settings["cell"]["seed"]
     data = load_prepared(data_path, device)
-    n, bs = ev["n_test"], ev.get("batch_size", 512)
+    n, bs = ev["n_test"], fast.eval_batch(fcfg, ev.get("batch_size", 512))
     x, y = to_float(data["test"]["x"][:n]), data["test"]["y"][:n]
     t0 = time.perf_counter()
     rows = [{"metric": "clean_acc", "attack": "none", "eps": 0, "value": metrics.accuracy(model, x, y, batch_size=bs)}]
@@ -56,7 +59,16 @@ def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto
         log(f"  NRF reliance {rel['reliance']:.3f}")
     return {"cell": settings["cell"], "attack_mode": "eval", "device": str(device), "n_test": len(y),
             "ligs_pairs": lg["n"], "ligs_dropped": lg["dropped"], "seconds": time.perf_counter() - t0,
-            "rows": rows, "lease": lease_info()}
+            "rows": rows, "lease": lease_info(), "fast": fcfg, "batch_size": bs,
+            "peak_gpu_mem_mib": fast.peak_mem_mib(device), "device_name": _device_name(device),
+            "train_peak_gpu_mem_mib": load_torch(model_path, map_location="cpu").get("peak_gpu_mem_mib")}  # for the costs table
+
+
+def _device_name(device) -> str:
+    """'cpu', or e.g. 'cuda (NVIDIA H200)': the report's hardware line."""
+    import torch
+
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def main(argv: list[str] | None = None) -> int:

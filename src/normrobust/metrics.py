@@ -126,7 +126,7 @@ def _input_grads(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """∇ₓ CE(f(x), y) with sum reduction (per-sample gradients in eval mode); input only."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = F.cross_entropy(model(x), y, reduction="sum")
+        loss = F.cross_entropy(model(x).float(), y, reduction="sum")
         (g,) = torch.autograd.grad(loss, x)
     return g.detach()
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import metrics
+from . import fast, metrics
 from .attacks import attack, attack_mode
 from .data import augment, load_prepared, to_float
 from .models import build_model, use_aux
@@ -103,9 +103,9 @@ def ligs_penalty(model, x, y, sigma: float, generator) -> torch.Tensor:
     (double backward). Computed in the model's current (train) mode."""
     v = torch.randn(x.shape, generator=generator, device=x.device) * sigma
     xs = torch.cat([x, x + v]).requires_grad_(True)
-    loss = F.cross_entropy(model(xs), torch.cat([y, y]), reduction="sum")
+    loss = F.cross_entropy(model(xs).float(), torch.cat([y, y]), reduction="sum")
     (g,) = torch.autograd.grad(loss, xs, create_graph=True)
-    g = g.flatten(1)
+    g = g.flatten(1).float()
     cos = F.cosine_similarity(g[: len(x)], g[len(x):], dim=1, eps=1e-12)
     return (1 - cos).mean()
 
@@ -146,7 +146,8 @@ def train_epoch(model, opt, data: dict, settings: dict, epoch: int, device) -> f
     g_aug = seeded_generator(seed, epoch, 2, device=device)
     g_att = seeded_generator(seed, epoch, 3, device=device)
     aug = data["meta"].get("augment") or {}
-    total, count = 0.0, 0
+    lazy = torch.device(device).type == "cuda"  # on CUDA: no host sync per step, losses checked once per epoch
+    total, count, losses = 0.0, 0, []
     model.train()
     for i in range(0, n, bs):
         idx = perm[i:i + bs]
@@ -154,15 +155,34 @@ def train_epoch(model, opt, data: dict, settings: dict, epoch: int, device) -> f
         if aug:
             x = augment(x, g_aug, crop_pad=aug.get("crop_pad", 0), flip=aug.get("flip", False))
         loss = batch_loss(model, x, y, regime, g_att, aux, data["meta"]["num_classes"])
-        if not torch.isfinite(loss):
-            raise Diverged(f"loss is {loss.item()} at epoch {epoch}, step {i // bs}, "
-                           f"lr {opt.param_groups[0]['lr']:g}")
+        if not lazy and not torch.isfinite(loss):
+            _diverged(loss.item(), epoch, i // bs, opt)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        total += loss.item() * y.shape[0]
+        if lazy:
+            losses.append(loss.detach().double() * y.shape[0])
+        else:
+            total += loss.item() * y.shape[0]
         count += y.shape[0]
+    if lazy:
+        t = torch.stack(losses).cpu()
+        bad = (~torch.isfinite(t)).nonzero()
+        if len(bad):
+            _diverged(t[bad[0, 0]].item(), epoch, int(bad[0, 0]), opt)
+        total = t.sum().item()
     return total / count
+
+
+def _diverged(loss: float, epoch: int, step: int, opt):
+    raise Diverged(f"loss is {loss} at epoch {epoch}, step {step}, lr {opt.param_groups[0]['lr']:g}")
+
+
+def fast_settings(settings: dict, device) -> dict:
+    """The effective fast-path settings of a cell (see fast.py): from ``fast`` or ``training.fast``."""
+    block = settings.get("fast") or settings["training"].get("fast")
+    return fast.resolve(block, device, settings["cell"]["norm"],
+                        double_backward=objective(settings["regime"]) == "ligs_reg")
 
 
 def measure(model, data: dict, settings: dict, epoch: int) -> dict:
@@ -221,13 +241,17 @@ def train(settings: dict, data_path: str, out_dir: str, threads: int | None = No
         raise SystemExit(f"training.batch_size: {tr['batch_size']} is larger than the training set "
                          f"({n_train} images of '{cell['dataset']}'); allowed 1..{n_train}")
     torch.manual_seed(cell["seed"])
-    model = build_model(settings["arch"], cell["norm"], data["meta"],
-                        aux_norm=uses_aux_norm(settings["regime"], cell["norm"])).to(device)
-    opt = make_optimizer(model, tr)
+    net = build_model(settings["arch"], cell["norm"], data["meta"],
+                      aux_norm=uses_aux_norm(settings["regime"], cell["norm"])).to(device)
+    fcfg = fast_settings(settings, device)
+    fast.setup(device)
+    model = fast.wrap(net, fcfg, device)  # on the CPU by default: net itself (plain fp32)
+    opt = make_optimizer(net, tr)
     sched = make_scheduler(opt, tr)
     ckpt = out / "checkpoint.pt"
-    start, history = _try_resume(ckpt, settings, model, opt, sched)
-    log(f"training {cell} on {device} for {tr['epochs']} epochs ({n_train} images, batch {tr['batch_size']})")
+    start, history = _try_resume(ckpt, settings, net, opt, sched)
+    log(f"training {cell} on {device} for {tr['epochs']} epochs ({n_train} images, batch {tr['batch_size']}; "
+        f"fast {fcfg})")
     for epoch in range(start + 1, tr["epochs"] + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
@@ -243,16 +267,17 @@ def train(settings: dict, data_path: str, out_dir: str, threads: int | None = No
         log(f"epoch {epoch}/{tr['epochs']}: loss {loss:.4f} clean {row['clean_acc']:.3f} "
             f"robust {row['robust_acc']:.3f} LIGS {row['ligs']:.3f} ({row['seconds']:.1f}s)")
         if epoch in (tr.get("save_epochs") or []):
-            save_torch({"state_dict": model.state_dict(), "epoch": epoch}, out / "epochs" / f"epoch{epoch}.pt")
+            save_torch({"state_dict": net.state_dict(), "epoch": epoch}, out / "epochs" / f"epoch{epoch}.pt")
         save_torch({"settings": json.dumps(settings, sort_keys=True), "epoch": epoch, "history": history,
-                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "rng": torch.get_rng_state()},
                    ckpt)
         start = epoch
     atomic_write(out / "history.csv", lambda f: f.write(history_csv(history)), mode="w")
-    save_torch({"state_dict": model.state_dict(), "settings": json.dumps(settings, sort_keys=True),
+    save_torch({"state_dict": net.state_dict(), "settings": json.dumps(settings, sort_keys=True),
                 "meta": _plain_meta(data["meta"]), "epochs": tr["epochs"], "device": str(device),
-                "attack_mode": settings["regime"].get("attack_mode", "eval"), "lease": lease_info()},
+                "attack_mode": settings["regime"].get("attack_mode", "eval"), "lease": lease_info(),
+                "fast": fcfg, "peak_gpu_mem_mib": fast.peak_mem_mib(device)},
                out / "model.pt")
     log(f"done: {out / 'model.pt'}")
     return history
@@ -263,7 +288,9 @@ def _plain_meta(meta: dict) -> dict:
 
 
 def load_model(path: str | Path, device="cpu"):
-    """Rebuild a trained model from its ``model.pt``; returns (model in eval mode, settings, meta)."""
+    """Rebuild a trained model from its ``model.pt``; returns (model in eval mode, settings, meta).
+
+    The plain network, in fp32 and contiguous; evaluate / transfer put it on the fast path (fast.wrap)."""
     try:
         state = load_torch(path, map_location=device)
         settings = json.loads(state["settings"])

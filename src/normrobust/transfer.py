@@ -12,7 +12,7 @@ import json
 
 import torch
 
-from . import metrics
+from . import fast, metrics
 from .attacks import attack, attack_mode
 from .data import load_prepared, to_float
 from .gpu import lease_info
@@ -23,26 +23,31 @@ from .utils import log, pick_device, save_json, seeded_generator, set_threads
 def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device_name: str = "auto") -> dict:
     device = pick_device(device_name)
     src, settings, _ = load_model(source, device)
+    fcfg = fast.resolve(tcfg.get("fast"), device, settings["cell"]["norm"])
+    fast.setup(device)
+    src = fast.wrap(src, fcfg, device)  # on the CPU by default: the model itself (plain fp32)
     data = load_prepared(data_path, device)
     n = tcfg["n_test"]
     x, y = to_float(data["test"]["x"][:n]), data["test"]["y"][:n]
     g = seeded_generator(settings["cell"]["seed"], 400, device=device)
-    bs = tcfg.get("batch_size", 500)
+    bs = fast.eval_batch(fcfg, tcfg.get("batch_size", 500))
     with attack_mode(src, "eval"):
         x_adv = torch.cat([attack(src, x[i:i + bs], y[i:i + bs], tcfg["attack"], generator=g).detach()
                            for i in range(0, len(y), bs)])
     rows = []
     for t in targets:
         model, tset, _ = load_model(t, device)
-        right = metrics.predict(model, x) == y
-        fooled = metrics.predict(model, x_adv) != y
+        model = fast.wrap(model, fast.resolve(tcfg.get("fast"), device, tset["cell"]["norm"]), device)
+        pbs = fast.eval_batch(fcfg, 512)
+        right = metrics.predict(model, x, batch_size=pbs) == y
+        fooled = metrics.predict(model, x_adv, batch_size=pbs) != y
         n_right = int(right.sum())
         rate = float((fooled & right).sum()) / n_right if n_right else float("nan")
         rows.append({"target": tset["cell"], "success_rate": rate, "n": n_right})
         log(f"{settings['cell']['norm']}/{settings['cell']['regime']} → "
             f"{tset['cell']['norm']}/{tset['cell']['regime']}: {rate:.3f} of {n_right}")
     return {"source": settings["cell"], "attack": tcfg["attack"], "attack_mode": "eval", "rows": rows,
-            "lease": lease_info()}
+            "lease": lease_info(), "fast": fcfg, "batch_size": bs, "peak_gpu_mem_mib": fast.peak_mem_mib(device)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,104 @@
+"""The GPU fast path: bf16 autocast, channels_last, cudnn.benchmark, optional torch.compile.
+
+One optional settings block, read with defaults (so configs without it are unchanged)::
+
+    fast: {amp: auto, channels_last: auto, compile: false, eval_batch_size: auto}
+
+- ``amp``: bf16 autocast for the model's forward (and so its backward). ``auto`` = on CUDA only. Norm
+  statistics stay fp32 (autocast runs GroupNorm/LayerNorm in fp32; BatchNorm/InstanceNorm keep fp32
+  statistics and running buffers), and the wrapped model returns fp32 logits, so every loss, input
+  gradient and LIGS cosine is computed in fp32.
+- ``channels_last``: NHWC weights and inputs. ``auto`` = :data:`CHANNELS_LAST` on CUDA (off on CPU).
+- ``compile``: ``torch.compile`` the network (off by default; never for double backward, i.e. the
+  ``ligs_reg`` objective).
+- ``eval_batch_size``: the smallest batch of evaluation / transfer passes (the config's ``batch_size`` when
+  larger); ``auto`` = 2048 on CUDA, none on the CPU (the config's batch size as is).
+
+On the CPU every default is off and :func:`wrap` returns the model itself: the plain fp32 path, bit for
+bit. ``bench.py`` measures the effect of each choice.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+# channels_last on CUDA, per norm: cuDNN convolutions and BatchNorm are fastest in NHWC with bf16; the
+# GroupNorm / LayerNorm / InstanceNorm kernels are written for NCHW and can be slower in NHWC (each of
+# them may copy to contiguous and back), so they stay contiguous unless measured otherwise (bench.py).
+CHANNELS_LAST = {"none": True, "bn": True, "fixup": True, "ln": False, "in": False, "gn": False}
+EVAL_BATCH_CUDA = 2048
+KEYS = ("amp", "channels_last", "compile", "eval_batch_size")
+
+
+def resolve(block: dict | None, device, norm: str, double_backward: bool = False) -> dict:
+    """The effective fast settings on ``device`` for a model with ``norm`` (plain values, recorded in outputs)."""
+    block = dict(block or {})
+    unknown = sorted(set(block) - set(KEYS))
+    if unknown:
+        raise ValueError(f"fast: unknown key(s) {unknown} (allowed: {', '.join(KEYS)})")
+    cuda = torch.device(device).type == "cuda"
+    amp = block.get("amp", "auto")
+    cl = block.get("channels_last", "auto")
+    ebs = block.get("eval_batch_size", "auto")
+    return {
+        "amp": "bfloat16" if (cuda if amp == "auto" else bool(amp)) else None,
+        "channels_last": bool(cuda and CHANNELS_LAST.get(norm, False)) if cl == "auto" else bool(cl),
+        "compile": bool(block.get("compile", False)) and not double_backward,
+        "cudnn_benchmark": cuda,
+        "eval_batch_size": (EVAL_BATCH_CUDA if cuda else None) if ebs == "auto" else ebs,
+    }
+
+
+def setup(device) -> None:
+    """Process-wide switches, CUDA only: cudnn autotuning (batch shapes are fixed) and a fresh peak-memory count."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.reset_peak_memory_stats()
+
+
+def eval_batch(cfg: dict, configured: int) -> int:
+    """Batch size of evaluation passes: the config's, raised to ``eval_batch_size`` where that is larger."""
+    return max(int(configured), int(cfg["eval_batch_size"] or 0))
+
+
+def peak_mem_mib(device) -> float | None:
+    """Peak GPU memory allocated by this process in MiB (None off CUDA)."""
+    if torch.device(device).type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+class Fast(nn.Module):
+    """``net`` run under bf16 autocast and/or channels_last (and/or compiled); returns fp32 logits.
+
+    It holds the very same parameters and buffers (save ``unwrap(model).state_dict()``)."""
+
+    def __init__(self, net: nn.Module, cfg: dict, device_type: str):
+        super().__init__()
+        self.net, self.cfg, self.device_type = net, cfg, device_type
+        if cfg["channels_last"]:
+            net.to(memory_format=torch.channels_last)
+        # the compiled callable is kept out of the module tree (no duplicate state_dict keys)
+        object.__setattr__(self, "_call", torch.compile(net) if cfg["compile"] else net)
+
+    def forward(self, x):
+        if self.cfg["channels_last"] and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        amp = torch.autocast(self.device_type, dtype=torch.bfloat16) if self.cfg["amp"] else nullcontext()
+        with amp:
+            out = self._call(x)
+        return out.float()
+
+
+def wrap(net: nn.Module, cfg: dict, device) -> nn.Module:
+    """The model to train / attack / evaluate with: ``net`` itself when nothing is switched on."""
+    if not (cfg["amp"] or cfg["channels_last"] or cfg["compile"]):
+        return net
+    return Fast(net, cfg, torch.device(device).type)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.net if isinstance(model, Fast) else model

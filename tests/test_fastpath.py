@@ -1,0 +1,125 @@
+"""The fast path (fast.py) agrees with the plain fp32 path: exercised on the CPU where torch allows it
+(channels_last, bf16 autocast), on a small trained model; the CPU default stays the plain path."""
+
+import copy
+
+import pytest
+import torch
+
+from normrobust import fast, metrics
+from normrobust import train as T
+from normrobust.data import build_dataset, to_float
+from normrobust.utils import load_torch, save_torch, seeded_generator
+
+PGD = {"type": "pgd", "norm": "linf", "eps": 8, "rel_step": 0.25, "steps": 10}
+
+
+def settings(norm="bn", **extra):
+    return {"cell": {"dataset": "generated", "arch": "cnn", "norm": norm, "regime": "standard", "seed": 0},
+            "arch": {"kind": "cnn", "widths": [8, 16, 32]}, "regime": {"name": "standard", "attack": None},
+            "training": {"epochs": 3, "batch_size": 50, "lr": 0.05, "schedule": {"kind": "constant"},
+                         "history": {"n_test": 20, "attack": {"type": "fgsm", "norm": "linf", "eps": 4}}},
+            "device": "cpu", **extra}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fast")
+    data = build_dataset("generated", {"kind": "generated", "seed": 3, "n_train": 600, "n_test": 300})
+    save_torch(data, d / "gen.pt")
+    return d, to_float(data["test"]["x"]), data["test"]["y"]
+
+
+def trained_model(dataset, norm):
+    d, x, y = dataset
+    if not (d / norm / "model.pt").exists():
+        T.train(settings(norm), str(d / "gen.pt"), d / norm)
+    model, _, _ = T.load_model(d / norm / "model.pt")
+    return d, model, x, y
+
+
+@pytest.fixture(scope="module")
+def trained(dataset):
+    return trained_model(dataset, "bn")
+
+
+def measure(model, x, y):
+    return {"acc": metrics.accuracy(model, x, y, batch_size=100),
+            "robust": metrics.robust_accuracy(model, x, y, PGD, batch_size=100),
+            "ligs": metrics.ligs(model, x, y, batch_size=100, generator=seeded_generator(0, 5))["ligs"]}
+
+
+def test_cpu_default_is_the_plain_path():
+    cfg = fast.resolve(None, "cpu", "bn")
+    assert cfg == {"amp": None, "channels_last": False, "compile": False, "cudnn_benchmark": False,
+                   "eval_batch_size": None}
+    net = torch.nn.Linear(2, 2)
+    assert fast.wrap(net, cfg, "cpu") is net
+    assert fast.eval_batch(cfg, 500) == 500
+
+
+def test_resolve_on_cuda_per_norm_and_never_compiled_for_double_backward():
+    for norm, cl in fast.CHANNELS_LAST.items():
+        cfg = fast.resolve({"compile": True}, "cuda", norm)
+        assert cfg["amp"] == "bfloat16" and cfg["channels_last"] is cl and cfg["compile"] and cfg["cudnn_benchmark"]
+    assert fast.resolve({"compile": True}, "cuda", "bn", double_backward=True)["compile"] is False
+    assert fast.resolve({"amp": False, "channels_last": False}, "cuda", "bn")["amp"] is None
+    assert fast.eval_batch(fast.resolve(None, "cuda", "bn"), 500) == fast.EVAL_BATCH_CUDA
+    with pytest.raises(ValueError, match="unknown key"):
+        fast.resolve({"bogus": 1}, "cpu", "bn")
+
+
+@pytest.mark.parametrize("norm", ["bn", "in"])
+@pytest.mark.parametrize("block,tol", [({"channels_last": True}, {"acc": 0.0, "robust": 0.01, "ligs": 1e-3}),
+                                       ({"channels_last": True, "amp": True}, {"acc": 0.03, "robust": 0.05,
+                                                                               "ligs": 0.05})])
+def test_fast_path_agrees_with_plain(dataset, norm, block, tol):
+    _, model, x, y = trained_model(dataset, norm)
+    plain = measure(model, x, y)
+    wrapped = fast.wrap(copy.deepcopy(model), fast.resolve(block, "cpu", norm), "cpu")  # wrap converts in place
+    assert isinstance(wrapped, fast.Fast)
+    with torch.no_grad():
+        assert wrapped(x[:4]).dtype == torch.float32  # fp32 logits even under bf16 autocast
+    got = measure(wrapped, x, y)
+    for k in plain:
+        assert abs(got[k] - plain[k]) <= tol[k], (k, got, plain)
+    assert plain["acc"] > 0.4 and 0 < plain["robust"] < plain["acc"]  # trained, and an attack that bites
+
+
+def test_train_on_the_fast_path_records_it(trained, tmp_path):
+    d, _, x, y = trained
+    block = {"channels_last": True, "amp": True}
+    T.train(settings(fast=block), str(d / "gen.pt"), tmp_path / "m")
+    state = load_torch(tmp_path / "m" / "model.pt")
+    assert state["fast"]["amp"] == "bfloat16" and state["fast"]["channels_last"] is True
+    assert state["peak_gpu_mem_mib"] is None  # CPU
+    assert not any(k.startswith("net.") for k in state["state_dict"])  # the plain network's weights
+    model, _, _ = T.load_model(tmp_path / "m" / "model.pt")
+    assert metrics.accuracy(model, x, y) > 0.5
+
+
+def test_plain_training_records_plain_settings(trained):
+    d, _, _, _ = trained
+    state = load_torch(d / "bn" / "model.pt")
+    assert state["fast"]["amp"] is None and state["fast"]["channels_last"] is False
+    assert "peak_gpu_mem_mib" in state and state["peak_gpu_mem_mib"] is None
+
+
+@pytest.mark.parametrize("regime", [
+    {"name": "ligs_reg", "attack": None, "objective": "ligs_reg", "ligs_weight": 0.5},  # double backward
+    {"name": "pgd", "attack": {"type": "pgd", "norm": "linf", "eps": 8, "rel_step": 0.25, "steps": 2,
+                               "random_start": True}, "attack_mode": "train_frozen"},
+])
+def test_other_objectives_run_on_the_fast_path(dataset, regime, tmp_path):
+    d, x, y = dataset
+    s = settings(fast={"channels_last": True, "amp": True, "compile": True})
+    s["regime"], s["training"]["epochs"] = regime, 1
+    if regime["name"] == "ligs_reg":  # compile is never used through double backward
+        assert T.fast_settings(s, "cpu")["compile"] is False
+        T.train(s, str(d / "gen.pt"), tmp_path / "m")
+        assert load_torch(tmp_path / "m" / "model.pt")["fast"]["amp"] == "bfloat16"
+    else:
+        s["fast"]["compile"] = False
+        T.train(s, str(d / "gen.pt"), tmp_path / "m")
+    model, _, _ = T.load_model(tmp_path / "m" / "model.pt")
+    assert 0 <= metrics.accuracy(model, x, y) <= 1
