@@ -379,6 +379,24 @@ def summarize(results_dir: Path = RESULTS_DIR) -> str:
     return "".join(out)
 
 
+README_MD = Path("README.md")
+README_MARKERS = ("<!-- performance:begin (written by python -m normrobust.bench) -->", "<!-- performance:end -->")
+
+
+def write_summary(md: Path, results_dir: Path) -> None:
+    """Rewrite ``md`` from the result files; the default summary also goes into README.md between its markers."""
+    text = summarize(results_dir)
+    atomic_write(md, lambda f: f.write(text), mode="w")
+    print(f"wrote {md}")
+    begin, end = README_MARKERS
+    readme = README_MD.read_text() if md == PERFORMANCE_MD and README_MD.is_file() else ""
+    if begin in readme and end in readme:
+        body = text.split("\n", 1)[1].replace("\n## ", "\n### ")  # README's section has its own title
+        new = readme[: readme.index(begin) + len(begin)] + "\n" + body.strip() + "\n" + readme[readme.index(end):]
+        atomic_write(README_MD, lambda f: f.write(new), mode="w")
+        print(f"updated the performance table in {README_MD}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m normrobust.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -399,9 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = " ".join(shlex.quote(s) for s in ["python", "-m", "normrobust.bench", *(sys.argv[1:] if argv is None
                                                                                   else argv)])
     if a.summary_only:
-        md = a.markdown or PERFORMANCE_MD
-        atomic_write(md, lambda f: f.write(summarize(a.out.parent if a.out else RESULTS_DIR)), mode="w")
-        print(f"wrote {md}")
+        write_summary(a.markdown or PERFORMANCE_MD, a.out.parent if a.out else RESULTS_DIR)
         return 0
     if a.device != "cpu":  # like the pipeline's GPU jobs: an exclusive lease on one device, before CUDA starts
         from .gpu import acquire
@@ -418,8 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out} ({time.perf_counter() - t0:.0f}s)")
     md = a.markdown or (PERFORMANCE_MD if a.out is None else None)
     if md:
-        atomic_write(md, lambda f: f.write(summarize(out.parent)), mode="w")
-        print(f"wrote {md}")
+        write_summary(md, out.parent)
     return 0
 
 
