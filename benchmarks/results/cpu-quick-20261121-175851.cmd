@@ -1,0 +1,1 @@
+python -m normrobust.bench --quick
