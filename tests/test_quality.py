@@ -1,6 +1,5 @@
 """Quality gates of the workflow and the report: lint, formatting, references, reproduction table, costs."""
 
-import json
 import re
 import shutil
 import subprocess
@@ -169,9 +168,8 @@ def test_costs_table_from_benchmark_files_and_job_gpu_memory(tmp_path):
                      f"{s}\t0:00:12\t812.5\t900\t1\t1\t0\t0\t90\t{s * 0.9}\n")
         bench.append(str(p))
     m = tmp_path / "results" / "eval" / cell / "metrics.json"
-    m.parent.mkdir(parents=True)
-    m.write_text(json.dumps({"cell": {}, "rows": [], "peak_gpu_mem_mib": 321.0, "train_peak_gpu_mem_mib": 2048.0}))
-    costs = aggregate.costs_table(bench, [str(m)], [])
+    doc = {"cell": {}, "rows": [], "peak_gpu_mem_mib": 321.0, "train_peak_gpu_mem_mib": 2048.0}
+    costs = aggregate.costs_table(bench, {str(m): doc}, {})
     got = costs.set_index("rule")
     assert got.loc["train", "wall_s"] == 12.5 and got.loc["train", "target"] == cell
     assert got.loc["train", "max_rss_mib"] == 812.5 and got.loc["train", "peak_gpu_mem_mib"] == 2048.0

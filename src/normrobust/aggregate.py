@@ -19,6 +19,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -36,10 +37,10 @@ def cell_from_path(path: str | Path) -> dict:
     return dict(dataset=dataset, arch=arch, norm=norm, regime=regime, seed=int(seed.lstrip("s")))
 
 
-def metrics_table(files: list[str]) -> pd.DataFrame:
+def metrics_table(docs: Iterable[dict]) -> pd.DataFrame:
+    """The per-cell metrics.json contents → one long table."""
     rows = []
-    for f in files:
-        d = load_json(f)
+    for d in docs:
         rows += [{**d["cell"], **r} for r in d["rows"]]
     return pd.DataFrame(rows, columns=[*CELL_KEYS, "metric", "attack", "eps", "value"])
 
@@ -50,10 +51,10 @@ def history_table(files: list[str]) -> pd.DataFrame:
     return df[[*CELL_KEYS, *[c for c in df.columns if c not in CELL_KEYS]]]
 
 
-def transfer_table(files: list[str]) -> pd.DataFrame:
+def transfer_table(docs: Iterable[dict]) -> pd.DataFrame:
+    """The per-source transfer.json contents → one row per (source, target)."""
     rows = []
-    for f in files:
-        d = load_json(f)
+    for d in docs:
         s = d["source"]
         for r in d["rows"]:
             t = r["target"]
@@ -72,19 +73,20 @@ def _bench_key(path: str | Path) -> tuple[str, str]:
     return parts[i + 1], "/".join(parts[i + 2:])
 
 
-def _gpu_mem(files: list[str], key: str) -> dict[str, float]:
-    """Peak GPU memory (MiB) each job recorded in its own output, keyed by the cell's path."""
+def _gpu_mem(docs: dict[str, dict], key: str) -> dict[str, float]:
+    """Peak GPU memory (MiB) each job recorded in its own output (path → contents), keyed by the cell's path."""
     out = {}
-    for f in files:
-        v = load_json(f).get(key)
+    for f, d in docs.items():
+        v = d.get(key)
         if v is not None:
             out["/".join(Path(f).parent.parts[-5:])] = float(v)  # {dataset}/{arch}/{norm}/{regime}/s{seed}
     return out
 
 
-def costs_table(benchmarks: list[str], metrics: list[str], transfers: list[str]) -> pd.DataFrame:
+def costs_table(benchmarks: list[str], metrics: dict[str, dict], transfers: dict[str, dict]) -> pd.DataFrame:
     """Wall time, CPU time and peak RSS per compute job (Snakemake's ``benchmark:`` files), with the
-    peak GPU memory the job measured itself (absent on the CPU)."""
+    peak GPU memory the job measured itself (absent on the CPU); ``metrics`` and ``transfers`` map each
+    per-cell JSON file to its contents."""
     gpu = {"train": _gpu_mem(metrics, "train_peak_gpu_mem_mib"),
            "evaluate": _gpu_mem(metrics, "peak_gpu_mem_mib"),
            "transfer": _gpu_mem(transfers, "peak_gpu_mem_mib")}
@@ -152,10 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         print("normrobust aggregate: error: no per-cell metrics files given; nothing to aggregate "
               f"(the tables in {out} are left as they are)", file=sys.stderr)
         return 1
-    write_csv(metrics_table(a.metrics), out / "metrics.csv")
+    metrics = {f: load_json(f) for f in a.metrics}
+    transfers = {f: load_json(f) for f in a.transfers}
+    write_csv(metrics_table(metrics.values()), out / "metrics.csv")
     write_csv(history_table(a.histories), out / "history.csv")
-    write_csv(transfer_table(a.transfers), out / "transfer.csv")
-    write_csv(costs_table(a.benchmarks, a.metrics, a.transfers), out / "costs.csv")
-    devices = {load_json(f).get("device_name") or load_json(f).get("device", "unknown") for f in a.metrics}
+    write_csv(transfer_table(transfers.values()), out / "transfer.csv")
+    write_csv(costs_table(a.benchmarks, metrics, transfers), out / "costs.csv")
+    devices = {d.get("device_name") or d.get("device", "unknown") for d in metrics.values()}
     save_json(run_info(json.loads(a.config), devices), out / "run_info.json")
     return 0

@@ -115,6 +115,11 @@ def _check_attack(where: str, spec: dict) -> None:
         raise ConfigError(f"{where}: {e}".replace("attack spec: ", "")) from None
 
 
+def objective(regime: dict) -> str:
+    """A regime's training loss; by default 'adversarial' when it has an attack, else 'clean'."""
+    return regime.get("objective") or ("adversarial" if regime.get("attack") else "clean")
+
+
 def _check_references(config: dict) -> None:
     for where, spec in _attack_specs(config):
         _check_attack(where, spec)

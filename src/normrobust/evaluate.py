@@ -15,13 +15,14 @@ import time
 from . import fast, metrics
 from .data import load_prepared, to_float
 from .gpu import lease_info
-from .train import load_model
-from .utils import load_torch, log, pick_device, save_json, seeded_generator, set_threads
+from .train import load_model, read_model_file
+from .utils import log, pick_device, save_json, seeded_generator, set_threads
 
 
 def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto") -> dict:
     device = pick_device(device_name)
-    model, settings, meta = load_model(model_path, device)
+    state = read_model_file(model_path, device)
+    model, settings, meta = load_model(model_path, device, state)
     fcfg = fast.resolve(ev.get("fast"), device, settings["cell"]["norm"])
     fast.setup(device)
     model = fast.wrap(model, fcfg, device)  # on the CPU by default: the model itself (plain fp32)
@@ -61,7 +62,7 @@ def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto
             "ligs_pairs": lg["n"], "ligs_dropped": lg["dropped"], "seconds": time.perf_counter() - t0,
             "rows": rows, "lease": lease_info(), "fast": fcfg, "batch_size": bs,
             "peak_gpu_mem_mib": fast.peak_mem_mib(device), "device_name": _device_name(device),
-            "train_peak_gpu_mem_mib": load_torch(model_path, map_location="cpu").get("peak_gpu_mem_mib")}  # for the costs table
+            "train_peak_gpu_mem_mib": state.get("peak_gpu_mem_mib")}  # training's, for the costs table
 
 
 def _device_name(device) -> str:

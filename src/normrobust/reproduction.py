@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables as T
+from .config import objective
 
 B_SETTING = "ResNet-18, CIFAR-10, 150 epochs"
 
@@ -95,8 +96,7 @@ COLUMNS = ["source", "setting", "quantity", "published", "ours", "ours_std", "n"
 
 def regime_role(regime: dict[str, Any] | None) -> str:
     """What a regime does: standard | adversarial | weighted | mixed | advprop | ligs_reg."""
-    regime = regime or {}
-    obj = regime.get("objective") or ("adversarial" if regime.get("attack") else "clean")
+    obj = objective(regime or {})
     return "standard" if obj == "clean" else obj
 
 
@@ -108,25 +108,24 @@ def _regime_rank(p: Published, regime: dict[str, Any]) -> int:
     return 0
 
 
-def _candidates(p: Published, cfg: dict[str, Any], metrics: pd.DataFrame) -> list[tuple[tuple, dict]]:
+def _candidates(p: Published, cfg: dict[str, Any], metrics: pd.DataFrame) -> list[dict]:
     """Every (dataset, arch, regime) the run has for this row, best match first."""
     datasets, archs, regimes = cfg.get("datasets") or {}, cfg.get("archs") or {}, cfg.get("regimes") or {}
+    kinds = list(p.arch_kinds) + [k for k in p.analogue_kinds if k not in p.arch_kinds]
     have = metrics[["dataset", "arch", "norm", "regime"]].drop_duplicates()
-    have = have[have["norm"] == p.norm]
-    out = []
-    for _, r in have.iterrows():
+    ranked = []
+    for _, r in have[have["norm"] == p.norm].iterrows():
         d, a, g = datasets.get(r["dataset"], {}), archs.get(r["arch"], {}), regimes.get(r["regime"])
-        if regime_role(g) != p.role or a.get("kind") not in p.analogue_kinds + p.arch_kinds:
+        if regime_role(g) != p.role or a.get("kind") not in kinds:
             continue
-        kinds = list(p.arch_kinds) + [k for k in p.analogue_kinds if k not in p.arch_kinds]
         same_data, same_arch = d.get("kind") == p.dataset_kind, a.get("kind") in p.arch_kinds
         if p.source.startswith("[B]") and same_arch:  # ResNet-18: four stages of two blocks
             same_arch = list(a.get("blocks", [])) == [2, 2, 2, 2]
         key = (not same_data, not same_arch, kinds.index(a.get("kind")), _regime_rank(p, g or {}),
                r["dataset"], r["arch"], r["regime"])
-        out.append((key, dict(dataset=r["dataset"], arch=r["arch"], regime=r["regime"],
-                              same=same_data and same_arch)))
-    return [c for c in sorted(out, key=lambda kv: kv[0])]
+        ranked.append((key, dict(dataset=r["dataset"], arch=r["arch"], regime=r["regime"],
+                                 same=same_data and same_arch)))
+    return [c for _, c in sorted(ranked, key=lambda kc: kc[0])]
 
 
 def _attack_names(cfg: dict[str, Any], attack: tuple[str, str]) -> list[str]:
@@ -183,7 +182,7 @@ def reproduction_frame(info: dict[str, Any], metrics: pd.DataFrame,
         row = dict(source=p.source, setting=p.setting, quantity=p.quantity, published=p.value, ours=np.nan,
                    ours_std=np.nan, n=0, diff=np.nan, match="not run",
                    ours_setting=f"not in this run (preset {p.preset})", percent=p.metric != "ligs")
-        for _, c in _candidates(p, cfg, metrics):
+        for c in _candidates(p, cfg, metrics):
             v, note = _per_seed(p, c, cfg, metrics, transfer)
             where = f"{c['dataset']}, {c['arch']}, {c['regime']}"
             if not len(v):

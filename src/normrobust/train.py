@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from . import fast, metrics
 from .attacks import attack, attack_mode
+from .config import objective
 from .data import augment, load_prepared, to_float
 from .models import build_model, use_aux
 from .gpu import lease_info
@@ -68,11 +69,6 @@ def make_scheduler(optimizer, tr: dict):
     if sched["kind"] == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
     raise ValueError(f"training.schedule.kind: unknown '{sched['kind']}' (allowed: {', '.join(SCHEDULES)})")
-
-
-def objective(regime: dict) -> str:
-    """The regime's loss; by default 'adversarial' when it has an attack, else 'clean'."""
-    return regime.get("objective") or ("adversarial" if regime.get("attack") else "clean")
 
 
 def uses_aux_norm(regime: dict, norm: str) -> bool:
@@ -287,16 +283,24 @@ def _plain_meta(meta: dict) -> dict:
     return {k: v for k, v in meta.items() if not isinstance(v, torch.Tensor)}
 
 
-def load_model(path: str | Path, device="cpu"):
-    """Rebuild a trained model from its ``model.pt``; returns (model in eval mode, settings, meta).
-
-    The plain network, in fp32 and contiguous; evaluate / transfer put it on the fast path (fast.wrap)."""
+def read_model_file(path: str | Path, device="cpu") -> dict:
+    """The contents of a ``model.pt``, checked to be ours (weights, settings, meta, peak GPU memory, ...)."""
     try:
         state = load_torch(path, map_location=device)
-        settings = json.loads(state["settings"])
+        json.loads(state["settings"])
     except Exception as e:  # truncated, tampered, or not ours: never trusted
         raise SystemExit(f"{path} is damaged or not a normrobust model ({type(e).__name__}: {str(e)[:120]}); "
                          f"delete it and rerun snakemake to retrain that cell") from None
+    return state
+
+
+def load_model(path: str | Path, device="cpu", state: dict | None = None):
+    """Rebuild a trained model from its ``model.pt`` (or its contents ``state``, from :func:`read_model_file`);
+    returns (model in eval mode, settings, meta).
+
+    The plain network, in fp32 and contiguous; evaluate / transfer put it on the fast path (fast.wrap)."""
+    state = state if state is not None else read_model_file(path, device)
+    settings = json.loads(state["settings"])
     aux = uses_aux_norm(settings["regime"], settings["cell"]["norm"])
     model = build_model(settings["arch"], settings["cell"]["norm"], state["meta"], aux_norm=aux).to(device)
     model.load_state_dict(state["state_dict"])
