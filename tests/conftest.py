@@ -31,3 +31,34 @@ def snakemake_cmd():
 def _no_gpu_lease_leak(monkeypatch):
     monkeypatch.setenv("PYTHONHASHSEED", "0")
     yield
+
+
+# ------------------------------------------------------------ the figure / claims / report fixtures
+
+FIXTURE_TABLES = ROOT / "tests" / "fixtures" / "tables"
+
+
+@pytest.fixture()
+def tables_dir(tmp_path: Path) -> Path:
+    """A private copy of the fixture tables (tests may edit or delete files)."""
+    import shutil
+
+    d = tmp_path / "tables"
+    shutil.copytree(FIXTURE_TABLES, d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def figures_dir(tmp_path_factory) -> Path:
+    """Every figure built once from the fixture tables."""
+    from normrobust import figures as F
+
+    d = tmp_path_factory.mktemp("figures")
+    for name in F.FIGURES:
+        F.build_figure(name, FIXTURE_TABLES, d / f"{name}.pdf")
+    return d
+
+
+def is_pdf(path: Path) -> bool:
+    data = path.read_bytes()
+    return data.startswith(b"%PDF-") and b"%%EOF" in data[-64:] and len(data) > 2000
