@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from normrobust import config as C
+from normrobust.studies import FIGURE_STUDY, STUDIES
 
 
 def dry_run(root, tmp_path, *args):
@@ -28,11 +29,18 @@ def test_default_dag_has_every_stage_and_one_training_job_per_cell(root, tmp_pat
         cfg = C.validate(yaml.safe_load(f))
     n_cells = len(C.cells(cfg))
     assert n_cells >= 5 * 2 * 2
-    assert counts["train"] == n_cells
+    assert set(C.enabled_studies(cfg)) == set(STUDIES), "the default config enables every study"
+    # every cell once, plus the derived datasets' source models when no study lists them
+    assert counts["train"] == n_cells + len([c for c in C.source_cells(cfg) if c not in C.cells(cfg)])
     assert counts["evaluate"] == n_cells
-    assert counts["transfer"] == len(C.study_cells(cfg, cfg["studies"]["e9_transfer"]))
+    jobs = C.transfer_jobs(cfg)
+    assert counts["transfer"] == len(jobs)
+    assert {j["study"] for j in jobs} == {"e9_transfer", "e10_fgsm"}
+    assert any(j["epoch"] == 1 for j in jobs), "E9's early-stopped sources"
+    assert all(t["regime"] == "standard" for j in jobs if j["study"] == "e9_transfer" for t in j["targets"])
     assert counts["prepare_data"] == 1
-    assert counts["figure"] == 5
+    assert counts["derive_data"] == 5, "E3's D_R, D_NR, D_rand, D_det and E4's conflict set"
+    assert counts["figure"] == len(FIGURE_STUDY)
     for stage in ("aggregate", "claims", "render_report", "build_report", "all"):
         assert counts[stage] == 1, stage
 
@@ -41,7 +49,7 @@ def test_figures_target_stops_before_the_report(root, tmp_path):
     r = dry_run(root, tmp_path, "figures")
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
-    assert counts["figure"] == 5 and "build_report" not in counts
+    assert counts["figure"] == len(FIGURE_STUDY) and "build_report" not in counts
 
 
 def test_disabled_study_drops_its_jobs(root, tmp_path):
@@ -50,7 +58,44 @@ def test_disabled_study_drops_its_jobs(root, tmp_path):
     r = dry_run(root, tmp_path, "--configfile", str(off))
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
-    assert "transfer" not in counts and counts["figure"] == 4
+    assert counts["transfer"] == len([j for j in C.transfer_jobs(C.load(root / "config.yaml"))
+                                      if j["study"] == "e10_fgsm"])
+    assert counts["figure"] == len(FIGURE_STUDY) - len(STUDIES["e9_transfer"]["figures"])
+    off.write_text("studies:\n  e3_disentangled: {enabled: false}\n  e4_conflict: {enabled: false}\n")
+    counts = job_counts(dry_run(root, tmp_path, "--configfile", str(off)).stdout)
+    assert "derive_data" not in counts, "no study needs a derived dataset"
+
+
+def test_one_at_a_time_design_and_dataset_lists(root):
+    cfg = C.load(root / "config.yaml")
+    e6 = C.study_cells(cfg, cfg["studies"]["e6_factors"])
+    pairs = {(c["arch"], c["regime"]) for c in e6}
+    assert pairs == {("cnn", "standard"), ("cnn_wide", "standard"), ("cnn_deep", "standard"),
+                     ("cnn_selu", "standard"), ("cnn", "wd_high"), ("cnn", "lr_high"), ("cnn", "adam")}
+    assert len(e6) == len(pairs) * len(cfg["seeds"])
+    e3 = C.study_cells(cfg, cfg["studies"]["e3_disentangled"])
+    assert {c["dataset"] for c in e3} == {"d_robust", "d_nonrobust", "d_rand", "d_det"}
+    assert C.needed_datasets(cfg)[0] == "generated" and "d_conflict" in C.needed_datasets(cfg)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["datasets"]["d_conflict"].update(base="nope"), "datasets.d_conflict.base: 'nope' is not defined"),
+    (lambda c: c["datasets"]["d_robust"].update(base="d_conflict"), "derives from"),
+    (lambda c: c["datasets"]["d_rand"]["source"].update(arch="vgg99"), "datasets.d_rand.source.arch: 'vgg99'"),
+    (lambda c: c["studies"]["e9_transfer"]["transfer"].update(targets=["adam"]),
+     "studies.e9_transfer.transfer.targets: 'adam' is not a regime of the study"),
+    (lambda c: c["studies"]["e9_transfer"]["transfer"].update(source_epochs=[3]),
+     "studies.e9_transfer.transfer.source_epochs: epoch 3 is not saved"),
+    (lambda c: c["studies"]["e3_disentangled"].update(dataset=["d_robust", "d_nope"]),
+     "studies.e3_disentangled.dataset: 'd_nope' is not defined"),
+    (lambda c: c["regimes"]["adam"]["training"].update(optimizer="rmsprop"), "regimes.adam.training.optimizer"),
+])
+def test_study_config_errors_name_the_key(root, edit, message):
+    with open(root / "config.yaml") as f:
+        cfg = yaml.safe_load(f)
+    edit(cfg)
+    with pytest.raises(C.ConfigError, match=re.escape(message)):
+        C.validate(cfg)
 
 
 def test_bad_config_value_fails_before_any_job_naming_the_key(root, tmp_path):

@@ -181,7 +181,7 @@ def test_resolve_data_dir(tmp_path, monkeypatch):
 
 
 def test_config_only_shapes_and_errors(tmp_path):
-    assert set(DATASET_KINDS) == {"generated", "mnist", "fashion_mnist", "cifar10", "svhn"}
+    assert set(DATASET_KINDS) == {"generated", "derived", "mnist", "fashion_mnist", "cifar10", "svhn"}
     assert dataset_shape({"kind": "mnist"}) == (1, 28, 28) == dataset_shape({"kind": "fashion_mnist"})
     assert dataset_shape({"kind": "cifar10"}) == (3, 32, 32) == dataset_shape({"kind": "svhn", "n_train": 5})
     assert dataset_shape({"kind": "generated"}) == (3, 16, 16)

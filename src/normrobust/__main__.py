@@ -7,6 +7,7 @@ import sys
 
 COMMANDS = {
     "prepare-data": ("normrobust.data.prepare", "build a dataset file"),
+    "derive-data": ("normrobust.data.derived", "build a dataset from a trained model (E3/E4: D_R, D_NR, D_rand, ...)"),
     "train": ("normrobust.train", "train one cell (resumable)"),
     "evaluate": ("normrobust.evaluate", "clean / robust / noise accuracy, LIGS, NRF reliance of one cell"),
     "transfer": ("normrobust.transfer", "attacks from one source cell tried on target cells"),
@@ -16,7 +17,7 @@ COMMANDS = {
     "report": ("normrobust.report", "render and build the LaTeX report"),
 }
 # Commands of the rules that declare `resources: gpu=1`: each takes a device lease first.
-GPU_COMMANDS = frozenset({"train", "evaluate", "transfer"})
+GPU_COMMANDS = frozenset({"derive-data", "train", "evaluate", "transfer"})
 
 
 def take_gpu_lease(command: str, args: list[str] = ()) -> dict | None:

@@ -2,7 +2,8 @@
 
 metrics.csv   dataset, arch, norm, regime, seed, metric, attack, eps, value   (long format)
 history.csv   dataset, arch, norm, regime, seed, epoch, lr, train_loss, clean_acc, robust_acc, ligs, seconds
-transfer.csv  dataset, seed, source_*, target_* (arch, norm, regime), success_rate, n
+transfer.csv  study, dataset, seed, source_* (arch, norm, regime, epoch, final), target_* (arch, norm, regime),
+              success_rate, error_rate, n, n_total
 costs.csv     rule, target, wall_s, cpu_s, max_rss_mib, peak_gpu_mem_mib        (one row per compute job)
 run_info.json the resolved config, its hash, git commit, package versions, device, machine
 
@@ -58,11 +59,14 @@ def transfer_table(docs: Iterable[dict]) -> pd.DataFrame:
         s = d["source"]
         for r in d["rows"]:
             t = r["target"]
-            rows.append(dict(dataset=s["dataset"], seed=s["seed"], source_arch=s["arch"], source_norm=s["norm"],
-                             source_regime=s["regime"], target_arch=t["arch"], target_norm=t["norm"],
-                             target_regime=t["regime"], success_rate=r["success_rate"], n=r["n"]))
-    cols = ["dataset", "seed", "source_arch", "source_norm", "source_regime", "target_arch", "target_norm",
-            "target_regime", "success_rate", "n"]
+            rows.append(dict(study=d.get("study"), dataset=s["dataset"], seed=s["seed"], source_arch=s["arch"],
+                             source_norm=s["norm"], source_regime=s["regime"], source_epoch=d.get("source_epoch"),
+                             source_final=d.get("source_final", True), target_arch=t["arch"],
+                             target_norm=t["norm"], target_regime=t["regime"], success_rate=r["success_rate"],
+                             error_rate=r.get("error_rate"), n=r["n"], n_total=r.get("n_total")))
+    cols = ["study", "dataset", "seed", "source_arch", "source_norm", "source_regime", "source_epoch",
+            "source_final", "target_arch", "target_norm", "target_regime", "success_rate", "error_rate", "n",
+            "n_total"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -74,12 +78,20 @@ def _bench_key(path: str | Path) -> tuple[str, str]:
 
 
 def _gpu_mem(docs: dict[str, dict], key: str) -> dict[str, float]:
-    """Peak GPU memory (MiB) each job recorded in its own output (path → contents), keyed by the cell's path."""
+    """Peak GPU memory (MiB) each job recorded in its own output (path → contents), keyed like the job's
+    benchmark file: the path under results/eval/ without the suffix for a transfer job
+    ({cell}/transfer/{study}/{source}), the cell's path ({dataset}/{arch}/{norm}/{regime}/s{seed}) otherwise."""
     out = {}
     for f, d in docs.items():
         v = d.get(key)
-        if v is not None:
-            out["/".join(Path(f).parent.parts[-5:])] = float(v)  # {dataset}/{arch}/{norm}/{regime}/s{seed}
+        if v is None:
+            continue
+        parts = Path(f).with_suffix("").parts
+        if "transfer" in parts[:-1]:
+            i = len(parts) - 1 - parts[::-1].index("transfer")
+            out["/".join(parts[i - 5:])] = float(v)
+        else:
+            out["/".join(Path(f).parent.parts[-5:])] = float(v)
     return out
 
 

@@ -59,11 +59,18 @@ def _attack_specs(config: dict):
     hist = (config.get("training") or {}).get("history") or {}
     if isinstance(hist.get("attack"), dict):
         yield "training.history.attack", hist["attack"]
+    for name, spec in (hist.get("extra_attacks") or {}).items():
+        if isinstance(spec, dict):
+            yield f"training.history.extra_attacks.{name}", spec
     if isinstance((config.get("transfer") or {}).get("attack"), dict):
         yield "transfer.attack", config["transfer"]["attack"]
     for name, spec in ((config.get("evaluation") or {}).get("attacks") or {}).items():
         if isinstance(spec, dict):
             yield f"evaluation.attacks.{name}", spec
+    for name, st in (config.get("studies") or {}).items():
+        t = st.get("transfer") if isinstance(st, dict) else None
+        if isinstance(t, dict) and isinstance(t.get("attack"), dict):
+            yield f"studies.{name}.transfer.attack", t["attack"]
 
 
 def _drop_nulls_in_attacks(config: dict) -> None:
@@ -72,6 +79,10 @@ def _drop_nulls_in_attacks(config: dict) -> None:
     for _, spec in list(_attack_specs(config)):
         for k in [k for k, v in spec.items() if v is None]:
             del spec[k]
+    extra = ((config.get("training") or {}).get("history") or {}).get("extra_attacks")
+    if isinstance(extra, dict):  # a preset drops an inherited per-epoch attack with `name: null`
+        for k in [k for k, v in extra.items() if v is None]:
+            del extra[k]
 
 
 def validate(config: dict, schema_path: Path | str = SCHEMA) -> dict:
@@ -141,21 +152,71 @@ def _check_references(config: dict) -> None:
     enabled = [n for n, s in config["studies"].items() if s.get("enabled", True)]
     if not enabled:
         raise ConfigError(f"studies: none enabled (set enabled: true on one of {', '.join(config['studies'])})")
+    _check_derived(config)
+    tr = config["training"]
     for sname, s in config["studies"].items():
-        if s["dataset"] not in config["datasets"]:
-            raise ConfigError(f"studies.{sname}.dataset: '{s['dataset']}' is not defined under datasets "
-                              f"(allowed: {', '.join(config['datasets'])})")
+        if not s.get("enabled", True):
+            continue
+        for d in study_datasets(s):
+            if d not in config["datasets"]:
+                raise ConfigError(f"studies.{sname}.dataset: '{d}' is not defined under datasets "
+                                  f"(allowed: {', '.join(config['datasets'])})")
         for key, table in (("archs", "archs"), ("regimes", "regimes")):
             for v in s[key]:
                 if v not in config[table]:
                     raise ConfigError(f"studies.{sname}.{key}: '{v}' is not defined under {table} "
                                       f"(allowed: {', '.join(config[table])})")
+        t = s.get("transfer")
+        if t:
+            for r in t["targets"]:
+                if r not in s["regimes"]:
+                    raise ConfigError(f"studies.{sname}.transfer.targets: '{r}' is not a regime of the study "
+                                      f"(allowed: {', '.join(s['regimes'])})")
+            for e in t.get("source_epochs") or []:
+                if e not in (tr.get("save_epochs") or []):
+                    raise ConfigError(f"studies.{sname}.transfer.source_epochs: epoch {e} is not saved; add it to "
+                                      f"training.save_epochs (now {tr.get('save_epochs') or []})")
     _check_cells(config)
     _check_batch_size(config)
-    tr = config["training"]
     if config["training"]["epochs"] < max(tr.get("save_epochs") or [0]):
         raise ConfigError(f"training.save_epochs: {tr['save_epochs']} asks for epochs beyond "
                           f"training.epochs ({tr['epochs']})")
+
+
+def _check_derived(config: dict) -> None:
+    """Derived datasets (E3/E4): their base and source cell exist, and no dataset derives from itself."""
+    ds = config["datasets"]
+    for name, d in ds.items():
+        if d.get("kind") != "derived":
+            continue
+        where = f"datasets.{name}"
+        seen = [name]
+        base = d["base"]
+        while True:
+            if base not in ds:
+                raise ConfigError(f"{where}.base: '{base}' is not defined under datasets (allowed: "
+                                  f"{', '.join(n for n in ds if n != name)})")
+            if base in seen:
+                raise ConfigError(f"{where}.base: '{d['base']}' derives from '{name}' again ({' -> '.join(seen + [base])})")
+            if ds[base].get("kind") != "derived":
+                break
+            seen.append(base)
+            base = ds[base]["base"]
+        src = derived_source(config, name)
+        if ds[src["dataset"]].get("kind") == "derived":
+            raise ConfigError(f"{where}.source.dataset: '{src['dataset']}' is derived; the source model must be "
+                              f"trained on a real or generated dataset")
+        for key, table in (("dataset", "datasets"), ("arch", "archs"), ("regime", "regimes")):
+            if src[key] not in config[table]:
+                raise ConfigError(f"{where}.source.{key}: '{src[key]}' is not defined under {table} "
+                                  f"(allowed: {', '.join(config[table])})")
+        from .data import dataset_train_size
+        from .data.derived import resolve_settings
+
+        try:
+            resolve_settings(name, d, n_base=dataset_train_size(ds[d["base"]], datasets=ds))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
 def _check_cells(config: dict) -> None:
@@ -166,26 +227,28 @@ def _check_cells(config: dict) -> None:
     from .train import uses_aux_norm
 
     seen = set()
-    for sname, s in enabled_studies(config).items():
-        for c in study_cells(config, s):
+    groups = [(f"studies.{n}", study_cells(config, s)) for n, s in enabled_studies(config).items()]
+    groups += [("datasets (a derived dataset's source)", source_cells(config))]
+    for sname, group in groups:
+        for c in group:
             key = (c["dataset"], c["arch"], c["norm"], c["regime"])
             if key in seen:
                 continue
             seen.add(key)
             try:
-                shape = dataset_shape(config["datasets"][c["dataset"]])
+                shape = dataset_shape(config["datasets"][c["dataset"]], datasets=config["datasets"])
                 check_compatible(config["archs"][c["arch"]], c["norm"], shape, arch_name=c["arch"],
                                  aux_norm=uses_aux_norm(config["regimes"][c["regime"]], c["norm"]))
             except ValueError as e:
-                raise ConfigError(f"studies.{sname}: {e} (dataset '{c['dataset']}', regime '{c['regime']}')") from None
+                raise ConfigError(f"{sname}: {e} (dataset '{c['dataset']}', regime '{c['regime']}')") from None
 
 
 def _check_batch_size(config: dict) -> None:
     from .data import dataset_train_size
 
     bs = config["training"]["batch_size"]
-    for name in sorted({s["dataset"] for s in enabled_studies(config).values()}):
-        n = dataset_train_size(config["datasets"][name])
+    for name in needed_datasets(config):
+        n = dataset_train_size(config["datasets"][name], datasets=config["datasets"])
         if bs > n:
             raise ConfigError(f"training.batch_size: {bs} is larger than the training set of dataset '{name}' "
                               f"({n} images); allowed 1..{n}")
@@ -195,9 +258,60 @@ def enabled_studies(config: dict) -> dict:
     return {n: s for n, s in config["studies"].items() if s.get("enabled", True)}
 
 
+def study_datasets(study: dict) -> list[str]:
+    """A study's datasets: ``dataset`` is one name or a list of names (E3 trains on several)."""
+    d = study["dataset"]
+    return [d] if isinstance(d, str) else list(d)
+
+
 def study_cells(config: dict, study: dict) -> list[dict]:
-    return [dict(dataset=study["dataset"], arch=a, norm=n, regime=r, seed=seed)
-            for a in study["archs"] for n in study["norms"] for r in study["regimes"] for seed in config["seeds"]]
+    """The cells of one study, for every seed.
+
+    ``design: factorial`` (default): every dataset × arch × norm × regime. ``design: one_at_a_time``
+    (E6): for every dataset and norm, the base cell (archs[0], regimes[0]), each other arch with
+    regimes[0], and each other regime with archs[0]."""
+    archs, regimes = study["archs"], study["regimes"]
+    if study.get("design", "factorial") == "one_at_a_time":
+        pairs = [(archs[0], regimes[0])] + [(a, regimes[0]) for a in archs[1:]] + [(archs[0], r) for r in regimes[1:]]
+    else:
+        pairs = [(a, r) for a in archs for r in regimes]
+    return [dict(dataset=d, arch=a, norm=n, regime=r, seed=seed)
+            for d in study_datasets(study) for a, r in pairs for n in study["norms"] for seed in config["seeds"]]
+
+
+def transfer_jobs(config: dict) -> list[dict]:
+    """Every transfer job of the enabled studies with a ``transfer`` block: one per (study, source cell,
+    source epoch). Targets: the study's cells whose regime is a target regime, same dataset and seed.
+    Early-stopped sources (``source_epochs``) are the saved epochs of those target-regime cells.
+
+    Each job: {study, source (cell), epoch (None: the final model), targets (cells), attack}."""
+    jobs = []
+    for name, s in enabled_studies(config).items():
+        t = s.get("transfer")
+        if not t:
+            continue
+        cells_ = study_cells(config, s)
+        attack = t.get("attack") or config["transfer"]["attack"]
+        for src in cells_:
+            targets = [c for c in cells_ if c["regime"] in t["targets"]
+                       and c["dataset"] == src["dataset"] and c["seed"] == src["seed"]]
+            epochs = [None] + (list(t.get("source_epochs") or []) if src["regime"] in t["targets"] else [])
+            for e in epochs:
+                jobs.append(dict(study=name, source=src, epoch=e, targets=targets, attack=attack))
+    return jobs
+
+
+def derived_source(config: dict, name: str) -> dict:
+    """The cell (seed included) whose model a derived dataset is made with; its dataset defaults to the
+    first non-derived ancestor of the derived dataset's base."""
+    d = config["datasets"][name]
+    src = dict(d["source"])
+    if "dataset" not in src:
+        base = d["base"]
+        while config["datasets"][base].get("kind") == "derived":
+            base = config["datasets"][base]["base"]
+        src["dataset"] = base
+    return {k: src[k] for k in CELL_KEYS}
 
 
 def cells(config: dict) -> list[dict]:
@@ -208,6 +322,36 @@ def cells(config: dict) -> list[dict]:
             key = tuple(c[k] for k in CELL_KEYS)
             if key not in seen:
                 seen.add(key)
+                out.append(c)
+    return out
+
+
+def needed_datasets(config: dict) -> list[str]:
+    """The datasets the enabled studies train on, with every dataset a derived one is built from."""
+    out: list[str] = []
+
+    def add(name):
+        if name in out:
+            return
+        d = config["datasets"][name]
+        if d.get("kind") == "derived":
+            add(d["base"])
+            add(derived_source(config, name)["dataset"])
+        out.append(name)
+
+    for s in enabled_studies(config).values():
+        for name in study_datasets(s):
+            add(name)
+    return out
+
+
+def source_cells(config: dict) -> list[dict]:
+    """The cells that derived datasets are made with (trained even when no study lists them)."""
+    out = []
+    for name in needed_datasets(config):
+        if config["datasets"][name].get("kind") == "derived":
+            c = derived_source(config, name)
+            if c not in out:
                 out.append(c)
     return out
 

@@ -1,7 +1,8 @@
 """``python -m normrobust evaluate``: every metric of one trained cell, in eval mode.
 
-Clean accuracy; robust accuracy under each configured attack over its eps grid (FGSM and
-PGD, L∞ and L2); Gaussian-noise accuracy; LIGS (PAPER.md's definition); and, on datasets
+Clean accuracy, and accuracy against the shifted labels (y+1) mod K (E4's "t+1"); robust
+accuracy under each configured attack over its eps grid (FGSM and PGD, L∞ and L2) with the mean
+confidence on the adversarial examples and on the misclassified ones ([G]); Gaussian-noise accuracy; LIGS (PAPER.md's definition); and, on datasets
 with counterfactual test sets (the generated one), accuracy on RF-only / NRF-only images
 and the NRF reliance on images whose RF and NRF disagree. Writes one JSON file.
 """
@@ -33,12 +34,18 @@ def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto
     t0 = time.perf_counter()
     rows = [{"metric": "clean_acc", "attack": "none", "eps": 0, "value": metrics.accuracy(model, x, y, batch_size=bs)}]
     log(f"{settings['cell']}: clean accuracy {rows[0]['value']:.3f} on {len(y)} test images")
+    k_cls = meta["num_classes"]
+    rows.append({"metric": "shifted_acc", "attack": "none", "eps": 0,  # E4: labels t+1
+                 "value": metrics.accuracy(model, x, (y + 1) % k_cls, batch_size=bs)})
     for k, (name, spec) in enumerate(ev["attacks"].items()):
         for j, eps in enumerate(spec["eps"]):
-            acc = metrics.robust_accuracy(model, x, y, {**spec, "eps": eps}, batch_size=bs,
-                                          generator=seeded_generator(seed, 100 + k, j, device=device))
-            rows.append({"metric": "robust_acc", "attack": name, "eps": eps, "value": acc})
-            log(f"  {name} eps {eps}: {acc:.3f}")
+            r = metrics.robust_eval(model, x, y, {**spec, "eps": eps}, batch_size=bs,
+                                    generator=seeded_generator(seed, 100 + k, j, device=device))
+            rows += [{"metric": "robust_acc", "attack": name, "eps": eps, "value": r["acc"]},
+                     {"metric": "adv_confidence", "attack": name, "eps": eps, "value": r["confidence"]},
+                     {"metric": "adv_wrong_confidence", "attack": name, "eps": eps, "value": r["wrong_confidence"]}]
+            log(f"  {name} eps {eps}: {r['acc']:.3f} (confidence {r['confidence']:.3f}, "
+                f"on errors {r['wrong_confidence']:.3f})")
     for j, std in enumerate(ev.get("noise_std", [])):
         acc = metrics.noise_accuracy(model, x, y, std, batch_size=bs,
                                      generator=seeded_generator(seed, 200, j, device=device))

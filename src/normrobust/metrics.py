@@ -19,6 +19,7 @@ __all__ = [
     "predict",
     "accuracy",
     "robust_accuracy",
+    "robust_eval",
     "noise_accuracy",
     "input_gradients",
     "ligs",
@@ -79,10 +80,25 @@ def robust_accuracy(
     toward a uniformly random wrong label (drawn from ``generator``) and success is still judged
     against the ground truth ``y``.
     """
+    return robust_eval(model, x, y, spec, batch_size=batch_size, generator=generator)["acc"]
+
+
+def robust_eval(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    spec: dict,
+    *,
+    batch_size: int = 512,
+    generator: torch.Generator | None = None,
+) -> dict:
+    """:func:`robust_accuracy` (``acc``) and, from the same adversarial examples, the mean top-class
+    softmax probability over all of them (``confidence``) and over the misclassified ones only
+    (``wrong_confidence``, nan when none is misclassified): [G]'s "high confidence" of FGSM errors."""
     _check_xy(x, y)
     p = parse_spec(spec)
     y = y.to(x.device)
-    correct = []
+    correct, conf, wrong = [], [], []
     with attack_mode(model, "eval"):
         for s in _batches(x.shape[0], batch_size):
             xb, yb = x[s], y[s]
@@ -99,9 +115,17 @@ def robust_accuracy(
                 target = (yb + shift) % k
             x_adv = attack(model, xb, target, spec, generator=generator)
             with torch.no_grad():
-                adv_ok = model(x_adv).argmax(1) == yb
+                prob = model(x_adv).float().softmax(1)
+            top, pred = prob.max(1)
+            adv_ok = pred == yb
             correct.append(clean_ok & adv_ok)
-    return _mean(torch.cat(correct)) if correct else math.nan
+            conf.append(top)
+            wrong.append(~adv_ok)
+    if not correct:
+        return {"acc": math.nan, "confidence": math.nan, "wrong_confidence": math.nan}
+    conf_t, wrong_t = torch.cat(conf).double(), torch.cat(wrong)
+    return {"acc": _mean(torch.cat(correct)), "confidence": float(conf_t.mean()),
+            "wrong_confidence": float(conf_t[wrong_t].mean()) if bool(wrong_t.any()) else math.nan}
 
 
 def noise_accuracy(

@@ -9,7 +9,8 @@ uninterrupted run would (bit for bit on the CPU).
 
 Outputs in ``--out`` (the cell's directory):
   model.pt      final weights + the cell's settings (written last: its presence means done)
-  history.csv   epoch, lr, train_loss, clean_acc, robust_acc, ligs, seconds
+  history.csv   epoch, lr, train_loss, clean_acc, robust_acc, ligs, seconds, and robust_acc_<name>
+                for each attack of training.history.extra_attacks (E2: PGD-L2 beside PGD-L∞)
   checkpoint.pt resume state (kept after the run; deleting it forces a fresh start)
   epochs/       weights at the epochs listed in training.save_epochs
 """
@@ -188,21 +189,27 @@ def measure(model, data: dict, settings: dict, epoch: int) -> dict:
     x = to_float(data["test"]["x"][: h["n_test"]])
     y = data["test"]["y"][: h["n_test"]]
     dev = x.device
-    return {
+    out = {
         "clean_acc": metrics.accuracy(model, x, y),
         "robust_acc": metrics.robust_accuracy(model, x, y, h["attack"],
                                               generator=seeded_generator(seed, epoch, 4, device=dev)),
         "ligs": metrics.ligs(model, x, y, sigma=settings.get("ligs_sigma", 0.01),
                              generator=seeded_generator(seed, epoch, 5, device=dev))["ligs"],
     }
+    for k, (name, spec) in enumerate(sorted((h.get("extra_attacks") or {}).items())):
+        out[f"robust_acc_{name}"] = metrics.robust_accuracy(
+            model, x, y, spec, generator=seeded_generator(seed, epoch, 6 + k, device=dev))
+    return out
 
 
 def history_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    extra = sorted({k for r in rows for k in r} - set(HISTORY_COLUMNS))
+    cols = [*HISTORY_COLUMNS, *extra]
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in HISTORY_COLUMNS})
+        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in cols})
     return buf.getvalue()
 
 

@@ -1,8 +1,11 @@
 """``python -m normrobust transfer``: attacks made on one source cell, tried on target cells.
 
-PGD examples are generated on the source model (eval mode) from the first ``n_test``
-test images; for each target, success = the target misclassifies an adversarial image
-whose clean version it classified right. Writes one JSON with a row per target.
+Adversarial examples (the study's transfer attack) are generated on the source model (eval
+mode) from the first ``n_test`` test images; the source is the finished model or, with
+``--source-epoch``, its weights saved at an early epoch (E9's early-stopped sources). For each
+target, success = the target misclassifies an adversarial image whose clean version it
+classified right; error rate = the fraction of all adversarial images the target gets wrong
+([G]'s transfer numbers). Writes one JSON with a row per target.
 """
 
 from __future__ import annotations
@@ -17,12 +20,18 @@ from .attacks import attack, attack_mode
 from .data import load_prepared, to_float
 from .gpu import lease_info
 from .train import load_model
-from .utils import log, pick_device, save_json, seeded_generator, set_threads
+from .utils import load_torch, log, pick_device, save_json, seeded_generator, set_threads
 
 
-def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device_name: str = "auto") -> dict:
+def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device_name: str = "auto",
+             source_epoch: str | None = None) -> dict:
     device = pick_device(device_name)
     src, settings, _ = load_model(source, device)
+    epoch, final = settings["training"]["epochs"], True
+    if source_epoch:  # an early-stopped source: the same network with the weights of a saved epoch
+        state = load_torch(source_epoch, map_location=device)
+        src.load_state_dict(state["state_dict"])
+        epoch, final = int(state["epoch"]), False
     fcfg = fast.resolve(tcfg.get("fast"), device, settings["cell"]["norm"])
     fast.setup(device)
     src = fast.wrap(src, fcfg, device)  # on the CPU by default: the model itself (plain fp32)
@@ -43,16 +52,21 @@ def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device
         fooled = metrics.predict(model, x_adv, batch_size=pbs) != y
         n_right = int(right.sum())
         rate = float((fooled & right).sum()) / n_right if n_right else float("nan")
-        rows.append({"target": tset["cell"], "success_rate": rate, "n": n_right})
-        log(f"{settings['cell']['norm']}/{settings['cell']['regime']} → "
-            f"{tset['cell']['norm']}/{tset['cell']['regime']}: {rate:.3f} of {n_right}")
-    return {"source": settings["cell"], "attack": tcfg["attack"], "attack_mode": "eval", "rows": rows,
+        rows.append({"target": tset["cell"], "success_rate": rate, "n": n_right,
+                     "error_rate": float(fooled.double().mean()), "n_total": len(y)})
+        log(f"{settings['cell']['norm']}/{settings['cell']['regime']} (epoch {epoch}) → "
+            f"{tset['cell']['norm']}/{tset['cell']['regime']}: {rate:.3f} of {n_right} "
+            f"(error {rows[-1]['error_rate']:.3f})")
+    return {"source": settings["cell"], "source_epoch": epoch, "source_final": final,
+            "study": tcfg.get("study"), "attack": tcfg["attack"], "attack_mode": "eval", "rows": rows,
             "lease": lease_info(), "fast": fcfg, "batch_size": bs, "peak_gpu_mem_mib": fast.peak_mem_mib(device)}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="normrobust transfer", description=__doc__)
     p.add_argument("--source", required=True, help="source model.pt")
+    p.add_argument("--source-epoch", default=None,
+                   help="an early-stopped source: the source's epochs/epochK.pt (weights of epoch K)")
     p.add_argument("--targets", nargs="+", required=True, help="target model.pt files")
     p.add_argument("--data", required=True)
     p.add_argument("--settings", required=True, help="the config's transfer block, as JSON")
@@ -61,5 +75,5 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     set_threads(a.threads)
-    save_json(transfer(a.source, a.targets, a.data, json.loads(a.settings), a.device), a.out)
+    save_json(transfer(a.source, a.targets, a.data, json.loads(a.settings), a.device, a.source_epoch), a.out)
     return 0

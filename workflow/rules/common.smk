@@ -17,8 +17,11 @@ from normrobust.config import (
     cell_path,
     cells,
     check_writable,
+    derived_source,
     enabled_studies,
-    study_cells,
+    needed_datasets,
+    source_cells,
+    transfer_jobs,
     validate,
 )
 from normrobust.studies import FIGURE_STUDY
@@ -35,6 +38,14 @@ except ConfigError as e:
 PY = shlex.quote(sys.executable)
 CELLS = cells(config)
 STUDIES = enabled_studies(config)
+DATASETS = needed_datasets(config)
+DERIVED = [d for d in DATASETS if config["datasets"][d]["kind"] == "derived"]
+# Transfer jobs (E9, E10): one per (study, source cell, source weights: final or an early epoch).
+TRANSFERS = {
+    f"results/eval/{cell_path(j['source'])}/transfer/{j['study']}/"
+    f"{'final' if j['epoch'] is None else 'epoch%d' % j['epoch']}.json": j
+    for j in transfer_jobs(config)
+}
 REPORT_PDF = "results/report.pdf"
 # The aggregated tables: everything figures and the report read (DESIGN.md: figures and
 # tables are made from aggregated CSVs only).
@@ -60,10 +71,12 @@ def _alternatives(names):
 wildcard_constraints:
     dataset=_alternatives(config["datasets"]),
     arch=_alternatives(config["archs"]),
-    norm=_alternatives({c["norm"] for c in CELLS} or ["none"]),
+    norm=_alternatives({c["norm"] for c in CELLS + source_cells(config)} or ["none"]),
     regime=_alternatives(config["regimes"]),
     seed=r"\d+",
     figure=_alternatives(FIGURE_STUDY),
+    study=_alternatives(config["studies"]),
+    source=r"final|epoch\d+",
 
 
 def json_arg(obj):
@@ -84,12 +97,14 @@ def cell_of(w):
 
 
 def train_settings(w):
+    regime = config["regimes"][w.regime]
     return json_arg(
         {
             "cell": cell_of(w),
             "arch": config["archs"][w.arch],
-            "regime": {"name": w.regime, **config["regimes"][w.regime]},
-            "training": config["training"],
+            "regime": {"name": w.regime, **regime},
+            # a regime may override training settings (E6: weight decay, lr, optimizer)
+            "training": {**config["training"], **regime.get("training", {})},
             "ligs_sigma": config["evaluation"].get("ligs_sigma", 0.01),
             "device": config.get("device", "auto"),
         }
@@ -100,18 +115,48 @@ def model_file(c):
     return f"results/models/{cell_path(c)}/model.pt"
 
 
-TRANSFER_CELLS = (
-    study_cells(config, STUDIES["e9_transfer"]) if "e9_transfer" in STUDIES else []
-)
+def derive_inputs(w):
+    """A derived dataset (E3/E4) is made from its base dataset with the model of its source cell."""
+    d = config["datasets"][w.dataset]
+    return {
+        "base": f"results/data/{d['base']}.pt",
+        "source": model_file(derived_source(config, w.dataset)),
+    }
 
 
-def transfer_targets(w):
-    """Targets of a source cell: every e9 cell of the same dataset and seed."""
-    return [
-        model_file(c)
-        for c in TRANSFER_CELLS
-        if c["dataset"] == w.dataset and c["seed"] == int(w.seed)
+def transfer_job(w):
+    return TRANSFERS[
+        f"results/eval/{cell_path(cell_of(w))}/transfer/{w.study}/{w.source}.json"
     ]
+
+
+def transfer_inputs(w):
+    """The source model (and its saved epoch for an early-stopped source), the targets, the data."""
+    j = transfer_job(w)
+    out = {
+        "source": model_file(j["source"]),
+        "targets": [model_file(c) for c in j["targets"]],
+        "data": f"results/data/{w.dataset}.pt",
+    }
+    if j["epoch"] is not None:
+        out["epoch"] = epoch_file(j)
+    return out
+
+
+def epoch_file(job):
+    return f"results/models/{cell_path(job['source'])}/epochs/epoch{job['epoch']}.pt"
+
+
+def source_epoch_arg(w):
+    j = transfer_job(w)
+    return "" if j["epoch"] is None else f"--source-epoch {epoch_file(j)}"
+
+
+def transfer_settings(w):
+    j = transfer_job(w)
+    return json_arg(
+        {**config["transfer"], "attack": j["attack"], "study": w.study}
+    )
 
 
 def figure_targets():
@@ -131,20 +176,29 @@ def all_histories():
 
 
 def all_transfers():
-    return [f"results/eval/{cell_path(c)}/transfer.json" for c in TRANSFER_CELLS]
+    return list(TRANSFERS)
 
 
 def all_benchmarks():
     """Snakemake benchmark files of the compute rules (wall time, memory), for the costs table."""
-    datasets = sorted({c["dataset"] for c in CELLS})
     return (
-        [f"results/benchmarks/prepare_data/{d}.tsv" for d in datasets]
-        + [
-            f"results/benchmarks/{r}/{cell_path(c)}.tsv"
-            for r in ("train", "evaluate")
-            for c in CELLS
+        [
+            f"results/benchmarks/{'derive_data' if d in DERIVED else 'prepare_data'}/{d}.tsv"
+            for d in DATASETS
         ]
-        + [f"results/benchmarks/transfer/{cell_path(c)}.tsv" for c in TRANSFER_CELLS]
+        + [f"results/benchmarks/train/{cell_path(c)}.tsv" for c in CELLS]
+        + [
+            f"results/benchmarks/train/{cell_path(c)}.tsv"
+            for c in source_cells(config)
+            if c not in CELLS
+        ]
+        + [f"results/benchmarks/evaluate/{cell_path(c)}.tsv" for c in CELLS]
+        + [
+            f.replace("results/eval/", "results/benchmarks/transfer/").replace(
+                ".json", ".tsv"
+            )
+            for f in TRANSFERS
+        ]
     )
 
 

@@ -5,9 +5,37 @@ rule prepare_data:
         "results/logs/prepare_data/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_data/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(
+            [d for d in config["datasets"] if d not in DERIVED] or ["generated"]
+        ),
     params:
         settings=lambda w: json_arg(config["datasets"][w.dataset]),
         data_dir=data_dir_arg(),
     shell:
         "{PY} -m normrobust prepare-data --name {wildcards.dataset} "
         "--settings {params.settings} {params.data_dir} --out {output} 2> {log}"
+
+
+# E3/E4: a dataset made from a trained model (robust / non-robust features, targeted attacks).
+rule derive_data:
+    input:
+        unpack(derive_inputs),
+    output:
+        "results/data/{dataset}.pt",
+    log:
+        "results/logs/derive_data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/derive_data/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(DERIVED or ["__none__"]),
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        settings=lambda w: json_arg(config["datasets"][w.dataset]),
+        device=config.get("device", "auto"),
+    shell:
+        "{PY} -m normrobust derive-data --name {wildcards.dataset} --settings {params.settings} "
+        "--base {input.base} --source {input.source} --device {params.device} --out {output} "
+        "--threads {threads} 2> {log}"

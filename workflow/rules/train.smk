@@ -4,6 +4,11 @@ rule train:
     output:
         model=f"results/models/{CELL}/model.pt",
         history=f"results/models/{CELL}/history.csv",
+        # the epochs studies ask for (E9's early-stopped transfer sources)
+        epochs=[
+            f"results/models/{CELL}/epochs/epoch{e}.pt"
+            for e in config["training"].get("save_epochs") or []
+        ],
     log:
         f"results/logs/train/{CELL}.log",
     benchmark:

@@ -8,7 +8,10 @@ Every dataset is prepared once (``python -m normrobust prepare-data``) into one 
      "meta": {"name", "num_classes", "shape", "mean", "std", ...}}
 
 Kinds: ``generated`` (synthetic, see generated.py) and the real ``mnist``, ``fashion_mnist``, ``cifar10``,
-``svhn`` (torchvision_sets.py: read from a data directory in torchvision's layout, md5-checked, offline).
+``svhn`` (torchvision_sets.py: read from a data directory in torchvision's layout, md5-checked, offline), and
+``derived`` (E3/E4: a base dataset's training images transformed by a trained model; built by
+``python -m normrobust derive-data``, see derived.py, not by prepare-data; its shape, classes and test sets are
+its base's, so the config-only helpers below need the config's ``datasets`` mapping to answer for it).
 
 Training and evaluation load that file straight onto the device (``load_prepared``) and
 batch by indexing: no DataLoader, no per-sample Python.
@@ -25,11 +28,11 @@ import torch
 from . import torchvision_sets
 from .torchvision_sets import DatasetFileError
 
-DATASET_KINDS = ("generated", *torchvision_sets.TORCHVISION_CLASSES)
+DATASET_KINDS = ("generated", *torchvision_sets.TORCHVISION_CLASSES, "derived")
 DATA_DIR_ENV = "NORMROBUST_DATA"
 
 __all__ = ["DATASET_KINDS", "DatasetFileError", "augment", "build_dataset", "dataset_num_classes",
-           "dataset_shape", "load_prepared", "resolve_data_dir", "to_float"]
+           "dataset_shape", "dataset_train_size", "load_prepared", "resolve_data_dir", "to_float"]
 
 
 def resolve_data_dir(cfg_value: str | os.PathLike | None = None) -> Path:
@@ -51,27 +54,60 @@ def _generated_default(param: str):
     return inspect.signature(generate).parameters[param].default
 
 
-def dataset_shape(cfg: dict) -> tuple[int, int, int]:
-    """(C, H, W) of the dataset a config entry describes, without reading any data."""
+def _derived_base(cfg: dict, datasets: dict | None, seen: tuple = ()) -> tuple[dict, tuple]:
+    """The config entry of a derived entry's base (and the chain walked so far, to catch cycles)."""
+    if datasets is None:
+        raise ValueError("dataset kind 'derived': the datasets mapping is needed to resolve its base "
+                         "(pass datasets=config['datasets'])")
+    base = cfg.get("base")
+    if not isinstance(base, str) or base not in datasets:
+        raise ValueError(f"derived dataset: base {base!r} is not defined under datasets "
+                         f"(allowed: {', '.join(map(str, datasets))})")
+    if base in seen:
+        raise ValueError(f"derived dataset: base '{base}' derives from itself ({' -> '.join([*seen, base])})")
+    return datasets[base], (*seen, base)
+
+
+def dataset_shape(cfg: dict, datasets: dict | None = None, *, _seen: tuple = ()) -> tuple[int, int, int]:
+    """(C, H, W) of the dataset a config entry describes, without reading any data.
+
+    ``datasets``: the config's datasets mapping, needed (only) for kind ``derived`` (answered from its base)."""
     kind = _kind(cfg)
+    if kind == "derived":
+        base, seen = _derived_base(cfg, datasets, _seen)
+        return dataset_shape(base, datasets, _seen=seen)
     if kind == "generated":
         size = cfg.get("image_size", _generated_default("image_size"))
         return (3, size, size)
     return torchvision_sets.SHAPES[kind]
 
 
-def dataset_num_classes(cfg: dict) -> int:
-    """Number of classes of the dataset a config entry describes, without reading any data."""
-    if _kind(cfg) == "generated":
+def dataset_num_classes(cfg: dict, datasets: dict | None = None, *, _seen: tuple = ()) -> int:
+    """Number of classes of the dataset a config entry describes, without reading any data.
+
+    ``datasets``: the config's datasets mapping, needed (only) for kind ``derived`` (answered from its base)."""
+    kind = _kind(cfg)
+    if kind == "derived":
+        base, seen = _derived_base(cfg, datasets, _seen)
+        return dataset_num_classes(base, datasets, _seen=seen)
+    if kind == "generated":
         return cfg.get("num_classes", _generated_default("num_classes"))
     return torchvision_sets.NUM_CLASSES
 
 
-def dataset_train_size(cfg: dict) -> int:
-    """Number of training images of the dataset a config entry describes (after subsetting)."""
-    if _kind(cfg) == "generated":
+def dataset_train_size(cfg: dict, datasets: dict | None = None, *, _seen: tuple = ()) -> int:
+    """Number of training images of the dataset a config entry describes (after subsetting).
+
+    ``datasets``: the config's datasets mapping, needed (only) for kind ``derived``: its ``n`` if given, else
+    its base's size."""
+    kind = _kind(cfg)
+    if kind == "derived":
+        base, seen = _derived_base(cfg, datasets, _seen)
+        base_size = dataset_train_size(base, datasets, _seen=seen)
+        return cfg["n"] if cfg.get("n") is not None else base_size
+    if kind == "generated":
         return cfg.get("n_train", _generated_default("n_train"))
-    return cfg.get("n_train", torchvision_sets.TRAIN_SIZES[_kind(cfg)])
+    return cfg.get("n_train", torchvision_sets.TRAIN_SIZES[kind])
 
 
 def build_dataset(name: str, cfg: dict, data_dir: str | os.PathLike | None = None) -> dict:
@@ -85,6 +121,9 @@ def build_dataset(name: str, cfg: dict, data_dir: str | os.PathLike | None = Non
         from .generated import generate
 
         data = generate(**{k: v for k, v in cfg.items() if k not in ("kind", "augment")})
+    elif kind == "derived":
+        raise ValueError(f"datasets.{name}: kind 'derived' is built by derive-data from a trained model "
+                         f"(python -m normrobust derive-data), not by prepare-data")
     elif kind in DATASET_KINDS:
         data = torchvision_sets.build(name, cfg, resolve_data_dir(data_dir))
     else:

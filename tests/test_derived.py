@@ -1,0 +1,277 @@
+"""Derived datasets of E3 / E4 (D_R, D_NR, D_rand, D_det, conflict): normrobust.data.derived."""
+
+import json
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from normrobust.data import (DATASET_KINDS, build_dataset, dataset_num_classes, dataset_shape, dataset_train_size,
+                             load_prepared)
+from normrobust.data import derived as D
+from normrobust.data.generated import generate
+from normrobust.models import build_model
+from normrobust.utils import load_torch, save_torch
+
+K = 4
+ARCH = {"kind": "cnn", "widths": [8, 16]}
+SOURCE = {"arch": "cnn", "norm": "bn", "regime": "standard", "seed": 0}
+
+
+def entry(method, base="gen", **kw):
+    return {"kind": "derived", "method": method, "base": base, "source": dict(SOURCE), **kw}
+
+
+@pytest.fixture(scope="module")
+def base():
+    data = generate(n_train=120, n_test=40, image_size=8, num_classes=K, seed=0)
+    data["meta"].update(name="gen", augment={"flip": True})
+    return data
+
+
+@pytest.fixture(scope="module")
+def model(base):
+    """A tiny BN CNN fitted to the base (full-batch Adam), in eval mode, no parameter grads."""
+    torch.manual_seed(0)
+    m = build_model(ARCH, "bn", base["meta"])
+    x, y = base["train"]["x"].float() / 255, base["train"]["y"]
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for _ in range(100):
+        opt.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        opt.step()
+    m.eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        assert (m(x).argmax(1) == y).float().mean() > 0.6  # it has learnt something to attack
+    return m
+
+
+def predict(model, x_uint8):
+    with torch.no_grad():
+        return model(x_uint8.float() / 255).argmax(1)
+
+
+# ------------------------------------------------------------------------------------------- attacks
+@pytest.mark.parametrize("method", ["rand", "det"])
+def test_targeted_sets_reach_their_target_within_eps(base, model, method):
+    out = D.derive(f"d_{method}", entry(method, steps=20), base, model)
+    x0, y0 = base["train"]["x"], base["train"]["y"]
+    x, t = out["train"]["x"], out["train"]["y"]
+    assert x.dtype == torch.uint8 and x.shape == x0.shape and t.dtype == torch.int64
+    assert torch.equal(out["train"]["base_y"], y0)
+    if method == "det":
+        assert torch.equal(t, (y0 + 1) % K)
+    else:
+        assert (t != y0).all()
+        assert set(((t - y0) % K).tolist()) == set(range(1, K))  # every other class is drawn
+    # the stored (uint8) images are classified as the target by the source model, for most images
+    rate = (predict(model, x) == t).float().mean().item()
+    assert rate >= 0.75
+    meta = out["meta"]["derived"]
+    assert meta["target_rate"] == pytest.approx(rate)
+    assert meta["l2_max"] <= 0.5 + 1e-3
+    # stored perturbations: eps plus at most half a grey level per pixel of rounding
+    l2 = (x.float() / 255 - x0.float() / 255).flatten(1).norm(dim=1)
+    assert (l2 <= 0.5 + 0.5 / 255 * x0[0].numel() ** 0.5 + 1e-4).all()
+    assert l2.mean() > 0.3  # the attack did move the images
+
+
+def test_targeted_pgd_respects_eps_before_rounding(base, model):
+    x = base["train"]["x"][:60].float() / 255
+    t = D.choose_targets(base["train"]["y"][:60], "rand", K, seed=0)
+    xa = D.targeted_pgd(model, x, t, eps=0.3, step=0.1, steps=15, batch_size=25)
+    l2 = (xa - x).flatten(1).norm(dim=1)
+    assert (l2 <= 0.3 + 1e-3).all() and xa.min() >= 0 and xa.max() <= 1
+    with torch.no_grad():
+        before = (model(x).argmax(1) == t).float().mean()
+        after = (model(xa).argmax(1) == t).float().mean()
+    assert after >= 0.6 and after > before + 0.4
+
+
+# ------------------------------------------------------------------------------------------- robust / nonrobust
+def test_robust_matches_features_from_another_image(base, model):
+    out = D.derive("d_robust", entry("robust", steps=60, n=80), base, model)
+    x0, y0 = base["train"]["x"], base["train"]["y"]
+    start = out["train"]["start_index"]
+    assert out["train"]["x"].shape[0] == 80 and out["train"]["x"].dtype == torch.uint8
+    assert torch.equal(out["train"]["y"], y0[:80]) and torch.equal(out["train"]["base_y"], y0[:80])
+    assert (start != torch.arange(80)).all() and (start >= 0).all() and (start < 120).all()
+    assert len(set(start.tolist())) == 80  # distinct starts
+    # independently: the stored images' penultimate features are much closer to the target's than the starts'
+    with D.penultimate_features(model) as feats, torch.no_grad():
+        goal = feats(x0[:80].float() / 255)
+        d_start = (feats(x0[start].float() / 255) - goal).norm(dim=1)
+        d_final = (feats(out["train"]["x"].float() / 255) - goal).norm(dim=1)
+    assert (d_start > 0).all()
+    assert d_final.mean() < 0.4 * d_start.mean()
+    meta = out["meta"]["derived"]
+    assert meta["feature_dist_ratio"] < 0.4 and meta["feature_dist_final"] < meta["feature_dist_start"]
+    assert meta["eps"] is None and meta["steps"] == 60 and meta["n"] == 80
+    # and they no longer look like their start image
+    assert ((out["train"]["x"].float() - x0[start].float()).flatten(1).norm(dim=1) > 0).all()
+
+
+def test_robust_starts_from_the_start_image_not_from_x(base, model):
+    """After one step of 0.1 each image is still next to its start image, far from the image it imitates."""
+    out = D.derive("d_nonrobust", entry("nonrobust", steps=1, n=40), base, model)
+    x0 = base["train"]["x"].float() / 255
+    z = out["train"]["x"].float() / 255
+    start = out["train"]["start_index"]
+    rounding = 0.5 / 255 * x0[0].numel() ** 0.5
+    assert ((z - x0[start]).flatten(1).norm(dim=1) <= 0.1 + rounding + 1e-4).all()
+    assert ((z - x0[:40]).flatten(1).norm(dim=1) > 0.5).all()
+    assert torch.equal(out["train"]["y"], base["train"]["y"][:40])  # label y of x, not of the start image
+
+
+def test_start_indices_are_a_seeded_derangement():
+    s = D.start_indices(50, 50, seed=3)
+    assert sorted(s.tolist()) == list(range(50)) and (s != torch.arange(50)).all()
+    assert torch.equal(s, D.start_indices(50, 50, seed=3)) and not torch.equal(s, D.start_indices(50, 50, seed=4))
+    assert torch.equal(D.start_indices(2, 2, 0), torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match="at least 2"):
+        D.start_indices(1, 1, 0)
+
+
+@pytest.mark.parametrize("kind,norm", [("cnn", "bn"), ("resnet", "bn"), ("vgg", "none"), ("maxout", "bn"),
+                                       ("linear", "none")])
+def test_penultimate_is_the_classifier_input_for_every_arch(kind, norm):
+    size = 32 if kind == "vgg" else 8  # vgg pools five times
+    meta = {"num_classes": 3, "shape": [3, size, size], "mean": [0.5] * 3, "std": [0.25] * 3}
+    arch = {"kind": kind, **({"layers": 11, "width": 0.125} if kind == "vgg" else {}),
+            **({"hidden": [12, 12], "pieces": 2} if kind == "maxout" else {}),
+            **({"widths": [4, 8]} if kind in ("cnn", "resnet") else {})}
+    torch.manual_seed(0)
+    m = build_model(arch, norm, meta).eval()
+    x = torch.rand(5, 3, size, size)
+    fc = D.last_linear(m)
+    with D.penultimate_features(m) as feats, torch.no_grad():
+        f = feats(x)
+        assert torch.allclose(fc(f), m(x), atol=1e-5)  # the captured input gives the logits
+    assert not fc._forward_pre_hooks  # the hook is removed afterwards
+    # robustify works on this arch and never increases the distance (the best iterate is kept)
+    z, d0, d1 = D.robustify(m, x, x.roll(1, 0), steps=5, step=0.1, batch_size=2)
+    assert z.shape == x.shape and (d1 <= d0 + 1e-6).all() and z.min() >= 0 and z.max() <= 1
+
+
+# ------------------------------------------------------------------------------------------- the dataset file
+def test_test_set_copied_meta_and_determinism(base, model):
+    cfg = entry("rand", steps=5, n=40)
+    a, b = D.derive("d_rand", cfg, base, model), D.derive("d_rand", cfg, base, model)
+    assert torch.equal(a["train"]["x"], b["train"]["x"]) and torch.equal(a["train"]["y"], b["train"]["y"])
+    c = D.derive("d_rand", {**cfg, "seed": 1}, base, model)
+    assert not torch.equal(a["train"]["y"], c["train"]["y"])
+    r1 = D.derive("d_r", entry("nonrobust", steps=3, n=30), base, model)
+    r2 = D.derive("d_r", entry("nonrobust", steps=3, n=30), base, model)
+    assert torch.equal(r1["train"]["x"], r2["train"]["x"])
+    for key in ("x", "y", "rf_y", "nrf_y"):
+        assert a["test"][key].dtype == base["test"][key].dtype and torch.equal(a["test"][key], base["test"][key])
+    for split, d in base["counterfactual"].items():
+        for key, v in d.items():
+            assert torch.equal(a["counterfactual"][split][key], v)
+    meta = a["meta"]
+    assert meta["name"] == "d_rand" and meta["augment"] == {}
+    assert meta["num_classes"] == K and meta["shape"] == base["meta"]["shape"] and meta["mean"] == base["meta"]["mean"]
+    d = meta["derived"]
+    assert {k: d[k] for k in ("method", "base", "source", "steps", "step", "eps", "n", "attack_mode")} == {
+        "method": "rand", "base": "gen", "source": SOURCE, "steps": 5, "step": 0.1, "eps": 0.5, "n": 40,
+        "attack_mode": "eval"}
+    assert base["meta"]["name"] == "gen" and "derived" not in base["meta"]  # the base is left alone
+
+
+def test_conflict_attacks_a_robust_base_toward_y_plus_1(base, model):
+    d_r = D.derive("d_robust", entry("robust", steps=10, n=60), base, model)
+    out = D.derive("d_conflict", entry("conflict", base="d_robust", steps=20), d_r, model)
+    y = d_r["train"]["y"]
+    assert torch.equal(out["train"]["y"], (y + 1) % K) and torch.equal(out["train"]["base_y"], y)
+    assert (predict(model, out["train"]["x"]) == out["train"]["y"]).float().mean() >= 0.75
+    assert out["meta"]["derived"]["base_derived"]["method"] == "robust"
+    assert torch.equal(out["test"]["x"], base["test"]["x"])  # still the real test set
+    with pytest.raises(SystemExit, match=r"datasets\.d_c\.base: method 'conflict' needs a derived 'robust' base"):
+        D.derive("d_c", entry("conflict"), base, model)
+
+
+@pytest.mark.parametrize("change,pattern", [
+    ({"method": "foo"}, r"^datasets\.d_x\.method: 'foo' is not allowed \(allowed: robust, nonrobust, rand, det, "
+                        r"conflict\)$"),
+    ({"eps": 0}, r"^datasets\.d_x\.eps: must be a number > 0"),
+    ({"eps": -0.5}, r"^datasets\.d_x\.eps: must be a number > 0"),
+    ({"n": 121}, r"^datasets\.d_x\.n: 121 is larger than the training set of base 'gen' \(120 images"),
+    ({"n": 0}, r"^datasets\.d_x\.n: must be an integer >= 1"),
+    ({"steps": 0}, r"^datasets\.d_x\.steps: must be an integer >= 1"),
+    ({"step": "big"}, r"^datasets\.d_x\.step: must be a number > 0"),
+    ({"batch_size": 0}, r"^datasets\.d_x\.batch_size: must be an integer >= 1"),
+    ({"source": {"arch": "cnn"}}, r"^datasets\.d_x\.source: missing norm, regime, seed"),
+    ({"colour": 1}, r"^datasets\.d_x: unknown key\(s\) colour for kind 'derived'"),
+    ({"method": "robust", "eps": 0.5}, r"^datasets\.d_x\.eps: has no effect on method 'robust'"),
+])
+def test_bad_settings_one_line_naming_the_key(base, model, change, pattern):
+    cfg = {**entry("rand"), **change}
+    with pytest.raises(SystemExit) as e:
+        D.derive("d_x", cfg, base, model)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert re.search(pattern, msg), msg
+
+
+def test_cli_writes_the_dataset(tmp_path, base, model):
+    """The CLI: base file + a model.pt as train.py writes it → the derived file, same as the library call."""
+    base_path, model_path, out = tmp_path / "gen.pt", tmp_path / "cell" / "model.pt", tmp_path / "d_det.pt"
+    save_torch(base, base_path)
+    settings = {"cell": {"dataset": "gen", "arch": "cnn", "norm": "bn", "regime": "standard", "seed": 0},
+                "arch": ARCH, "regime": {"name": "standard", "attack": None}}
+    plain_meta = {k: v for k, v in base["meta"].items() if not isinstance(v, torch.Tensor)}
+    save_torch({"state_dict": model.state_dict(), "settings": json.dumps(settings, sort_keys=True),
+                "meta": plain_meta, "epochs": 1}, model_path)
+    cfg = entry("det", steps=10, n=50, batch_size=16)
+
+    def argv(settings, dest):
+        return ["--name", "d_det", "--settings", json.dumps(settings), "--base", str(base_path),
+                "--source", str(model_path), "--device", "cpu", "--out", str(dest), "--threads", "1"]
+
+    assert D.main(argv(cfg, out)) == 0
+    got = load_prepared(out)
+    want = D.derive("d_det", cfg, base, model)
+    assert torch.equal(got["train"]["x"], want["train"]["x"]) and torch.equal(got["train"]["y"], want["train"]["y"])
+    assert torch.equal(got["test"]["x"], base["test"]["x"]) and got["meta"]["name"] == "d_det"
+    assert load_torch(out)["meta"]["derived"]["method"] == "det"  # loadable with weights_only
+    # bad settings: one line naming the key, nothing written
+    with pytest.raises(SystemExit, match=r"^datasets\.d_det\.n: 500 is larger than the training set"):
+        D.main(argv({**cfg, "n": 500}, tmp_path / "bad.pt"))
+    with pytest.raises(SystemExit, match=r"^datasets\.d_det\.method: 'foo' is not allowed"):
+        D.main(argv({**cfg, "method": "foo"}, tmp_path / "bad.pt"))
+    assert not (tmp_path / "bad.pt").exists()
+
+
+# ------------------------------------------------------------------------------------------- config-only helpers
+def test_config_helpers_answer_from_the_base():
+    ds = {"gen": {"kind": "generated", "image_size": 8, "num_classes": 5, "n_train": 300},
+          "d_robust": entry("robust"), "d_small": entry("rand", n=100),
+          "d_conflict": entry("conflict", base="d_robust"), "d_conflict_small": entry("conflict", base="d_small"),
+          "loop_a": entry("det", base="loop_b"), "loop_b": entry("det", base="loop_a"),
+          "orphan": entry("det", base="nowhere")}
+    assert "derived" in DATASET_KINDS
+    for name in ("d_robust", "d_small", "d_conflict", "d_conflict_small"):
+        assert dataset_shape(ds[name], ds) == (3, 8, 8)
+        assert dataset_num_classes(ds[name], datasets=ds) == 5
+    assert dataset_train_size(ds["d_robust"], ds) == 300 == dataset_train_size(ds["d_conflict"], ds)
+    assert dataset_train_size(ds["d_small"], ds) == 100 == dataset_train_size(ds["d_conflict_small"], ds)
+    assert dataset_train_size(ds["gen"]) == 300 and dataset_shape(ds["gen"]) == (3, 8, 8)  # unchanged
+    for fn in (dataset_shape, dataset_num_classes, dataset_train_size):
+        with pytest.raises(ValueError, match="datasets mapping is needed"):
+            fn(ds["d_robust"])
+        with pytest.raises(ValueError, match="derives from itself"):
+            fn(ds["loop_a"], ds)
+        with pytest.raises(ValueError, match="base 'nowhere' is not defined"):
+            fn(ds["orphan"], ds)
+    with pytest.raises(ValueError, match=r"datasets\.d_robust: kind 'derived' is built by derive-data"):
+        build_dataset("d_robust", ds["d_robust"])
+    # resolve_settings is usable at config time (ValueError) and fills in the papers' defaults
+    r = D.resolve_settings("d_robust", ds["d_robust"], n_base=300)
+    assert (r["steps"], r["step"], r["eps"], r["n"], r["batch_size"], r["seed"]) == (1000, 0.1, None, 300, 500, 0)
+    r = D.resolve_settings("d_small", ds["d_small"])
+    assert (r["steps"], r["step"], r["eps"], r["n"]) == (100, 0.1, 0.5, 100)
+    with pytest.raises(ValueError, match=r"datasets\.d_small\.n: 100 is larger"):
+        D.resolve_settings("d_small", ds["d_small"], n_base=99)
