@@ -154,9 +154,7 @@ def source_epoch_arg(w):
 
 def transfer_settings(w):
     j = transfer_job(w)
-    return json_arg(
-        {**config["transfer"], "attack": j["attack"], "study": w.study}
-    )
+    return json_arg({**config["transfer"], "attack": j["attack"], "study": w.study})
 
 
 def figure_targets():
