@@ -1,6 +1,8 @@
 """The whole pipeline on a tiny config: nothing → compiled PDF, then the report follows the CSVs."""
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,6 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from normrobust import config as C
+from normrobust.studies import FIGURE_STUDY
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +32,7 @@ def run(tmp_path_factory):
     root = Path(__file__).resolve().parents[1]
     wd = tmp_path_factory.mktemp("e2e")
     t0 = time.perf_counter()
-    r = snakemake(root, wd)
+    r = snakemake(root, wd, timeout=2400)
     seconds = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr[-5000:]
     return root, wd, seconds
@@ -38,32 +43,40 @@ def test_tiny_pipeline_builds_the_pdf_in_minutes(run):
     pdf = wd / "results" / "report.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
     print(f"tiny pipeline: nothing to PDF in {seconds:.0f}s")  # measured, not asserted: timing is for benchmarks
-    for name in ("trajectories", "robust_vs_eps", "ligs_per_norm", "transfer_heatmap", "nrf_reliance"):
+    for name in FIGURE_STUDY:  # every study's figure
         assert (wd / "results" / "figures" / f"{name}.pdf").exists(), name
     # every rule left a log
     logs = {p.relative_to(wd / "results" / "logs").parts[0] for p in (wd / "results" / "logs").rglob("*.log")}
-    assert {"prepare_data", "train", "evaluate", "transfer", "aggregate.log", "claims.log", "figures",
-            "render_report.log", "build_report.log"} <= logs
+    assert {"prepare_data", "derive_data", "train", "evaluate", "transfer", "aggregate.log", "claims.log",
+            "figures", "render_report.log", "build_report.log"} <= logs
 
 
 def test_tables_hold_real_results(run):
     _, wd, _ = run
     t = wd / "results" / "tables"
+    cfg = json.loads((t / "run_info.json").read_text())["config"]  # config.yaml + tiny.yaml, resolved
+    cells = C.cells(cfg)
     m = pd.read_csv(t / "metrics.csv")
-    assert len(m.groupby(["norm", "regime", "seed"])) == 8
-    clean = m[m.metric == "clean_acc"].value
-    assert (clean > 0.3).all(), "every model learned something"
+    keys = ["dataset", "arch", "norm", "regime", "seed"]
+    assert len(m.groupby(keys)) == len(cells) == 46
+    clean = m[(m.metric == "clean_acc") & (m.dataset == "generated")].value
+    assert (clean > 0.3).all(), "every model on the generated data learned something"
     robust = m[(m.metric == "robust_acc") & (m.attack == "pgd_linf") & (m.eps == 8)]
-    merged = robust.merge(m[m.metric == "clean_acc"], on=["norm", "regime", "seed"])
+    merged = robust.merge(m[m.metric == "clean_acc"], on=keys)
     assert (merged.value_x <= merged.value_y + 1e-9).all(), "robust accuracy never exceeds clean accuracy"
     ligs = m[m.metric == "ligs"].value
     assert ligs.between(0, 1).all() and ligs.std() > 0, "LIGS must vary between models"
+    assert set(m.dataset) == {"generated", "d_robust", "d_rand", "d_conflict"}, "E3/E4 trained on derived data"
+    assert {"shifted_acc", "adv_confidence", "adv_wrong_confidence"} <= set(m.metric)
     h = pd.read_csv(t / "history.csv")
-    assert len(h) == 8 * 3
+    assert len(h) == len(cells) * 3 and h.robust_acc_pgd_l2.between(0, 1).all(), "E2: PGD-L2 every epoch"
     tr = pd.read_csv(t / "transfer.csv")
-    assert len(tr) == 2 * 4 * 4  # per seed: 4 sources x 4 targets
-    assert tr.success_rate.between(0, 1).all()
-    assert (t / "claims.csv").exists()
+    assert len(tr) == sum(len(j["targets"]) for j in C.transfer_jobs(cfg))
+    assert set(tr.study) == {"e9_transfer", "e10_fgsm"} and (~tr.source_final).any(), "early-stopped sources"
+    assert tr.success_rate.between(0, 1).all() and tr.error_rate.between(0, 1).all()
+    claims = pd.read_csv(t / "claims.csv")
+    assert len(claims) >= 15 and claims.rule.notna().all() and set(claims.verdict) <= {"PASS", "FAIL", "INCONCLUSIVE"}
+    assert set(claims.study) == set(C.enabled_studies(cfg)), "every study has claims"
 
 
 def test_second_run_has_nothing_to_do(run):
@@ -130,10 +143,12 @@ def test_report_has_every_section_and_filled_tables(run):
                     "E5: ground truth", "E9: transferability", "Claims", "Reproduction against the published",
                     "Limitations", "Provenance", "Computational cost"):
         assert section in text, section
+    for tag in ("E3", "E4", "E6", "E7", "E8", "E10"):
+        assert re.search(rf"^\d+ +{tag}: ", text, re.M), f"a section for {tag}"
     assert "analogue: generated" in text, "the reproduction table holds our numbers"
     costs = pd.read_csv(wd / "results" / "tables" / "costs.csv")
-    assert set(costs.rule) == {"prepare_data", "train", "evaluate", "transfer"}
-    assert (costs[costs.rule == "train"].wall_s > 0).all() and len(costs[costs.rule == "train"]) == 8
+    assert set(costs.rule) == {"prepare_data", "derive_data", "train", "evaluate", "transfer"}
+    assert (costs[costs.rule == "train"].wall_s > 0).all() and len(costs[costs.rule == "train"]) == 46
 
 
 def test_fresh_checkout_with_only_the_tables_rebuilds_figures_and_paper(run, tmp_path):

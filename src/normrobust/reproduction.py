@@ -6,7 +6,11 @@ name: ``standard`` has no training attack, ``adversarial`` trains on attacked im
 Goodfellow's α·J(x) + (1−α)·J(x+η), ``mixed`` and ``advprop`` as in [A]), the metric, and the attack and ε.
 :func:`reproduction_frame` picks, for each row, the closest cells the run has (same dataset kind and
 architecture as the paper first, else an analogue on other data or another architecture, which the table
-says) and reports the mean ± std over seeds and the difference ours − published. Rows whose cells the run
+says) and reports the mean ± std over seeds and the difference ours − published. Numbers about a derived
+dataset (E3: [B] Fig. 4 and Ilyas et al. on D_R, D_NR, D_rand, D_det; E4: [B] Fig. 6 on the conflict set) are
+matched only to cells trained on a derived dataset of the same ``method``; all other numbers only to cells
+on real data. A robust accuracy evaluated at another ε than the paper's is shown at the nearest ε as an
+analogue. Rows whose cells the run
 does not have stay in the table as "not run", naming the preset that runs them.
 
 Units: accuracies and error rates in percent, LIGS as is. Values marked (fig) in PAPER.md were read off
@@ -44,11 +48,51 @@ class Published:
     analogue_kinds: tuple[str, ...] = ("resnet", "cnn", "vgg")  # acceptable stand-ins, in order
     target_role: str | None = None  # transfer rows: the target's regime role (the source's is `role`)
     preset: str = "paper-cifar10"  # the preset that runs this setting
+    dataset_method: str | None = None  # derived datasets (E3/E4): the config's method; None: a plain dataset
+    arch_blocks: tuple[int, ...] | None = None  # ResNet blocks per stage of the paper's model, where it matters
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+RESNET18 = (2, 2, 2, 2)
+RESNET50 = (3, 4, 6, 3)
+
+
 def _b(quantity: str, value: float, norm: str, role: str, metric: str, **kw) -> Published:
-    return Published("[B] Fig. 3 (fig)", B_SETTING, quantity, value, norm=norm, role=role, metric=metric, **kw)
+    return Published("[B] Fig. 3 (fig)", B_SETTING, quantity, value, norm=norm, role=role, metric=metric,
+                     arch_blocks=RESNET18, **kw)
+
+
+def _b4(method: str, name: str, norm: str, clean: float, robust: float, ligs: float) -> list[Published]:
+    """[B] Fig. 4: a ResNet-18 trained on a disentangled dataset, evaluated on the real test set."""
+    kw = dict(norm=norm, dataset_method=method, arch_blocks=RESNET18, preset="paper-cifar10 with e3_disentangled")
+    setting = f"ResNet-18 trained on {name} (from CIFAR-10)"
+    who = "BN" if norm == "bn" else "no norm"
+    return [Published("[B] Fig. 4 (fig)", setting, f"{who}: clean accuracy (%)", clean, metric="clean_acc", **kw),
+            Published("[B] Fig. 4 (fig)", setting, f"{who}: PGD-L2 0.25 accuracy (%)", robust, metric="robust_acc",
+                      **L2_025, **kw),
+            Published("[B] Fig. 4 (fig)", setting, f"{who}: LIGS", ligs, metric="ligs", **kw)]
+
+
+def _ilyas(method: str, name: str, clean: float, robust: float | None = None) -> list[Published]:
+    """Ilyas et al. (2019) Fig. 2 / Table 1: a standard ResNet-50 (with BN) trained on a derived dataset."""
+    kw = dict(norm="bn", dataset_method=method, arch_blocks=RESNET50, preset="paper-cifar10 with e3_disentangled")
+    setting = "ResNet-50 (BN) trained on datasets derived from CIFAR-10"
+    out = [Published("Ilyas et al. 2019", setting, f"{name}: clean accuracy (%)", clean, metric="clean_acc", **kw)]
+    if robust is not None:
+        out.append(Published("Ilyas et al. 2019", setting, f"{name}: PGD-L2 0.25 accuracy (%)", robust,
+                             metric="robust_acc", **L2_025, **kw))
+    return out
+
+
+def _b6(norm: str, t: float, t1: float, ligs: float) -> list[Published]:
+    """[B] Fig. 6: ResNet-18 trained on the conflict set, accuracy against labels t and t+1."""
+    kw = dict(norm=norm, dataset_method="conflict", arch_blocks=RESNET18, preset="paper-cifar10 with e4_conflict")
+    setting = "ResNet-18 trained on the conflict set (from CIFAR-10)"
+    who = "BN" if norm == "bn" else "no norm"
+    return [Published("[B] Fig. 6 (fig)", setting, f"{who}: accuracy on labels t (%)", t, metric="clean_acc", **kw),
+            Published("[B] Fig. 6 (fig)", setting, f"{who}: accuracy on labels t+1 (%)", t1, metric="shifted_acc",
+                      **kw),
+            Published("[B] Fig. 6 (fig)", setting, f"{who}: LIGS", ligs, metric="ligs", **kw)]
 
 
 L2_025 = dict(attack=("pgd", "l2"), eps=0.25)
@@ -66,6 +110,16 @@ PUBLISHED: list[Published] = [
     _b("adversarial, BN: clean accuracy (%)", 90.5, "bn", "adversarial", "clean_acc"),
     _b("adversarial, BN: PGD-L2 0.25 accuracy (%)", 79.5, "bn", "adversarial", "robust_acc", **L2_025),
     _b("adversarial, BN: LIGS", 0.98, "bn", "adversarial", "ligs"),
+    *_b4("robust", "D_R", "none", 81, 50, 0.94),
+    *_b4("robust", "D_R", "bn", 84, 45, 0.91),
+    *_b4("rand", "D_rand", "none", 5, 3, 1.0),
+    *_b4("rand", "D_rand", "bn", 68, 0, 0.31),
+    *_ilyas("robust", "D_R", 84, 48),
+    *_ilyas("nonrobust", "D_NR", 88, 0),
+    *_ilyas("rand", "D_rand", 63),
+    *_ilyas("det", "D_det", 44),
+    *_b6("bn", 35, 18, 0.37),
+    *_b6("none", 3, 74, 0.97),
     Published("[A] Table 2", "EfficientNet-B7, ImageNet", "AdvProp − standard: clean top-1 (points)", 0.7,
               norm="bn", role="advprop", metric="clean_diff", dataset_kind="imagenet",
               arch_kinds=("efficientnet",), analogue_kinds=("resnet", "vgg", "cnn")),
@@ -90,6 +144,11 @@ PUBLISHED: list[Published] = [
               analogue_kinds=("maxout",), **_G),
 ]
 
+#: [G]'s mean confidence on misclassified FGSM examples (ε = 0.25): shown in the E10 table beside ours
+G_CONFIDENCE = {("linear", "standard"): 79.3, ("maxout", "standard"): 97.6}
+#: the METHOD of a derived dataset -> PAPER.md's name
+DERIVED_NAMES = {"robust": "D_R", "nonrobust": "D_NR", "rand": "D_rand", "det": "D_det", "conflict": "conflict set"}
+
 COLUMNS = ["source", "setting", "quantity", "published", "ours", "ours_std", "n", "diff", "match", "ours_setting",
            "percent"]
 
@@ -108,6 +167,24 @@ def _regime_rank(p: Published, regime: dict[str, Any]) -> int:
     return 0
 
 
+def dataset_method(datasets: dict[str, Any], name: str) -> str | None:
+    """A derived dataset's method (robust, nonrobust, rand, det, conflict); None for a plain dataset."""
+    d = datasets.get(name) or {}
+    return d.get("method") if d.get("kind") == "derived" else None
+
+
+def base_kind(datasets: dict[str, Any], name: str) -> str | None:
+    """The kind of the real data under a (possibly derived, possibly nested) dataset."""
+    seen = set()
+    while name in datasets and name not in seen:
+        seen.add(name)
+        d = datasets.get(name) or {}
+        if d.get("kind") != "derived":
+            return d.get("kind")
+        name = d.get("base")
+    return None
+
+
 def _candidates(p: Published, cfg: dict[str, Any], metrics: pd.DataFrame) -> list[dict]:
     """Every (dataset, arch, regime) the run has for this row, best match first."""
     datasets, archs, regimes = cfg.get("datasets") or {}, cfg.get("archs") or {}, cfg.get("regimes") or {}
@@ -118,11 +195,19 @@ def _candidates(p: Published, cfg: dict[str, Any], metrics: pd.DataFrame) -> lis
         d, a, g = datasets.get(r["dataset"], {}), archs.get(r["arch"], {}), regimes.get(r["regime"])
         if regime_role(g) != p.role or a.get("kind") not in kinds:
             continue
-        same_data, same_arch = d.get("kind") == p.dataset_kind, a.get("kind") in p.arch_kinds
-        if p.source.startswith("[B]") and same_arch:  # ResNet-18: four stages of two blocks
-            same_arch = list(a.get("blocks", [])) == [2, 2, 2, 2]
-        key = (not same_data, not same_arch, kinds.index(a.get("kind")), _regime_rank(p, g or {}),
-               r["dataset"], r["arch"], r["regime"])
+        if dataset_method(datasets, r["dataset"]) != p.dataset_method:  # D_R only for D_R, plain data for the rest
+            continue
+        same_data = (base_kind(datasets, r["dataset"]) if p.dataset_method else d.get("kind")) == p.dataset_kind
+        same_arch = a.get("kind") in p.arch_kinds
+        if p.arch_blocks is not None and same_arch:  # e.g. ResNet-18: four stages of two blocks
+            same_arch = list(a.get("blocks", [])) == list(p.arch_blocks) and a.get("width", 1) == 1 \
+                and a.get("depth", 1) == 1
+        # a variant (E6: wider / deeper / other activation; a regime with its own optimiser settings) only
+        # when nothing plainer is there
+        variant = (a.get("width", 1) != 1 or a.get("depth", 1) != 1 or a.get("activation", "relu") != "relu",
+                   bool((g or {}).get("training")))
+        key = (not same_data, not same_arch, kinds.index(a.get("kind")), variant[1], _regime_rank(p, g or {}),
+               variant[0], r["dataset"], r["arch"], r["regime"])
         ranked.append((key, dict(dataset=r["dataset"], arch=r["arch"], regime=r["regime"],
                                  same=same_data and same_arch)))
     return [c for _, c in sorted(ranked, key=lambda kc: kc[0])]
@@ -135,7 +220,8 @@ def _attack_names(cfg: dict[str, Any], attack: tuple[str, str]) -> list[str]:
 
 def _per_seed(p: Published, c: dict, cfg: dict[str, Any], metrics: pd.DataFrame,
               transfer: pd.DataFrame | None) -> tuple[pd.Series, str]:
-    """Our per-seed values (in the published unit) for candidate cells ``c``, and a note if there are none."""
+    """Our per-seed values (in the published unit) for candidate cells ``c``, and a note: why there are none,
+    or where ours differ from the published setting (another ε)."""
     m = metrics[(metrics["dataset"] == c["dataset"]) & (metrics["arch"] == c["arch"])
                 & (metrics["norm"] == p.norm)]
     if p.metric == "clean_diff":
@@ -153,23 +239,38 @@ def _per_seed(p: Published, c: dict, cfg: dict[str, Any], metrics: pd.DataFrame,
         t = transfer[(transfer["dataset"] == c["dataset"]) & (transfer["source_arch"] == c["arch"])
                      & (transfer["target_arch"] == c["arch"]) & (transfer["source_norm"] == p.norm)
                      & (transfer["target_norm"] == p.norm) & (transfer["source_regime"] == c["regime"])]
+        if "source_final" in t.columns:  # early-stopped sources are E9's, not [G]'s
+            t = t[t["source_final"].astype(bool)]
         roles = {r: regime_role(g) for r, g in (cfg.get("regimes") or {}).items()}
         t = t[t["target_regime"].map(roles) == p.target_role]
-        return t.groupby("seed")["success_rate"].mean() * 100, "" if len(t) else "transfer pair not run"
+        if "study" in t.columns and (t["study"] == "e10_fgsm").any():
+            t = t[t["study"] == "e10_fgsm"]
+        # [G] counts every adversarial image the target gets wrong (error_rate); older tables: success rate
+        col = "error_rate" if "error_rate" in t.columns and t["error_rate"].notna().any() else "success_rate"
+        return t.groupby("seed")[col].mean() * 100, "" if len(t) else "transfer pair not run"
     m = m[m["regime"] == c["regime"]]
-    if p.metric == "robust_acc":
+    note = ""
+    if p.attack is not None:
         names = _attack_names(cfg, p.attack)
-        m = m[(m["metric"] == "robust_acc") & m["attack"].isin(names) & np.isclose(m["eps"].astype(float), p.eps)]
+        m = m[(m["metric"] == p.metric) & m["attack"].isin(names)]
+        unit = "/255" if p.attack[1] == "linf" else ""
         if not len(m):
-            unit = "/255" if p.attack[1] == "linf" else ""
-            return pd.Series(dtype=float), f"{p.attack[0].upper()}-{p.attack[1]} ε={T.fmt_num(p.eps)}{unit} not evaluated"
+            what = f"{p.attack[0].upper()}-{p.attack[1]} ε={T.fmt_num(p.eps, 4)}{unit}"
+            return pd.Series(dtype=float), f"{what} not evaluated"
+        eps = m["eps"].astype(float)
+        if not np.isclose(eps, p.eps).any():  # another ε only: the nearest one, as an analogue
+            near = float(eps.iloc[int(np.argmin(np.abs(eps.values - p.eps)))])
+            note = f"at ε={T.fmt_num(near, 4)}{unit}, not {T.fmt_num(p.eps, 4)}{unit}"
+            m = m[np.isclose(m["eps"].astype(float), near)]
+        else:
+            m = m[np.isclose(m["eps"].astype(float), p.eps)]
         m = m[m["attack"] == sorted(set(m["attack"]))[0]]
     else:
         m = m[m["metric"] == p.metric]
     v = m.groupby("seed")["value"].mean()
     if p.metric != "ligs":
         v = (1 - v) * 100 if p.error else v * 100
-    return v, "" if len(v) else f"{p.metric} not measured"
+    return v, note if len(v) else f"{p.metric} not measured"
 
 
 def reproduction_frame(info: dict[str, Any], metrics: pd.DataFrame,
@@ -189,10 +290,41 @@ def reproduction_frame(info: dict[str, Any], metrics: pd.DataFrame,
                 row["ours_setting"] = f"{where}: {note}"
                 continue
             row.update(ours=float(v.mean()), ours_std=float(v.std(ddof=1)) if len(v) > 1 else np.nan, n=len(v),
-                       diff=float(v.mean()) - p.value, match="same" if c["same"] else "analogue", ours_setting=where)
+                       diff=float(v.mean()) - p.value, match="same" if c["same"] and not note else "analogue",
+                       ours_setting=where + (f" ({note})" if note else ""))
             break
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def g_reference(cfg: dict[str, Any]):
+    """[G]'s number for a cell of ours: ``ref(arch, regime, quantity, target_regime) -> percent | None``.
+
+    quantity: clean_error, fgsm_error, wrong_confidence (E10 models) or transfer_error (source regime →
+    target regime); matched on the arch's kind (linear = [G]'s shallow softmax, maxout) and the regime's
+    role (standard, or weighted: [G]'s adversarial training)."""
+    archs, regimes = cfg.get("archs") or {}, cfg.get("regimes") or {}
+    table: dict[tuple, float] = {}
+    for p in PUBLISHED:
+        if not p.source.startswith("[G]"):
+            continue
+        q = {"clean_acc": "clean_error", "robust_acc": "fgsm_error", "transfer": "transfer_error"}.get(p.metric)
+        for kind in p.arch_kinds:
+            table[(kind, p.role, q, p.target_role)] = p.value
+    for (kind, role), v in G_CONFIDENCE.items():
+        table[(kind, role, "wrong_confidence", None)] = v
+
+    def g_role(regime: str | None) -> str | None:
+        if regime is None:
+            return None
+        # any adversarial training of ours stands beside [G]'s (weighted FGSM) adversarial training
+        return "standard" if regime_role(regimes.get(regime)) == "standard" else "weighted"
+
+    def ref(arch: str, regime: str, quantity: str, target_regime: str | None = None) -> float | None:
+        kind = (archs.get(arch) or {}).get("kind")
+        return table.get((kind, g_role(regime), quantity, g_role(target_regime)))
+
+    return ref
 
 
 def reproduction_table(frame: pd.DataFrame) -> str:
@@ -241,21 +373,52 @@ FAIL_REASONS = {
                     "short training can leave normalised models on the robust feature",
     "transfer": "when no model is vulnerable beyond its own source, every transfer rate is near zero and the "
                 "difference between sources carries no information",
+    "transfer_robust": "a source trained adversarially at the full training ε learns mostly robust features "
+                       "and its examples transfer less to standard targets; [B]'s slightly robust surrogates use a "
+                       "small ε, so the regime's ε decides the sign",
+    "transfer_early": "whether an early checkpoint transfers better depends on how far it has moved from the "
+                      "robust-feature phase; with short schedules epoch 1 may already be close to the final model",
+    "derived": "the derived datasets are built from the pipeline's own small models at this scale; their robust "
+               "and non-robust features are weaker than in [B]'s CIFAR-10 sets, and short training may not "
+               "pick them up",
+    "factors": "[B]'s effects of width, depth, activation and optimiser on LIGS are small and read off training "
+               "curves; at this scale they are of the size of the seed noise",
+    "adv_training": "AdvProp's published gain is 0.7 points on ImageNet; on small data and short schedules the "
+                    "auxiliary BN's effect can be of the size of the seed noise, and the mixed regime's cost "
+                    "depends on the attack strength",
+    "ligs_reg": "the LIGS term trades clean accuracy for gradient alignment: a large weight on a small model "
+                "costs more clean accuracy than [B]'s 'little change'",
+    "fgsm": "[G]'s numbers are for MNIST at ε = 0.25 with their maxout network; other data, another ε or a "
+            "smaller model change the error rates",
 }
-#: PAPER.md's experiments that have no study (section, figure, claims) in this pipeline yet.
-NOT_STUDIED = {
-    "E3": "disentangled datasets (D_R, D_NR, D_rand, D_det)",
-    "E4": "conflicting features",
-    "E6": "factors other than normalisation (width, depth, activation, optimiser)",
-    "E7": "normalisation under adversarial training as its own study (the regimes exist: mixed, AdvProp, FGSM)",
-    "E8": "LIGS regularisation as its own study (the ligs_reg objective exists)",
-    "E10": "FGSM on MNIST as its own study (the fgsm-mnist preset runs it through E1 and this table)",
+#: the reason for a failed claim of these studies, whatever its metric
+STUDY_REASON = {"e3_disentangled": "derived", "e4_conflict": "derived", "e6_factors": "factors",
+                "e7_adv_training": "adv_training", "e8_ligs_reg": "ligs_reg", "e10_fgsm": "fgsm"}
+#: PAPER.md's experiments: study key -> (tag, topic); the limitations name those this run did not enable.
+STUDY_TOPICS = {
+    "e1_norms": ("E1", "normalisation and vulnerability"),
+    "e2_trajectories": ("E2", "training trajectories"),
+    "e3_disentangled": ("E3", "disentangled datasets (D_R, D_NR, D_rand, D_det)"),
+    "e4_conflict": ("E4", "conflicting features"),
+    "e5_synthetic": ("E5", "ground truth on generated data"),
+    "e6_factors": ("E6", "factors other than normalisation (width, depth, activation, weight decay, lr, optimiser)"),
+    "e7_adv_training": ("E7", "normalisation under adversarial training (PGD, mixed, AdvProp, FGSM)"),
+    "e8_ligs_reg": ("E8", "LIGS regularisation"),
+    "e9_transfer": ("E9", "transferability"),
+    "e10_fgsm": ("E10", "FGSM on MNIST ([G])"),
 }
 
 
 def _reason_key(row: pd.Series) -> str:
     metric = str(row.get("metric", ""))
-    if "transfer" in metric or str(row.get("study")) == "e9_transfer":
+    study, cid = str(row.get("study")), str(row.get("id"))
+    if study in STUDY_REASON:
+        return STUDY_REASON[study]
+    if study == "e9_transfer" and "robust-source" in cid:
+        return "transfer_robust"
+    if study == "e9_transfer" and "early" in cid:
+        return "transfer_early"
+    if "transfer" in metric or study == "e9_transfer":
         return "transfer"
     if "ligs" in metric and ("last" in metric or "epoch" in metric or "rf-first" in str(row.get("id"))):
         return "ligs_trend"
@@ -279,7 +442,10 @@ def limitations(info: dict[str, Any], claims: pd.DataFrame, repro: pd.DataFrame,
                    "not a failed reproduction.")
     failed = claims[claims["verdict"] == "FAIL"] if len(claims) else claims
     for _, r in failed.iterrows():
-        out.append(f"Did not reproduce: {r['claim']} (id {r['id']}, mean difference {T.fmt_num(r['mean_diff'])}). "
+        pct = T.metric_is_percent(str(r.get("metric", "")))
+        diff = (T.fmt_signed(float(r["mean_diff"]), pct, tex=False).replace("−", "-") + (" points" if pct else "")
+                if np.isfinite(float(r["mean_diff"])) else "n/a")
+        out.append(f"Did not reproduce: {r['claim']} (id {r['id']}, mean difference {diff}). "
                    f"A possible reason: {FAIL_REASONS[_reason_key(r)]}.")
     inc = int((claims["verdict"] == "INCONCLUSIVE").sum()) if len(claims) else 0
     if inc:
@@ -294,5 +460,10 @@ def limitations(info: dict[str, Any], claims: pd.DataFrame, repro: pd.DataFrame,
     if not_run:
         out.append(f"Numbers of {', '.join(not_run)} that this run has no cells for are listed as not run; "
                    "the preset named in the table runs them.")
-    out.append("Not covered as studies: " + "; ".join(f"{k}, {v}" for k, v in NOT_STUDIED.items()) + ".")
+    studies = cfg.get("studies") or {}
+    off = [(tag, topic) for key, (tag, topic) in STUDY_TOPICS.items()
+           if not (isinstance(studies.get(key), dict) and studies[key].get("enabled", True))]
+    if off:
+        out.append("Not run in this configuration (enable them under the config key studies): "
+                   + "; ".join(f"{tag}, {topic}" for tag, topic in off) + ".")
     return [T.tex_escape(s) for s in out]

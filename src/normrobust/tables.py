@@ -9,8 +9,14 @@ directory (default ``results/tables/``): ``metrics.csv``, ``history.csv``, ``tra
 * display names, a fixed order and LaTeX escaping for norms, regimes and attacks;
 * :func:`seed_stats` (mean, std, min, max, n over seeds) and number formatting;
 * the LaTeX tables of the report (booktabs, built with ``DataFrame.to_latex``): the main results
-  (:func:`main_results_table`), the synthetic-data table (:func:`nrf_table`), the claims
-  (:func:`claims_table`) and the transfer matrix (:func:`transfer_table`).
+  (:func:`main_results_table`), any set of metric columns per cell (:func:`stats_table`, with extra
+  columns such as a paper's numbers: E3, E4, E7, E8), the last epoch of the history (E2,
+  :func:`history_final_table`), the synthetic-data table (:func:`nrf_table`) and the rank correlation of
+  LIGS with NRF reliance (E5, :func:`rank_correlation_table`), the one-factor-at-a-time variants (E6,
+  :func:`factors_table`), the transfer matrix (:func:`transfer_table`) and the kinds of source (E9,
+  :func:`transfer_sources_table`), [G]'s FGSM numbers beside ours (E10, :func:`fgsm_models_table`,
+  :func:`fgsm_transfer_table`) and the claims (:func:`claims_table`, a longtable; :func:`normalize_claims`
+  reads older claims files too).
 
 Numbers in tables are the mean ± sample standard deviation (ddof=1) over seeds; accuracies and rates
 are shown in percent. A cell with one seed shows the mean only; a missing cell shows ``--``.
@@ -44,6 +50,10 @@ NUMERIC_COLUMNS: dict[str, list[str]] = {
     "transfer": ["seed", "success_rate", "n"],
     "costs": ["wall_s", "cpu_s", "max_rss_mib", "peak_gpu_mem_mib"],
 }
+#: numeric columns of newer tables, converted where they exist (older tables lack them)
+OPTIONAL_NUMERIC: dict[str, list[str]] = {
+    "transfer": ["source_epoch", "error_rate", "n_total"],
+}
 DEFAULT_HEADLINE = {"attack": "pgd_linf", "eps": 4}
 
 
@@ -71,8 +81,14 @@ def read_table(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise MissingInputError(f"input table {path} lacks column(s) {', '.join(missing)}")
-    for c in NUMERIC_COLUMNS.get(name, []):
+    for c in NUMERIC_COLUMNS.get(name, []) + [c for c in OPTIONAL_NUMERIC.get(name, []) if c in df.columns]:
         df[c] = pd.to_numeric(df[c].replace({"": None}), errors="coerce")
+    if name == "history":  # one robust_acc_<name> column per extra history attack
+        for c in [c for c in df.columns if c.startswith("robust_acc_")]:
+            df[c] = pd.to_numeric(df[c].replace({"": None}), errors="coerce")
+    if "source_final" in df.columns:  # written as True/False (or 1/0); missing: a final source
+        df["source_final"] = df["source_final"].map(
+            lambda v: str(v).strip().lower() not in ("false", "0", "no", "0.0"))
     if "seed" in df.columns:
         df = df[df["seed"].notna()].copy()
         df["seed"] = df["seed"].astype(int)
@@ -139,10 +155,15 @@ ATTACK_LABEL = {"fgsm_linf": "FGSM-L∞", "pgd_linf": "PGD-L∞", "pgd_l2": "PGD
 METRIC_LABEL = {"clean_acc": "clean accuracy", "robust_acc": "robust accuracy", "noise_acc": "noise accuracy",
                 "ligs": "LIGS", "nrf_reliance": "NRF reliance", "rf_only_acc": "RF-only accuracy",
                 "nrf_only_acc": "NRF-only accuracy", "conflict_rf_rate": "conflict: RF label rate",
-                "conflict_nrf_rate": "conflict: NRF label rate", "success_rate": "transfer success rate"}
+                "conflict_nrf_rate": "conflict: NRF label rate", "success_rate": "transfer success rate",
+                "shifted_acc": "accuracy on the shifted labels (t+1)",
+                "adv_confidence": "confidence on adversarial examples",
+                "adv_wrong_confidence": "confidence on misclassified adversarial examples",
+                "error_rate": "transfer error rate"}
 #: metrics that are fractions shown in percent (differences of them in percentage points)
 PERCENT_METRICS = {"clean_acc", "robust_acc", "noise_acc", "rf_only_acc", "nrf_only_acc", "conflict_rf_rate",
-                   "conflict_nrf_rate", "success_rate"}
+                   "conflict_nrf_rate", "success_rate", "shifted_acc", "adv_confidence", "adv_wrong_confidence",
+                   "error_rate", "clean_error", "robust_error", "fgsm_error"}
 
 
 def norm_label(norm: str) -> str:
@@ -212,7 +233,10 @@ _TEX_UNICODE = {
     "∞": r"$\infty$", "ε": r"$\varepsilon$", "σ": r"$\sigma$", "±": r"$\pm$", "≥": r"$\geq$",
     "≤": r"$\leq$", "−": r"$-$", "Δ": r"$\Delta$", "×": r"$\times$", "→": r"$\rightarrow$",
     "·": r"$\cdot$", "–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''", "|": r"$|$",
-    "…": r"\ldots{}", "≈": r"$\approx$", "\u00a0": "~",
+    "…": r"\ldots{}", "≈": r"$\approx$", "\u00a0": "~", "ρ": r"$\rho$", "τ": r"$\tau$", "λ": r"$\lambda$",
+    "α": r"$\alpha$", "η": r"$\eta$", "μ": r"$\mu$", "≠": r"$\neq$", "∈": r"$\in$", "√": r"$\surd$",
+    "÷": r"$\div$", "°": r"$^\circ$", "²": r"$^2$", "∇": r"$\nabla$", "←": r"$\leftarrow$",
+    "˜": r"\textasciitilde{}", "≲": r"$\lesssim$", "≳": r"$\gtrsim$", "ℓ": r"$\ell$",
 }
 
 
@@ -370,30 +394,27 @@ def main_results_columns(metrics: pd.DataFrame, head: dict[str, Any]) -> list[di
     return cols
 
 
-def main_results_frame(metrics: pd.DataFrame, head: dict[str, Any], *, dataset: str | None = None,
+def main_results_frame(metrics: pd.DataFrame, head: dict[str, Any], *, dataset: str | Sequence[str] | None = None,
                        archs: Sequence[str] | None = None, norms: Sequence[str] | None = None,
-                       regimes: Sequence[str] | None = None) -> pd.DataFrame:
+                       regimes: Sequence[str] | None = None, cells: Iterable[Sequence[str]] | None = None,
+                       columns: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Per (dataset, arch, regime, norm): mean and std over seeds of the main-table columns.
 
+    ``cells`` keeps only these (dataset, arch, norm, regime) tuples; ``columns`` replaces the default
+    columns (:func:`main_results_columns`) with other specs (see :func:`metric_spec`).
     Returns a long frame with columns dataset, arch, regime, norm, column (label), metric, mean, std, n.
     """
-    m = _filter(metrics, dataset=dataset, arch=archs, norm=norms, regime=regimes)
+    m = filter_cells(_filter(metrics, dataset=dataset, arch=archs, norm=norms, regime=regimes), cells)
     keys = ["dataset", "arch", "regime", "norm"]
-    parts = []
-    for spec in main_results_columns(m, head):
-        sel = m[m["metric"] == spec["metric"]]
-        if spec["attack"] is not None:
-            sel = sel[sel["attack"] == spec["attack"]]
-        if spec["eps"] is not None:
-            sel = sel[_eps_match(sel["eps"], spec["eps"])]
-        st = seed_stats(sel, keys)
-        st["column"] = spec["label"]
-        st["metric"] = spec["metric"]
-        st["percent"] = spec["percent"]
-        parts.append(st)
-    if not parts:
-        return pd.DataFrame(columns=keys + ["column", "metric", "mean", "std", "n", "percent"])
-    return pd.concat(parts, ignore_index=True)
+    specs = list(columns) if columns is not None else main_results_columns(m, head)
+    return specs_frame(m, specs, keys)
+
+
+def _plain_key(x: Any) -> tuple:
+    """Numbers in numeric order first, then text in alphabetical order."""
+    if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and np.isfinite(x):
+        return (0, float(x), "")
+    return (1, 0.0, str(x))
 
 
 def cell_order(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -406,21 +427,23 @@ def cell_order(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
         elif k == "regime" or k.endswith("_regime"):
             key = _order_key(REGIME_ORDER)
         else:
-            key = lambda x: (0, str(x))  # noqa: E731
+            key = _plain_key
         df[f"_o_{k}"] = df[k].map(key)
         order_cols.append(f"_o_{k}")
     return df.sort_values(order_cols, kind="stable").drop(columns=order_cols).reset_index(drop=True)
 
 
-def main_results_table(metrics: pd.DataFrame, head: dict[str, Any], *, dataset: str | None = None,
+def main_results_table(metrics: pd.DataFrame, head: dict[str, Any], *, dataset: str | Sequence[str] | None = None,
                        archs: Sequence[str] | None = None, norms: Sequence[str] | None = None,
-                       regimes: Sequence[str] | None = None) -> str:
+                       regimes: Sequence[str] | None = None, cells: Iterable[Sequence[str]] | None = None,
+                       columns: Sequence[dict[str, Any]] | None = None) -> str:
     """Table (a): clean, headline robust, PGD-L2 at the largest ε, noise at the largest σ, LIGS.
 
     One row per (dataset, arch, regime, norm), mean ± std over seeds; dataset / arch columns appear
-    only when they take more than one value.
+    only when they take more than one value. ``cells`` / ``columns`` as in :func:`main_results_frame`.
     """
-    long = main_results_frame(metrics, head, dataset=dataset, archs=archs, norms=norms, regimes=regimes)
+    long = main_results_frame(metrics, head, dataset=dataset, archs=archs, norms=norms, regimes=regimes,
+                              cells=cells, columns=columns)
     if long.empty:
         return _empty_table("no results for this selection")
     keys = ["dataset", "arch", "regime", "norm"]
@@ -457,7 +480,7 @@ def main_results_table(metrics: pd.DataFrame, head: dict[str, Any], *, dataset: 
 def _to_latex_grouped(out: pd.DataFrame, fmt: str, group_col: str) -> str:
     groups = list(out[group_col])
     body = out.drop(columns=[group_col])
-    body["_g"] = groups
+    body["_g"] = [f"g{i}" for i in pd.factorize(pd.Series(groups, dtype=str))[0]]  # never empty: stripped below
     text = _to_latex(body, fmt + "l", group_col="_g")
     # drop the helper column again (it is the last one of every row)
     lines = []
@@ -481,10 +504,11 @@ NRF_COLUMNS = [("nrf_reliance", "NRF reliance", False), ("rf_only_acc", "RF only
                ("conflict_nrf_rate", "Conflict→NRF (%)", True), ("ligs", "LIGS", False)]
 
 
-def nrf_table(metrics: pd.DataFrame, *, dataset: str | None = None, archs: Sequence[str] | None = None,
-              norms: Sequence[str] | None = None, regimes: Sequence[str] | None = None) -> str:
+def nrf_table(metrics: pd.DataFrame, *, dataset: str | Sequence[str] | None = None,
+              archs: Sequence[str] | None = None, norms: Sequence[str] | None = None,
+              regimes: Sequence[str] | None = None, cells: Iterable[Sequence[str]] | None = None) -> str:
     """E5 table: NRF reliance, RF-only / NRF-only accuracy, conflict rates and LIGS, mean ± std."""
-    m = _filter(metrics, dataset=dataset, arch=archs, norm=norms, regime=regimes)
+    m = filter_cells(_filter(metrics, dataset=dataset, arch=archs, norm=norms, regime=regimes), cells)
     keys = ["dataset", "arch", "regime", "norm"]
     parts = []
     for metric, label, pct in NRF_COLUMNS:
@@ -539,20 +563,121 @@ def claim_diff_tex(row: pd.Series | dict[str, Any]) -> str:
     return s
 
 
-def claims_table(claims: pd.DataFrame) -> str:
-    """Table (b): one row per claim with the paired difference (mean [min, max]), seeds and verdict."""
-    if claims.empty:
-        return _empty_table("no claims")
-    out = pd.DataFrame({
-        "ID": claims["id"].map(tex_escape),
-        "Claim": claims["claim"].map(tex_escape),
-        "$\\Delta$ mean [min, max]": [claim_diff_tex(r) for _, r in claims.iterrows()],
-        "$n$": claims["n_seeds"].fillna(0).astype(int).astype(str),
-        "Verdict": claims["verdict"].map(verdict_tex),
-    })
-    groups = list(claims["study"])
-    out["_group"] = groups
-    return _to_latex_grouped(out, r"l>{\raggedright\arraybackslash}p{0.47\linewidth}rrl", "_group")
+#: claims.csv columns (contract of issue 7); older files lack some of them
+CLAIM_COLUMNS = ["id", "study", "claim", "rule", "metric", "direction", "tolerance", "treatment_mean",
+                 "treatment_min", "treatment_max", "baseline_mean", "baseline_min", "baseline_max", "mean_diff",
+                 "min_diff", "max_diff", "n_seeds", "paper", "verdict", "note"]
+CLAIM_NUMERIC = ["tolerance", "treatment_mean", "treatment_min", "treatment_max", "baseline_mean", "baseline_min",
+                 "baseline_max", "mean_diff", "min_diff", "max_diff", "n_seeds"]
+
+
+def normalize_claims(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims with every contract column: missing numbers NaN, missing text empty; numbers parsed."""
+    df = claims.copy()
+    for c in CLAIM_COLUMNS:
+        if c not in df.columns:
+            df[c] = np.nan if c in CLAIM_NUMERIC else ""
+    for c in CLAIM_NUMERIC:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    for c in set(CLAIM_COLUMNS) - set(CLAIM_NUMERIC):
+        df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else str(v))
+    return df
+
+
+def default_rule(direction: str, tol: float | None, metric: str = "") -> str:
+    """The verdict rule in words for a claims row without a ``rule`` column (older claims.csv)."""
+    pct = metric_is_percent(metric)
+    t = float(tol) if tol is not None and np.isfinite(float(tol)) else 0.0
+    ts = f"{fmt_num(t * 100)} points" if pct else fmt_num(t)
+    n = "(n ≥ 2)"
+    return {
+        "increase": f"PASS if Δ > 0 on every seed {n}; FAIL if Δ < 0 on every seed; else INCONCLUSIVE",
+        "decrease": f"PASS if Δ < 0 on every seed {n}; FAIL if Δ > 0 on every seed; else INCONCLUSIVE",
+        "increase_or_keep": f"PASS if Δ ≥ −{ts} on every seed {n}; FAIL if Δ < −{ts} on every seed; "
+                            "else INCONCLUSIVE",
+        "decrease_or_keep": f"PASS if Δ ≤ {ts} on every seed {n}; FAIL if Δ > {ts} on every seed; "
+                            "else INCONCLUSIVE",
+        "small": f"PASS if |Δ| ≤ {ts} on every seed {n}; FAIL if Δ lies beyond ±{ts} on one side on every seed; "
+                 "else INCONCLUSIVE",
+    }.get(str(direction), f"direction {direction}")
+
+
+def claim_stat_tex(mean: Any, lo: Any, hi: Any, pct: bool, signed: bool = False) -> str:
+    """``$85.3$ [$80.1$, $90.2$]`` (×100 when ``pct``); ``--`` when the mean is missing."""
+    def f(x: Any) -> str:
+        return fmt_signed(float(x), pct) if signed else fmt_mean_std(float(x), None, pct)
+
+    try:
+        m = float(mean)
+    except (TypeError, ValueError):
+        return "--"
+    if not np.isfinite(m):
+        return "--"
+    s = f(m)
+    try:
+        lo, hi = float(lo), float(hi)
+    except (TypeError, ValueError):
+        return s
+    if np.isfinite(lo) and np.isfinite(hi):
+        s += f" [{f(lo)}, {f(hi)}]"
+    return s
+
+
+def claim_measured_tex(row: pd.Series | dict[str, Any]) -> str:
+    """Treatment, baseline and Δ of one claims row, each mean [min, max] over seeds, on separate lines."""
+    pct = metric_is_percent(row["metric"])
+    parts = []
+    for key, name in (("treatment", "treatment"), ("baseline", "baseline")):
+        s = claim_stat_tex(row.get(f"{key}_mean"), row.get(f"{key}_min"), row.get(f"{key}_max"), pct)
+        if s != "--":
+            parts.append(f"{name} {s}")
+    d = claim_diff_tex(row)
+    if d != "--":
+        parts.append(f"$\\Delta$ {d}" + (" pts" if pct else ""))
+    n = row.get("n_seeds")
+    if n is not None and np.isfinite(float(n)):
+        parts.append(f"$n = {int(n)}$")
+    return r"\newline ".join(parts) if parts else "--"
+
+
+def claims_table(claims: pd.DataFrame, caption: str | None = r"\nrltcaption",
+                 titles: dict[str, str] | None = None) -> str:
+    """Table (b), a ``longtable`` (breaks across pages): per claim its verdict, id and statement, the verdict
+    rule, the measured numbers (treatment, baseline and paired difference Δ: mean [min, max] over seeds;
+    n seeds) and the paper's number where it has one. A header row per study (``titles``: study → text).
+
+    ``caption`` is LaTeX placed as the longtable's first row (default: the template's ``\\nrltcaption``
+    macro, which holds the caption and label); None for no caption row.
+    """
+    p = r">{\raggedright\arraybackslash}p"
+    head = [r"\begin{longtable}{@{}" + p + r"{0.28\linewidth}" + p + r"{0.31\linewidth}" + p
+            + r"{0.23\linewidth}" + p + r"{0.12\linewidth}@{}}"]
+    if caption:
+        head.append(caption + r" \\")
+    cols = r"Verdict, claim & Rule (fixed before the run) & Measured: mean [min, max] & Paper \\"
+    head += [r"\toprule", cols, r"\midrule", r"\endfirsthead",
+             r"\multicolumn{4}{@{}l}{\emph{(continued)}} \\", r"\toprule", cols, r"\midrule", r"\endhead",
+             r"\midrule", r"\multicolumn{4}{r@{}}{\emph{(continued on the next page)}} \\", r"\endfoot",
+             r"\bottomrule", r"\endlastfoot"]
+    if claims is None or claims.empty:
+        return "\n".join(head + [r"\multicolumn{4}{@{}l}{\emph{no claims}} \\", r"\end{longtable}", ""])
+    df = normalize_claims(claims)
+    lines = list(head)
+    prev = None
+    for _, r in df.iterrows():
+        if r["study"] != prev:
+            if prev is not None:
+                lines.append(r"\midrule")
+            title = (titles or {}).get(r["study"], r["study"])
+            lines.append(rf"\multicolumn{{4}}{{@{{}}l}}{{\textbf{{{tex_escape(title)}}}}} \\* ")
+            prev = r["study"]
+        rule = r["rule"] or default_rule(r["direction"], r["tolerance"], r["metric"])
+        claim = (rf"{verdict_tex(r['verdict'])} \texttt{{{tex_escape(r['id'])}}}\newline "
+                 rf"{tex_escape(r['claim'])}")
+        paper = tex_escape(r["paper"]) if r["paper"] else "--"
+        lines.append(" & ".join([claim, tex_escape(rule), claim_measured_tex(r), paper]) + r" \\")
+    lines += [r"\end{longtable}", ""]
+    return "\n".join(lines)
 
 
 def transfer_matrix(transfer: pd.DataFrame, *, dataset: str | None = None,
@@ -635,6 +760,466 @@ def transfer_table(transfer: pd.DataFrame, *, dataset: str | None = None, norms:
     n_lab = len(label_cols) + 1
     fmt = "l" * n_lab + "r" * len(tcols) + "r"
     return _to_latex_grouped(out, fmt, "_group")
+
+
+# ------------------------------------------------------------------------------ study tables (E2–E10)
+
+CELL_KEYS = ["dataset", "arch", "norm", "regime"]
+
+
+def metric_spec(label: str, metric: str, attack: str | None = None, eps: float | None = None,
+                percent: bool | None = None) -> dict[str, Any]:
+    """A table column: ``label`` showing ``metric`` (at ``attack`` / ``eps`` where given)."""
+    return {"label": label, "metric": metric, "attack": attack, "eps": eps,
+            "percent": metric_is_percent(metric) if percent is None else bool(percent)}
+
+
+def filter_cells(df: pd.DataFrame, cells: Iterable[Sequence[str]] | None) -> pd.DataFrame:
+    """Rows of a metrics-like frame whose (dataset, arch, norm, regime) is one of ``cells`` (None: all)."""
+    if cells is None:
+        return df
+    want = {tuple(str(v) for v in c) for c in cells}
+    if df.empty:
+        return df
+    keys = list(zip(*(df[k].astype(str) for k in CELL_KEYS)))
+    return df[[k in want for k in keys]]
+
+
+def spec_rows(metrics: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+    """The rows of ``metrics`` one column spec reads."""
+    sel = metrics[metrics["metric"] == spec["metric"]]
+    if spec.get("attack") is not None:
+        sel = sel[sel["attack"] == spec["attack"]]
+    if spec.get("eps") is not None and len(sel):
+        sel = sel[_eps_match(sel["eps"], spec["eps"])]
+    return sel
+
+
+def specs_frame(metrics: pd.DataFrame, specs: Sequence[dict[str, Any]], keys: Sequence[str]) -> pd.DataFrame:
+    """Long frame: ``keys`` + column (label), metric, mean, std, min, max, n, percent, one row per spec."""
+    keys = list(keys)
+    parts = []
+    for spec in specs:
+        st = seed_stats(spec_rows(metrics, spec), keys)
+        st["column"], st["metric"], st["percent"] = spec["label"], spec["metric"], spec["percent"]
+        parts.append(st)
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=keys + ["mean", "std", "min", "max", "n", "column", "metric", "percent"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def per_seed(metrics: pd.DataFrame, spec: dict[str, Any], keys: Sequence[str] = CELL_KEYS) -> pd.Series:
+    """One value per (keys, seed) for a column spec (several rows of one seed are averaged)."""
+    sel = spec_rows(metrics, spec)
+    sel = sel[sel["value"].notna()]
+    return sel.groupby(list(keys) + ["seed"])["value"].mean()
+
+
+KEY_HEADER = {"dataset": "Dataset", "arch": "Arch", "regime": "Regime", "norm": "Norm"}
+KEY_FORMAT = {"regime": regime_label, "norm": norm_label}
+
+
+def stats_table(metrics: pd.DataFrame, specs: Sequence[dict[str, Any]], keys: Sequence[str] = (
+        "dataset", "arch", "regime", "norm"), *, always: Sequence[str] = ("regime", "norm"),
+        headers: dict[str, str] | None = None, formats: dict[str, Any] | None = None,
+        extra: Any = None, orders: dict[str, Sequence[Any]] | None = None,
+        empty: str = "no results for this selection") -> str:
+    """A table with one row per value of ``keys`` (mean ± std over seeds of each spec).
+
+    Key columns other than ``always`` appear only when they take more than one value; ``headers`` and
+    ``formats`` name and format the key columns; ``extra(row) -> {label: LaTeX}`` adds columns per row
+    (e.g. a paper's numbers); ``orders`` fixes the row order of a key (values listed first, in that order).
+    Rows are grouped (a rule between groups) by all shown keys but the last.
+    """
+    keys = list(keys)
+    headers = {**KEY_HEADER, **(headers or {})}
+    formats = {**KEY_FORMAT, **(formats or {})}
+    long = specs_frame(metrics, specs, keys)
+    if long.empty:
+        return _empty_table(empty)
+    labels = [s["label"] for s in specs if s["label"] in set(long["column"])]
+    labels = list(dict.fromkeys(labels))
+    long["cell"] = [fmt_mean_std(m, s, p) for m, s, p in zip(long["mean"], long["std"], long["percent"])]
+    wide = long.pivot_table(index=keys, columns="column", values="cell", aggfunc="first").reset_index()
+    nseeds = long.groupby(keys)["n"].max().reset_index()
+    wide = cell_order(wide.merge(nseeds, on=keys, how="left"), keys)
+    if orders:
+        sort_cols = []
+        for k in keys:
+            pos = {v: i for i, v in enumerate((orders or {}).get(k, []))}
+            wide[f"_s_{k}"] = [pos.get(v, len(pos)) for v in wide[k]]
+            sort_cols.append(f"_s_{k}")
+        wide = wide.sort_values(sort_cols, kind="stable").drop(columns=sort_cols).reset_index(drop=True)
+    for c in labels:
+        if c not in wide.columns:
+            wide[c] = "--"
+    wide[labels] = wide[labels].fillna("--")
+    show = [k for k in keys if k in always or wide[k].nunique() > 1]
+    out = pd.DataFrame({headers[k]: wide[k].map(lambda v, f=formats.get(k, str): tex_escape(f(v)))
+                        for k in show})
+    out["$n$"] = wide["n"].fillna(0).astype(int).astype(str)
+    for c in labels:
+        out[c] = wide[c]
+    if extra is not None:
+        ext = [extra({k: wide.iloc[i][k] for k in keys}) or {} for i in range(len(wide))]
+        for lab in dict.fromkeys(lab for e in ext for lab in e):
+            out[lab] = [e.get(lab, "--") for e in ext]
+    label_cols = [headers[k] for k in show[:-1]]
+    groups = ["/".join(str(wide.iloc[i][k]) for k in show[:-1]) for i in range(len(wide))]
+    out = _blank_repeats(out, label_cols)
+    out["_group"] = groups
+    fmt = "l" * len(show) + "r" * (out.shape[1] - len(show) - 1)
+    return _to_latex_grouped(out, fmt, "_group")
+
+
+def history_final_frame(history: pd.DataFrame, columns: dict[str, str], *,
+                        cells: Iterable[Sequence[str]] | None = None) -> pd.DataFrame:
+    """The last epoch of every (cell, seed) of ``history`` as a metrics-like long frame.
+
+    ``columns`` maps history columns (clean_acc, robust_acc, robust_acc_<name>, ligs) to labels; the
+    result has the cell keys, seed, epoch, metric (the history column), attack/eps (none/0) and value.
+    """
+    h = filter_cells(history, cells)
+    keys = CELL_KEYS + ["seed"]
+    if h.empty:
+        return pd.DataFrame(columns=keys + ["epoch", "metric", "attack", "eps", "value"])
+    last = h.sort_values("epoch", kind="stable").groupby(keys, as_index=False).tail(1)
+    cols = [c for c in columns if c in last.columns]
+    long = last.melt(id_vars=keys + ["epoch"], value_vars=cols, var_name="metric", value_name="value")
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    long["attack"], long["eps"] = "none", 0.0
+    return long
+
+
+def history_final_table(history: pd.DataFrame, columns: dict[str, str], *,
+                        cells: Iterable[Sequence[str]] | None = None) -> str:
+    """E2: the history's last epoch per cell (clean, the per-epoch attacks, LIGS), mean ± std over seeds."""
+    long = history_final_frame(history, columns, cells=cells)
+    specs = [metric_spec(lab, col, percent=col != "ligs") for col, lab in columns.items()
+             if col in set(long["metric"])]
+    return stats_table(long, specs, empty="no per-epoch history for this selection")
+
+
+def rank_correlation_frame(metrics: pd.DataFrame, x: str = "ligs", y: str = "nrf_reliance", *,
+                           cells: Iterable[Sequence[str]] | None = None) -> pd.DataFrame:
+    """Spearman's ρ between two metrics over the cells, per seed and over the seed means.
+
+    Columns: scope (``seed`` or ``seed means``), seed (NaN for the means), n_cells, spearman. ρ is NaN
+    with fewer than three cells or a constant metric. pandas ranks (average ranks for ties) and
+    correlates the ranks; no SciPy needed.
+    """
+    m = filter_cells(metrics, cells)
+    sx, sy = per_seed(m, metric_spec(x, x)), per_seed(m, metric_spec(y, y))
+    both = pd.concat({"x": sx, "y": sy}, axis=1).dropna().reset_index()
+
+    def rho(d: pd.DataFrame) -> float:
+        if len(d) < 3 or d["x"].nunique() < 2 or d["y"].nunique() < 2:
+            return float("nan")
+        return float(d["x"].corr(d["y"], method="spearman"))
+
+    rows = []
+    for seed in sorted(set(both["seed"])) if len(both) else []:
+        d = both[both["seed"] == seed]
+        rows.append({"scope": "seed", "seed": int(seed), "n_cells": len(d), "spearman": rho(d)})
+    if len(both):
+        means = both.groupby(CELL_KEYS, as_index=False)[["x", "y"]].mean()
+        rows.append({"scope": "seed means", "seed": np.nan, "n_cells": len(means), "spearman": rho(means)})
+    return pd.DataFrame(rows, columns=["scope", "seed", "n_cells", "spearman"])
+
+
+def rank_correlation_table(frame: pd.DataFrame, x_label: str = "LIGS", y_label: str = "NRF reliance") -> str:
+    """The rows of :func:`rank_correlation_frame`: scope, number of cells, Spearman's ρ."""
+    if frame.empty:
+        return _empty_table(f"no cell has both {x_label} and {y_label}")
+    lines = [r"\begin{tabular}{lrr}", r"\toprule", r"Scope & Cells & Spearman $\rho$ \\", r"\midrule"]
+    for _, r in frame.iterrows():
+        scope = f"seed {int(r['seed'])}" if r["scope"] == "seed" else "mean over seeds"
+        if r["scope"] != "seed" and len(frame) > 1:
+            lines.append(r"\midrule")
+        lines.append(f"{scope} & {int(r['n_cells'])} & {fmt_signed(r['spearman'], digits=3)} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def factors_frame(metrics: pd.DataFrame, specs: Sequence[dict[str, Any]], base: tuple[str, str],
+                  variants: Sequence[tuple[str, str, str]], *, dataset: str | Sequence[str] | None = None,
+                  norms: Sequence[str] | None = None, base_label: str = "base") -> pd.DataFrame:
+    """E6: per norm and variant (arch, regime, label), each spec's mean/std/n over seeds and the mean of the
+    per-seed differences to the base cell ``base`` = (arch, regime) of the same norm and seed.
+
+    Columns: norm, arch, regime, variant, is_base, column, mean, std, n, delta, delta_n, percent.
+    """
+    m = _filter(metrics, dataset=dataset, norm=norms)
+    rows = []
+    allv = [(base[0], base[1], base_label)] + [v for v in variants if (v[0], v[1]) != tuple(base)]
+    keys = ["arch", "regime", "norm"]
+    for spec in specs:
+        vals = per_seed(m, spec, keys)
+        for norm in sort_norms(set(m["norm"])):
+            try:
+                b = vals.xs((base[0], base[1], norm), level=("arch", "regime", "norm"))
+            except KeyError:
+                b = pd.Series(dtype=float)
+            for arch, regime, label in allv:
+                try:
+                    v = vals.xs((arch, regime, norm), level=("arch", "regime", "norm"))
+                except KeyError:
+                    continue
+                d = (v - b).dropna()
+                is_base = (arch, regime) == tuple(base)
+                rows.append({"norm": norm, "arch": arch, "regime": regime, "variant": label, "is_base": is_base,
+                             "column": spec["label"], "mean": float(v.mean()),
+                             "std": float(v.std(ddof=1)) if len(v) > 1 else np.nan, "n": len(v),
+                             "delta": float(d.mean()) if len(d) and not is_base else np.nan,
+                             "delta_n": 0 if is_base else len(d), "percent": spec["percent"]})
+    return pd.DataFrame(rows, columns=["norm", "arch", "regime", "variant", "is_base", "column", "mean", "std",
+                                       "n", "delta", "delta_n", "percent"])
+
+
+def factors_table(frame: pd.DataFrame) -> str:
+    """The LaTeX table of :func:`factors_frame`: values, then Δ vs the base cell (mean of per-seed Δ)."""
+    if frame.empty:
+        return _empty_table("no results for the base cell or its variants")
+    labels = list(dict.fromkeys(frame["column"]))
+    order = list(dict.fromkeys(zip(frame["arch"], frame["regime"])))
+    rows = []
+    for norm in sort_norms(set(frame["norm"])):
+        f = frame[frame["norm"] == norm]
+        for arch, regime in order:
+            g = f[(f["arch"] == arch) & (f["regime"] == regime)]
+            if g.empty:
+                continue
+            row = {"Norm": tex_escape(norm_label(norm)), "Variant": tex_escape(g["variant"].iloc[0]),
+                   "$n$": str(int(g["n"].max()))}
+            for lab in labels:
+                r = g[g["column"] == lab]
+                row[lab] = (fmt_mean_std(r["mean"].iloc[0], r["std"].iloc[0], bool(r["percent"].iloc[0]))
+                            if len(r) else "--")
+            for lab in labels:
+                r = g[g["column"] == lab]
+                head = "$\\Delta$ " + tex_escape(lab.replace("(%)", "(pts)"))
+                if not len(r):
+                    row[head] = "--"
+                else:
+                    row[head] = "" if r["is_base"].iloc[0] else fmt_signed(r["delta"].iloc[0],
+                                                                           bool(r["percent"].iloc[0]))
+            row["_group"] = norm
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    groups = list(out["_group"])
+    out = _blank_repeats(out.drop(columns=["_group"]), ["Norm"])
+    out["_group"] = groups
+    return _to_latex_grouped(out, "ll" + "r" * (out.shape[1] - 3), "_group")
+
+
+def transfer_source_kind(final: bool, epoch: Any, regime: str, target_regimes: Sequence[str]) -> tuple[tuple, str]:
+    """(sort key, label) of a transfer source: final, early-stopped at epoch k, or another regime."""
+    if not final:
+        e = int(epoch) if epoch is not None and np.isfinite(float(epoch)) else -1
+        other = "" if regime in target_regimes else f" ({regime_label(regime)})"
+        return (1, e, 0), f"early-stopped, epoch {e}{other}"
+    if regime in target_regimes:
+        return (0, 0, _order_key(REGIME_ORDER)(regime)[0]), f"final ({regime_label(regime)})"
+    return (2, 0, _order_key(REGIME_ORDER)(regime)[0]), f"final, {regime_label(regime)}"
+
+
+def transfer_sources_frame(transfer: pd.DataFrame, target_regimes: Sequence[str], *,
+                           dataset: str | Sequence[str] | None = None, study: str | None = None,
+                           norms: Sequence[str] | None = None) -> pd.DataFrame:
+    """E9: mean success rate by kind of source (final, early-stopped at epoch k, another regime) and norm.
+
+    Per source and seed the success rate is averaged over the targets other than the source itself; then
+    per kind, norm and seed over the sources of that kind; the result is mean/std/n over seeds.
+    Columns: kind, order, source_norm, mean, std, min, max, n.
+    """
+    t = _filter(transfer, dataset=dataset)
+    if study is not None and "study" in t.columns:
+        t = t[t["study"] == study]
+    if norms is not None:
+        t = t[t["source_norm"].isin(norms)]
+    cols = ["kind", "order", "source_norm", "mean", "std", "min", "max", "n"]
+    if t.empty:
+        return pd.DataFrame(columns=cols)
+    t = t.copy()
+    final = t["source_final"] if "source_final" in t.columns else pd.Series(True, index=t.index)
+    epoch = t["source_epoch"] if "source_epoch" in t.columns else pd.Series(np.nan, index=t.index)
+    same = ((t["source_arch"] == t["target_arch"]) & (t["source_norm"] == t["target_norm"])
+            & (t["source_regime"] == t["target_regime"]) & final.astype(bool))
+    t = t[~same & t["success_rate"].notna()]
+    kinds = [transfer_source_kind(bool(f), e, r, target_regimes)
+             for f, e, r in zip(final[t.index], epoch[t.index], t["source_regime"])]
+    t["order"] = [k[0] for k in kinds]
+    t["kind"] = [k[1] for k in kinds]
+    src = ["source_arch", "source_norm", "source_regime", "kind", "order", "seed"]
+    per_src = t.groupby(src, as_index=False, sort=False)["success_rate"].mean()
+    per_kind = per_src.groupby(["kind", "source_norm", "seed"], as_index=False, sort=False)["success_rate"].mean()
+    st = seed_stats(per_kind, ["kind", "source_norm"], value="success_rate")
+    order = dict(zip(per_src["kind"], per_src["order"]))
+    st["order"] = st["kind"].map(order)
+    st["_n"] = st["source_norm"].map(_order_key(NORM_ORDER))
+    st = st.sort_values(["order", "_n"], kind="stable").drop(columns="_n").reset_index(drop=True)
+    return st[cols]
+
+
+def transfer_sources_table(frame: pd.DataFrame) -> str:
+    """Rows: kind of source; columns: source norm (mean ± std over seeds of the mean success rate, %)."""
+    if frame.empty:
+        return _empty_table("no transfer results for this selection")
+    norms = sort_norms(set(frame["source_norm"]))
+    kinds = list(dict.fromkeys(frame["kind"]))
+    lines = [r"\begin{tabular}{l" + "r" * len(norms) + "r}", r"\toprule",
+             "Source & " + " & ".join(tex_escape(norm_label(n)) for n in norms) + r" & $n$ \\", r"\midrule"]
+    for k in kinds:
+        f = frame[frame["kind"] == k]
+        cells = []
+        for n in norms:
+            r = f[f["source_norm"] == n]
+            cells.append(fmt_mean_std(r["mean"].iloc[0], r["std"].iloc[0], True) if len(r) else "--")
+        lines.append(" & ".join([tex_escape(k)] + cells + [str(int(f["n"].max()))]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+FGSM_QUANTITIES = [("clean_error", "Clean error (%)"), ("fgsm_error", "FGSM error (%)"),
+                   ("wrong_confidence", "Confidence on wrong adv. (%)")]
+
+
+def fgsm_frame(metrics: pd.DataFrame, transfer: pd.DataFrame | None, *, dataset: str | Sequence[str] | None,
+               archs: Sequence[str], norms: Sequence[str], regimes: Sequence[str], attack: str | None,
+               eps: float | None, reference: Any = None, study: str | None = "e10_fgsm") -> pd.DataFrame:
+    """E10 ([G]): per model (arch, norm, regime) clean error, FGSM error at ``eps`` and the mean confidence
+    on misclassified FGSM examples; per pair of models of one arch and norm the transfer error rate.
+
+    ``reference(arch, regime, quantity, target_regime)`` gives [G]'s number (percent) or None.
+    Columns: kind (model | transfer), arch, norm, regime, target_regime, quantity, mean, std, n (in
+    percent), paper, diff (mean − paper, points).
+    """
+    m = _filter(metrics, dataset=dataset, arch=archs, norm=norms, regime=regimes)
+    keys = ["arch", "norm", "regime"]
+    specs = {"clean_error": metric_spec("clean", "clean_acc")}
+    if attack is not None and eps is not None:
+        specs["fgsm_error"] = metric_spec("fgsm", "robust_acc", attack, eps)
+        specs["wrong_confidence"] = metric_spec("conf", "adv_wrong_confidence", attack, eps)
+    rows = []
+
+    def add(kind, arch, norm, regime, target, quantity, v):
+        v = v.dropna()
+        if not len(v):
+            return
+        paper = reference(arch, regime, quantity, target) if reference is not None else None
+        mean = float(v.mean())
+        rows.append({"kind": kind, "arch": arch, "norm": norm, "regime": regime, "target_regime": target,
+                     "quantity": quantity, "mean": mean, "std": float(v.std(ddof=1)) if len(v) > 1 else np.nan,
+                     "n": len(v), "paper": np.nan if paper is None else float(paper),
+                     "diff": np.nan if paper is None else mean - float(paper)})
+
+    vals = {q: per_seed(m, s, keys) for q, s in specs.items()}
+    cells = cell_order(m[keys].drop_duplicates(), keys)
+    for arch, norm, regime in cells.itertuples(index=False):
+        for q, s in vals.items():
+            try:
+                v = s.xs((arch, norm, regime), level=("arch", "norm", "regime"))
+            except KeyError:
+                continue
+            v = v * 100 if q == "wrong_confidence" else (1 - v) * 100
+            add("model", arch, norm, regime, None, q, v)
+    if transfer is not None and len(transfer):
+        t = _filter(transfer, dataset=dataset)
+        if study is not None and "study" in t.columns:
+            t = t[t["study"] == study]
+        if "source_final" in t.columns:
+            t = t[t["source_final"].astype(bool)]
+        t = t[(t["source_arch"] == t["target_arch"]) & (t["source_norm"] == t["target_norm"])
+              & (t["source_regime"] != t["target_regime"]) & t["source_arch"].isin(archs)
+              & t["source_norm"].isin(norms) & t["source_regime"].isin(regimes) & t["target_regime"].isin(regimes)]
+        col = "error_rate" if "error_rate" in t.columns and t["error_rate"].notna().any() else "success_rate"
+        pairs = cell_order(t[["source_arch", "source_norm", "source_regime", "target_regime"]].drop_duplicates(),
+                           ["source_arch", "source_norm", "source_regime", "target_regime"])
+        for arch, norm, src, tgt in pairs.itertuples(index=False):
+            p = t[(t["source_arch"] == arch) & (t["source_norm"] == norm) & (t["source_regime"] == src)
+                  & (t["target_regime"] == tgt)]
+            add("transfer", arch, norm, src, tgt, "transfer_error" if col == "error_rate" else "transfer_success",
+                p.groupby("seed")[col].mean() * 100)
+    return pd.DataFrame(rows, columns=["kind", "arch", "norm", "regime", "target_regime", "quantity", "mean",
+                                       "std", "n", "paper", "diff"])
+
+
+def _pct(mean: float, std: float | None = None, digits: int = 1) -> str:
+    """A percentage already in percent: ``$12.3 \\pm 0.4$``."""
+    if mean is None or not np.isfinite(mean):
+        return "--"
+    if std is None or not np.isfinite(std):
+        return f"${mean:.{digits}f}$"
+    return f"${mean:.{digits}f} \\pm {std:.{digits}f}$"
+
+
+def _pts(x: float, digits: int = 1) -> str:
+    if x is None or not np.isfinite(x):
+        return "--"
+    v = 0.0 if round(x, digits) == 0 else x
+    return f"${v:+.{digits}f}$"
+
+
+def fgsm_models_table(frame: pd.DataFrame, arch_label: Any = str) -> str:
+    """E10 models: per quantity ours (mean ± std), [G] and the difference in points."""
+    f = frame[frame["kind"] == "model"] if len(frame) else frame
+    if f.empty:
+        return _empty_table("no results for the E10 models")
+    qs = [(q, lab) for q, lab in FGSM_QUANTITIES if q in set(f["quantity"])]
+    multi_norm = f["norm"].nunique() > 1
+    nlab = 3 if multi_norm else 2
+    lines = [r"\begin{tabular}{" + "l" * nlab + "r" + "rrr" * len(qs) + "}", r"\toprule",
+             " & " * nlab + "& " + " & ".join(rf"\multicolumn{{3}}{{c}}{{{tex_escape(lab)}}}" for _, lab in qs)
+             + r" \\",
+             " ".join(rf"\cmidrule(lr){{{nlab + 2 + 3 * i}-{nlab + 4 + 3 * i}}}" for i in range(len(qs))),
+             "Model & " + ("Norm & " if multi_norm else "") + "Regime & $n$ & "
+             + " & ".join(["ours & [G] & $\\Delta$"] * len(qs)) + r" \\", r"\midrule"]
+    prev = None
+    for (arch, norm, regime), g in f.groupby(["arch", "norm", "regime"], sort=False):
+        if prev is not None and arch != prev:
+            lines.append(r"\midrule")
+        cells = [tex_escape(arch_label(arch)) if arch != prev else ""]
+        prev = arch
+        if multi_norm:
+            cells.append(tex_escape(norm_label(norm)))
+        cells += [tex_escape(regime_label(regime)), str(int(g["n"].max()))]
+        for q, _ in qs:
+            r = g[g["quantity"] == q]
+            if len(r):
+                r = r.iloc[0]
+                cells += [_pct(r["mean"], r["std"], 2 if q == "clean_error" else 1),
+                          _pct(r["paper"], None, 2 if q == "clean_error" else 1),
+                          _pts(r["diff"], 2 if q == "clean_error" else 1)]
+            else:
+                cells += ["--", "--", "--"]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def fgsm_transfer_table(frame: pd.DataFrame, arch_label: Any = str) -> str:
+    """E10 transfer: per arch and direction the error rate on the target, [G]'s and the difference."""
+    f = frame[frame["kind"] == "transfer"] if len(frame) else frame
+    if f.empty:
+        return _empty_table("no transfer results between the E10 models")
+    what = "Error on target (%)" if (f["quantity"] == "transfer_error").all() else "Success rate (%)"
+    multi_norm = f["norm"].nunique() > 1
+    lines = [r"\begin{tabular}{l" + ("l" if multi_norm else "") + "lrrrr}", r"\toprule",
+             "Model & " + ("Norm & " if multi_norm else "") + rf"Source $\rightarrow$ target & $n$ & "
+             + tex_escape(what) + r" & [G] & $\Delta$ \\", r"\midrule"]
+    prev = None
+    for _, r in f.iterrows():
+        cells = [tex_escape(arch_label(r["arch"])) if r["arch"] != prev else ""]
+        prev = r["arch"]
+        if multi_norm:
+            cells.append(tex_escape(norm_label(r["norm"])))
+        src, tgt = tex_escape(regime_label(r["regime"])), tex_escape(regime_label(r["target_regime"]))
+        cells += [f"{src} $\\rightarrow$ {tgt}",
+                  str(int(r["n"])), _pct(r["mean"], r["std"]), _pct(r["paper"]), _pts(r["diff"])]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------- costs
