@@ -200,6 +200,15 @@ def _headline_rows(m: pd.DataFrame, run_info: dict[str, Any] | None) -> tuple[pd
     return r, T.attack_eps_label(h["attack"], h["eps"])
 
 
+def _panel_labels(ax, label: str, arch: str | None = None) -> None:
+    """Title (without the unit, with the arch when a figure has a row per arch, and the label's second line)
+    and y label (the label's first line) of one metric panel."""
+    first, *rest = label.split("\n")
+    ax.set_title(first.replace(" (%)", "").replace(" (cosine similarity)", "") + (f" · {arch}" if arch else "")
+                 + ("\n" + rest[0] if rest else ""))
+    ax.set_ylabel(first)
+
+
 def _note(ax, text: str) -> None:
     """A visible note inside an (otherwise empty) axis: data missing."""
     # per-axis tick settings only: axes may share their scales with panels that do have data
@@ -689,10 +698,7 @@ def fig_disentangled(metrics: pd.DataFrame, sel: Selection, run_info: dict[str, 
         panels, _ = _stats3(m[m["arch"] == arch], run_info, ["dataset", "norm", "regime"])
         for j, (metric, label, st, scale) in enumerate(panels):
             ax = axes[i, j]
-            ax.set_title(label.split("\n")[0].replace(" (%)", "").replace(" (cosine similarity)", "")
-                         + (f" · {arch}" if len(archs) > 1 else "")
-                         + ("\n" + label.split("\n")[1] if "\n" in label else ""))
-            ax.set_ylabel(label.split("\n")[0])
+            _panel_labels(ax, label, arch if len(archs) > 1 else None)
             if st.empty:
                 _note(ax, f"{NO_DATA}:\nno {T.METRIC_LABEL.get(metric, metric)}")
                 continue
@@ -1005,10 +1011,7 @@ def fig_ligs_reg(metrics: pd.DataFrame, sel: Selection, run_info: dict[str, Any]
         panels, _ = _stats3(m[m["arch"] == arch], run_info, ["_w", "norm"])
         for j, (metric, label, st, scale) in enumerate(panels):
             ax = axes[i, j]
-            ax.set_title(label.split("\n")[0].replace(" (%)", "").replace(" (cosine similarity)", "")
-                         + (f" · {arch}" if len(archs) > 1 else "")
-                         + ("\n" + label.split("\n")[1] if "\n" in label else ""))
-            ax.set_ylabel(label.split("\n")[0])
+            _panel_labels(ax, label, arch if len(archs) > 1 else None)
             ax.set_xlabel("LIGS weight λ (0: standard)")
             if st.empty:
                 _note(ax, f"{NO_DATA}:\nno {T.METRIC_LABEL.get(metric, metric)}")
