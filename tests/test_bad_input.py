@@ -12,17 +12,20 @@ CASES = {
     "unknown norm": ("studies:\n  e1_norms: {norms: [batchnorm]}\n",
                      "studies.e1_norms.norms[0]: 'batchnorm' is not allowed (allowed: none, bn, ln, in, gn, fixup)"),
     "unknown regime": ("studies:\n  e1_norms: {regimes: [standard, madry]}\n",
-                       "studies.e1_norms.regimes: 'madry' is not defined under regimes (allowed: standard, pgd_linf)"),
+                       "studies.e1_norms.regimes: 'madry' is not defined under regimes (allowed: standard, pgd_linf, "
+                       "pgd_small, fgsm, mixed, advprop, ligs_w1, ligs_w10, wd_high, lr_high, adam)"),
     "unknown arch": ("studies:\n  e1_norms: {archs: [resnet50]}\n",
-                     "studies.e1_norms.archs: 'resnet50' is not defined under archs (allowed: cnn, resnet)"),
+                     "studies.e1_norms.archs: 'resnet50' is not defined under archs (allowed: cnn, resnet, cnn_wide, "
+                     "cnn_deep, cnn_selu, softmax, maxout)"),
     "unknown arch kind": ("archs:\n  cnn: {kind: mlp}\n", "archs.cnn.kind: 'mlp' is not allowed (allowed: cnn, resnet"),
     "unknown dataset": ("studies:\n  e1_norms: {dataset: imagenet}\n",
-                        "studies.e1_norms.dataset: 'imagenet' is not defined under datasets (allowed: generated)"),
+                        "studies.e1_norms.dataset: 'imagenet' is not defined under datasets (allowed: generated, "
+                        "d_robust, d_nonrobust, d_rand, d_det, d_conflict)"),
     "unknown dataset kind": ("datasets:\n  generated: {kind: imagenet}\n",
-                             "datasets.generated.kind: 'imagenet' is not allowed (allowed: generated, mnist"),
-    "unknown study": ("studies:\n  e3_disentangled: {dataset: generated, archs: [cnn], norms: [bn], regimes: [standard]}\n",
-                      "studies: unknown key 'e3_disentangled' (allowed: e1_norms, e2_trajectories, e5_synthetic, "
-                      "e9_transfer)"),
+                             "datasets.generated.kind: 'imagenet' is not allowed (allowed: generated, derived, mnist"),
+    "unknown study": ("studies:\n  e11_bogus: {dataset: generated, archs: [cnn], norms: [bn], regimes: [standard]}\n",
+                      "studies: unknown key 'e11_bogus' (allowed: e10_fgsm, e1_norms, e2_trajectories, e3_disentangled, "
+                      "e4_conflict, e5_synthetic, e6_factors, e7_adv_training, e8_ligs_reg, e9_transfer)"),
     "negative eps": ("regimes:\n  pgd_linf: {attack: {eps: -8}}\n",
                      "regimes.pgd_linf.attack.eps: -8 is less than or equal to the minimum of 0"),
     "absurd eps": ("regimes:\n  pgd_linf: {attack: {eps: 200}}\n",
@@ -32,9 +35,9 @@ CASES = {
     "zero epochs": ("training: {epochs: 0}\n", "training.epochs: 0 is less than the minimum of 1"),
     "batch larger than the dataset": ("training: {batch_size: 8192}\n",
                                       "training.batch_size: 8192 is larger than the training set of dataset "
-                                      "'generated' (4000 images); allowed 1..4000"),
-    "study cell without a regime": ("studies:\n  e9_transfer: {regimes: [advprop]}\n",
-                                    "studies.e9_transfer.regimes: 'advprop' is not defined under regimes"),
+                                      "'generated' (3000 images); allowed 1..3000"),
+    "study cell without a regime": ("studies:\n  e9_transfer: {regimes: [madry]}\n",
+                                    "studies.e9_transfer.regimes: 'madry' is not defined under regimes"),
 }
 
 
