@@ -173,9 +173,9 @@ def _check_references(config: dict) -> None:
                     raise ConfigError(f"studies.{sname}.transfer.targets: '{r}' is not a regime of the study "
                                       f"(allowed: {', '.join(s['regimes'])})")
             for e in t.get("source_epochs") or []:
-                if e not in (tr.get("save_epochs") or []):
-                    raise ConfigError(f"studies.{sname}.transfer.source_epochs: epoch {e} is not saved; add it to "
-                                      f"training.save_epochs (now {tr.get('save_epochs') or []})")
+                if e >= tr["epochs"]:
+                    raise ConfigError(f"studies.{sname}.transfer.source_epochs: epoch {e} is not an early epoch of "
+                                      f"training.epochs ({tr['epochs']}); allowed 1..{tr['epochs'] - 1}")
     _check_cells(config)
     _check_batch_size(config)
     if config["training"]["epochs"] < max(tr.get("save_epochs") or [0]):
@@ -299,6 +299,15 @@ def transfer_jobs(config: dict) -> list[dict]:
             for e in epochs:
                 jobs.append(dict(study=name, source=src, epoch=e, targets=targets, attack=attack))
     return jobs
+
+
+def saved_epochs(config: dict) -> list[int]:
+    """The epochs whose weights training keeps: training.save_epochs and every enabled study's early-stopped
+    transfer sources (``transfer.source_epochs``)."""
+    out = set(config["training"].get("save_epochs") or [])
+    for s in enabled_studies(config).values():
+        out |= set((s.get("transfer") or {}).get("source_epochs") or [])
+    return sorted(out)
 
 
 def derived_source(config: dict, name: str) -> dict:

@@ -20,6 +20,7 @@ from normrobust.config import (
     derived_source,
     enabled_studies,
     needed_datasets,
+    saved_epochs,
     source_cells,
     transfer_jobs,
     validate,
@@ -104,7 +105,11 @@ def train_settings(w):
             "arch": config["archs"][w.arch],
             "regime": {"name": w.regime, **regime},
             # a regime may override training settings (E6: weight decay, lr, optimizer)
-            "training": {**config["training"], **regime.get("training", {})},
+            "training": {
+                **config["training"],
+                **regime.get("training", {}),
+                "save_epochs": saved_epochs(config),
+            },
             "ligs_sigma": config["evaluation"].get("ligs_sigma", 0.01),
             "device": config.get("device", "auto"),
         }

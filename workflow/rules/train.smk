@@ -6,8 +6,7 @@ rule train:
         history=f"results/models/{CELL}/history.csv",
         # the epochs studies ask for (E9's early-stopped transfer sources)
         epochs=[
-            f"results/models/{CELL}/epochs/epoch{e}.pt"
-            for e in config["training"].get("save_epochs") or []
+            f"results/models/{CELL}/epochs/epoch{e}.pt" for e in saved_epochs(config)
         ],
     log:
         f"results/logs/train/{CELL}.log",
