@@ -221,7 +221,7 @@ def _setup_context(info: dict[str, Any], metrics: pd.DataFrame, head: dict[str, 
         spec = ((cfg.get("evaluation") or {}).get("attacks") or {}).get(att) or {}
         steps = f"; {_num(spec['steps'])} steps" if "steps" in spec else ""
         unit = " (in 1/255)" if T.is_linf(att) else ""
-        attacks.append(f"{T.tex_escape(T.attack_label(att))}: $\\varepsilon \\in \\{{{', '.join(T.fmt_num(e) for e in eps)}\\}}${unit}{steps}")
+        attacks.append(f"{T.tex_escape(T.attack_label(att))}: $\\varepsilon \\in \\{{{', '.join(T.fmt_num(e, 4) for e in eps)}\\}}${unit}{steps}")
     noise = sorted(set(metrics[metrics["metric"] == "noise_acc"]["eps"].dropna()))
     tr = cfg.get("training") or {}
     ev = cfg.get("evaluation") or {}
@@ -673,7 +673,7 @@ def _e10(ctx, key, cfg, st, metrics, transfer, cells, write_table) -> None:
     ctx["tables"]["main"] = write_table(f"main_{key}", T.fgsm_models_table(frame, arch_label))
     if (frame["kind"] == "transfer").any():
         ctx["tables"]["transfer"] = write_table(f"transfer_{key}", T.fgsm_transfer_table(frame, arch_label))
-    ctx["eps"] = (f"$\\varepsilon = {T.fmt_num(eps)}/255$ (${T.fmt_num(eps / 255)}$ on the $[0,1]$ scale)"
+    ctx["eps"] = (f"$\\varepsilon = {T.fmt_num(eps, 4)}/255$ (${T.fmt_num(eps / 255)}$ on the $[0,1]$ scale)"
                   if eps is not None else "--")
     ctx["eps_is_g"] = eps is not None and bool(np.isclose(eps, 63.75))
     ctx["transfer_attack"] = _attack_config_tex((st.get("transfer") or {}).get("attack")

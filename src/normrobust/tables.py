@@ -189,10 +189,10 @@ def is_linf(attack: str) -> bool:
 def eps_label(attack: str, eps: float) -> str:
     """ε with its unit: L∞ in /255 steps (``4/255``), L2 absolute, noise as σ."""
     if attack == "gaussian":
-        return f"σ={fmt_num(eps)}"
+        return f"σ={fmt_num(eps, 4)}"
     if is_linf(attack):
-        return f"ε={fmt_num(eps)}/255"
-    return f"ε={fmt_num(eps)}"
+        return f"ε={fmt_num(eps, 4)}/255"  # 63.75/255 is [G]'s 0.25
+    return f"ε={fmt_num(eps, 4)}"
 
 
 def attack_eps_label(attack: str, eps: float) -> str:
