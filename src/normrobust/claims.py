@@ -1193,7 +1193,8 @@ def evaluate(run_info: dict[str, Any], metrics: pd.DataFrame | None = None,
         v = verdict(d.values, c.direction, c.tol)
         note = m.note
         if v == INCONCLUSIVE and not note:
-            note = f"fewer than {MIN_SEEDS} seeds" if n < MIN_SEEDS else "seeds disagree"
+            note = (f"fewer than {MIN_SEEDS} seeds" if n < MIN_SEEDS
+                    else "no difference on any seed" if bool((d == 0).all()) else "seeds disagree")
         seeds = d.index
         tm = _stats(m.treatment.reindex(seeds)) if n else (np.nan,) * 3
         bm = _stats(m.baseline.reindex(seeds)) if n else (np.nan,) * 3
