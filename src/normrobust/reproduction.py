@@ -405,7 +405,7 @@ STUDY_TOPICS = {
     "e7_adv_training": ("E7", "normalisation under adversarial training (PGD, mixed, AdvProp, FGSM)"),
     "e8_ligs_reg": ("E8", "LIGS regularisation"),
     "e9_transfer": ("E9", "transferability"),
-    "e10_fgsm": ("E10", "FGSM on MNIST ([G])"),
+    "e10_fgsm": ("E10", "FGSM, softmax and maxout ([G])"),
 }
 
 
