@@ -85,7 +85,7 @@ def test_one_at_a_time_design_and_dataset_lists(root):
     (lambda c: c["studies"]["e9_transfer"]["transfer"].update(targets=["adam"]),
      "studies.e9_transfer.transfer.targets: 'adam' is not a regime of the study"),
     (lambda c: c["studies"]["e9_transfer"]["transfer"].update(source_epochs=[99]),
-     "studies.e9_transfer.transfer.source_epochs: epoch 99 is not an early epoch"),
+     "studies.e9_transfer.transfer.source_epochs: epoch 99 is beyond training.epochs"),
     (lambda c: c["studies"]["e3_disentangled"].update(dataset=["d_robust", "d_nope"]),
      "studies.e3_disentangled.dataset: 'd_nope' is not defined"),
     (lambda c: c["regimes"]["adam"]["training"].update(optimizer="rmsprop"), "regimes.adam.training.optimizer"),

@@ -144,7 +144,7 @@ def test_report_has_every_section_and_filled_tables(run):
                     "Limitations", "Provenance", "Computational cost"):
         assert section in text, section
     for tag in ("E3", "E4", "E6", "E7", "E8", "E10"):
-        assert re.search(rf"^\d+ +{tag}: ", text, re.M), f"a section for {tag}"
+        assert re.search(rf"^(\d+ +)?{tag}: ", text, re.M), f"a section for {tag}"
     assert "analogue: generated" in text, "the reproduction table holds our numbers"
     costs = pd.read_csv(wd / "results" / "tables" / "costs.csv")
     assert set(costs.rule) == {"prepare_data", "derive_data", "train", "evaluate", "transfer"}

@@ -173,9 +173,9 @@ def _check_references(config: dict) -> None:
                     raise ConfigError(f"studies.{sname}.transfer.targets: '{r}' is not a regime of the study "
                                       f"(allowed: {', '.join(s['regimes'])})")
             for e in t.get("source_epochs") or []:
-                if e >= tr["epochs"]:
-                    raise ConfigError(f"studies.{sname}.transfer.source_epochs: epoch {e} is not an early epoch of "
-                                      f"training.epochs ({tr['epochs']}); allowed 1..{tr['epochs'] - 1}")
+                if e > tr["epochs"]:
+                    raise ConfigError(f"studies.{sname}.transfer.source_epochs: epoch {e} is beyond "
+                                      f"training.epochs ({tr['epochs']}); allowed 1..{tr['epochs']}")
     _check_cells(config)
     _check_batch_size(config)
     if config["training"]["epochs"] < max(tr.get("save_epochs") or [0]):

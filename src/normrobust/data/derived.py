@@ -104,9 +104,8 @@ def resolve_settings(name: str, cfg: dict, n_base: int | None = None) -> dict:
     if n is not None:
         if not _is_int(n) or n < 1:
             raise ValueError(f"{where}.n: must be an integer >= 1 (number of training images), got {n!r}")
-        if n_base is not None and n > n_base:
-            raise ValueError(f"{where}.n: {n} is larger than the training set of base '{base}' "
-                             f"({n_base} images; allowed 1..{n_base})")
+        if n_base is not None:  # at most n: a smaller base (a quick run's n_train) gives all of its images
+            n = min(int(n), int(n_base))
     elif n_base is not None:
         n = int(n_base)
     steps = cfg.get("steps", DEFAULT_STEPS[method])
