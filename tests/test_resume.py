@@ -61,3 +61,8 @@ def test_sigkill_mid_training_then_rerun_incomplete_matches_an_uninterrupted_run
     ha = pd.read_csv(full / CELL / "history.csv").drop(columns="seconds")
     hb = pd.read_csv(killed / CELL / "history.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(ha, hb)
+    # the saved epoch (E9's early-stopped source) that Snakemake deleted with the incomplete job's outputs
+    # is written again from the resume state
+    ea = torch.load(full / CELL / "epochs" / "epoch1.pt", weights_only=True)["state_dict"]
+    eb = torch.load(killed / CELL / "epochs" / "epoch1.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)

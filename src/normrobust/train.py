@@ -216,21 +216,21 @@ def history_csv(rows: list[dict]) -> str:
 def _try_resume(path: Path, settings: dict, model, opt, sched):
     """Load the resume state if it exists, is readable and belongs to these settings."""
     if not path.exists():
-        return 0, []
+        return 0, [], {}
     try:
         state = load_torch(path)
         if json.loads(state["settings"]) != settings:
             log(f"{path} belongs to other settings: starting afresh")
-            return 0, []
+            return 0, [], {}
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])  # the global stream (dropout) continues where it was
     except Exception as e:  # a damaged or tampered file is never trusted
         log(f"ignoring unreadable resume state {path} ({type(e).__name__}: {e}); starting afresh")
-        return 0, []
+        return 0, [], {}
     log(f"resuming after epoch {state['epoch']}")
-    return state["epoch"], state["history"]
+    return state["epoch"], state["history"], state.get("kept", {})
 
 
 def train(settings: dict, data_path: str, out_dir: str, threads: int | None = None) -> list[dict]:
@@ -252,7 +252,10 @@ def train(settings: dict, data_path: str, out_dir: str, threads: int | None = No
     opt = make_optimizer(net, tr)
     sched = make_scheduler(opt, tr)
     ckpt = out / "checkpoint.pt"
-    start, history = _try_resume(ckpt, settings, net, opt, sched)
+    start, history, kept = _try_resume(ckpt, settings, net, opt, sched)
+    for e, weights in kept.items():  # saved epochs a rerun deleted (Snakemake removes an incomplete job's outputs)
+        if not (out / "epochs" / f"epoch{e}.pt").exists():
+            save_torch({"state_dict": weights, "epoch": e}, out / "epochs" / f"epoch{e}.pt")
     log(f"training {cell} on {device} for {tr['epochs']} epochs ({n_train} images, batch {tr['batch_size']}; "
         f"fast {fcfg})")
     for epoch in range(start + 1, tr["epochs"] + 1):
@@ -270,10 +273,11 @@ def train(settings: dict, data_path: str, out_dir: str, threads: int | None = No
         log(f"epoch {epoch}/{tr['epochs']}: loss {loss:.4f} clean {row['clean_acc']:.3f} "
             f"robust {row['robust_acc']:.3f} LIGS {row['ligs']:.3f} ({row['seconds']:.1f}s)")
         if epoch in (tr.get("save_epochs") or []):
-            save_torch({"state_dict": net.state_dict(), "epoch": epoch}, out / "epochs" / f"epoch{epoch}.pt")
+            kept[epoch] = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            save_torch({"state_dict": kept[epoch], "epoch": epoch}, out / "epochs" / f"epoch{epoch}.pt")
         save_torch({"settings": json.dumps(settings, sort_keys=True), "epoch": epoch, "history": history,
                     "model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "rng": torch.get_rng_state()},
+                    "rng": torch.get_rng_state(), "kept": kept},
                    ckpt)
         start = epoch
     atomic_write(out / "history.csv", lambda f: f.write(history_csv(history)), mode="w")
