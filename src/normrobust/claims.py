@@ -93,6 +93,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables as T
+from .config import ligs_weight, objective
 from .studies import STUDIES
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -280,7 +281,7 @@ def regime_objective(config: dict[str, Any], regime: str) -> str:
     """normrobust.config.objective of the regime; guessed from the name when the config lacks it."""
     r = _regime_cfg(config, regime)
     if r is not None:
-        return r.get("objective") or ("adversarial" if r.get("attack") else "clean")
+        return objective(r)
     name = regime.lower()
     for key, obj in (("advprop", "advprop"), ("mixed", "mixed"), ("ligs", "ligs_reg"), ("fgsm", "weighted")):
         if key in name:
@@ -768,14 +769,15 @@ def build_e8(ctx: Ctx) -> list[Claim]:
     if std is None:
         return out
     regs = [r for r in ctx.regimes if regime_objective(ctx.config, r) == "ligs_reg"]
-    regs.sort(key=lambda r: float((_regime_cfg(ctx.config, r) or {}).get("ligs_weight", 0) or 0))
+    regs.sort(key=lambda r: ligs_weight(_regime_cfg(ctx.config, r) or {}))
     for ds in ctx.datasets:
         for arch in ctx.archs:
             sfx, tsfx = ctx.where(ds, arch)
             for norm in T.sort_norms(ctx.norms):
                 nl = T.norm_label(norm)
                 for r in regs:
-                    w = (_regime_cfg(ctx.config, r) or {}).get("ligs_weight")
+                    cfg = _regime_cfg(ctx.config, r)
+                    w = ligs_weight(cfg) if cfg is not None else None
                     what = f"LIGS regularisation ({r}" + (f", weight {T.fmt_num(w)})" if w is not None else ")")
                     t, b = _cell(ds, arch, norm, r), _cell(ds, arch, norm, std)
                     out.append(pair_claim(f"E8-{norm}-{r}-robust{sfx}", ctx.name,

@@ -131,6 +131,12 @@ def objective(regime: dict) -> str:
     return regime.get("objective") or ("adversarial" if regime.get("attack") else "clean")
 
 
+def ligs_weight(regime: dict) -> float:
+    """The weight of a ligs_reg regime's LIGS term (default 1.0); training, claims, figures and the report
+    all read it here."""
+    return float(regime.get("ligs_weight", 1.0))
+
+
 def _check_references(config: dict) -> None:
     for where, spec in _attack_specs(config):
         _check_attack(where, spec)

@@ -972,24 +972,8 @@ def fig_adv_training(metrics: pd.DataFrame, sel: Selection, run_info: dict[str, 
 
 
 def ligs_weights(regimes: Sequence[str], run_info: dict[str, Any] | None) -> dict[str, float]:
-    """Regime → LIGS-regulariser weight: ``ligs_weight`` of ligs_reg regimes, 0 for clean training
-    (``standard``); regimes of any other objective are left out."""
-    from .config import objective
-
-    rcfg = _cfg(run_info).get("regimes") or {}
-    out = {}
-    for r in regimes:
-        c = rcfg.get(r)
-        if c is None:
-            if r == "standard":
-                out[r] = 0.0
-            continue
-        obj = objective(c)
-        if obj == "ligs_reg":
-            out[r] = float(c.get("ligs_weight", 0.0) or 0.0)
-        elif obj == "clean":
-            out[r] = 0.0
-    return out
+    """Regime → LIGS-regulariser weight (:func:`normrobust.tables.ligs_weights`) from run_info's config."""
+    return T.ligs_weights(regimes, _cfg(run_info))
 
 
 def fig_ligs_reg(metrics: pd.DataFrame, sel: Selection, run_info: dict[str, Any] | None = None):

@@ -614,14 +614,7 @@ def _e6(ctx, key, cfg, st, metrics, clean_spec, headline_spec, ligs_spec, write_
 
 
 def _e8(ctx, key, cfg, st, metrics, cells, clean_spec, headline_spec, ligs_spec, write_table) -> None:
-    regimes = cfg.get("regimes") or {}
-    weights = {}
-    for r in st.get("regimes", []):
-        g = regimes.get(r) or {}
-        if R.regime_role(g) == "ligs_reg":
-            weights[r] = float(g.get("ligs_weight", np.nan))
-        elif R.regime_role(g) == "standard":
-            weights[r] = 0.0
+    weights = T.ligs_weights(st.get("regimes", []), cfg)
     m = T.filter_cells(metrics, cells)
     m = m[m["regime"].isin(list(weights))].copy()
     m["ligs_weight"] = m["regime"].map(weights)

@@ -186,6 +186,27 @@ def is_linf(attack: str) -> bool:
     return "linf" in str(attack)
 
 
+def ligs_weights(regimes: Sequence[str], config: dict[str, Any]) -> dict[str, float]:
+    """E8's x axis: regime → LIGS-regulariser weight: the weight of ligs_reg regimes, 0 for clean training
+    (``standard``); regimes of any other objective are left out."""
+    from .config import ligs_weight, objective
+
+    rcfg = config.get("regimes") or {}
+    out = {}
+    for r in regimes:
+        c = rcfg.get(r)
+        if c is None:
+            if r == "standard":
+                out[r] = 0.0
+            continue
+        obj = objective(c)
+        if obj == "ligs_reg":
+            out[r] = ligs_weight(c)
+        elif obj == "clean":
+            out[r] = 0.0
+    return out
+
+
 def eps_label(attack: str, eps: float) -> str:
     """ε with its unit: L∞ in /255 steps (``4/255``), L2 absolute, noise as σ."""
     if attack == "gaussian":

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from . import fast, metrics
 from .attacks import attack, attack_mode
-from .config import objective
+from .config import ligs_weight, objective
 from .data import augment, load_prepared, to_float
 from .models import build_model, use_aux
 from .gpu import lease_info
@@ -113,7 +113,7 @@ def batch_loss(model, x, y, regime: dict, generator, aux: bool, num_classes: int
     if obj == "clean":
         return F.cross_entropy(model(x), y)
     if obj == "ligs_reg":
-        return F.cross_entropy(model(x), y) + regime.get("ligs_weight", 1.0) * ligs_penalty(
+        return F.cross_entropy(model(x), y) + ligs_weight(regime) * ligs_penalty(
             model, x, y, regime.get("ligs_sigma", 0.01), generator)
     x_adv = make_adversarial(model, x, y, regime, generator, aux, num_classes)
     model.train()
