@@ -39,6 +39,8 @@ except ConfigError as e:
 PY = shlex.quote(sys.executable)
 CELLS = cells(config)
 STUDIES = enabled_studies(config)
+# every model trained: the studies' cells and the derived datasets' source cells no study lists
+TRAINED = CELLS + [c for c in source_cells(config) if c not in CELLS]
 DATASETS = needed_datasets(config)
 DERIVED = [d for d in DATASETS if config["datasets"][d]["kind"] == "derived"]
 # Transfer jobs (E9, E10): one per (study, source cell, source weights: final or an early epoch).
@@ -72,7 +74,7 @@ def _alternatives(names):
 wildcard_constraints:
     dataset=_alternatives(config["datasets"]),
     arch=_alternatives(config["archs"]),
-    norm=_alternatives({c["norm"] for c in CELLS + source_cells(config)} or ["none"]),
+    norm=_alternatives({c["norm"] for c in TRAINED} or ["none"]),
     regime=_alternatives(config["regimes"]),
     seed=r"\d+",
     figure=_alternatives(FIGURE_STUDY),
@@ -189,12 +191,7 @@ def all_benchmarks():
             f"results/benchmarks/{'derive_data' if d in DERIVED else 'prepare_data'}/{d}.tsv"
             for d in DATASETS
         ]
-        + [f"results/benchmarks/train/{cell_path(c)}.tsv" for c in CELLS]
-        + [
-            f"results/benchmarks/train/{cell_path(c)}.tsv"
-            for c in source_cells(config)
-            if c not in CELLS
-        ]
+        + [f"results/benchmarks/train/{cell_path(c)}.tsv" for c in TRAINED]
         + [f"results/benchmarks/evaluate/{cell_path(c)}.tsv" for c in CELLS]
         + [
             f.replace("results/eval/", "results/benchmarks/transfer/").replace(
