@@ -2,9 +2,11 @@
 
 import torch
 
-from normrobust import train as T
+from normrobust import train
 from normrobust.data import build_dataset
 from normrobust.models import DualNorm, build_model
+from normrobust.models.load import load_model
+from normrobust.regimes import uses_aux_norm
 from normrobust.utils import save_torch
 
 META = {"num_classes": 10, "shape": [3, 8, 8], "mean": [0.5] * 3, "std": [0.25] * 3}
@@ -31,7 +33,7 @@ def test_auxiliary_statistics_see_only_adversarial_batches_and_main_only_clean()
     events = record_routes(model)
     x, y = torch.rand(32, 3, 8, 8), torch.randint(0, 10, (32,))
     model.train()
-    loss = T.batch_loss(model, x, y, REGIME, torch.Generator().manual_seed(0), aux=True, num_classes=10)
+    loss = train.batch_loss(model, x, y, REGIME, torch.Generator().manual_seed(0), aux=True, num_classes=10)
     loss.backward()
 
     train_fwd = [e for e in events if e[0]]
@@ -77,8 +79,8 @@ def test_advprop_cell_trains_saves_and_evaluates_with_the_main_norm(tmp_path):
          "training": {"epochs": 1, "batch_size": 50, "lr": 0.05, "schedule": {"kind": "constant"},
                       "history": {"n_test": 20, "attack": {"type": "fgsm", "norm": "linf", "eps": 4}}},
          "device": "cpu"}
-    T.train(s, str(tmp_path / "gen.pt"), tmp_path / "m")
-    model, settings, _ = T.load_model(tmp_path / "m" / "model.pt")
+    train.train(s, str(tmp_path / "gen.pt"), tmp_path / "m")
+    model, settings, _ = load_model(tmp_path / "m" / "model.pt")
     events = record_routes(model)
     model(torch.rand(4, 3, 8, 8))
     assert events[0][2] == {("main", False)}, "evaluation uses the main norm only"
@@ -87,7 +89,7 @@ def test_advprop_cell_trains_saves_and_evaluates_with_the_main_norm(tmp_path):
 def test_advprop_without_norm_layers_sums_both_losses():
     torch.manual_seed(0)
     model = build_model({"kind": "cnn", "widths": [8, 16]}, "none", META)
-    assert not T.uses_aux_norm(REGIME, "none")
+    assert not uses_aux_norm(REGIME, "none")
     x, y = torch.rand(8, 3, 8, 8), torch.randint(0, 10, (8,))
-    loss = T.batch_loss(model, x, y, REGIME, torch.Generator().manual_seed(0), aux=False, num_classes=10)
+    loss = train.batch_loss(model, x, y, REGIME, torch.Generator().manual_seed(0), aux=False, num_classes=10)
     assert torch.isfinite(loss)

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from normrobust import train as T
+from normrobust.models.load import load_model
 
 CASES = {
     "unknown norm": ("studies:\n  e1_norms: {norms: [batchnorm]}\n",
@@ -24,8 +24,9 @@ CASES = {
     "unknown dataset kind": ("datasets:\n  generated: {kind: imagenet}\n",
                              "datasets.generated.kind: 'imagenet' is not allowed (allowed: generated, derived, mnist"),
     "unknown study": ("studies:\n  e11_bogus: {dataset: generated, archs: [cnn], norms: [bn], regimes: [standard]}\n",
-                      "studies: unknown key 'e11_bogus' (allowed: e10_fgsm, e1_norms, e2_trajectories, e3_disentangled, "
-                      "e4_conflict, e5_synthetic, e6_factors, e7_adv_training, e8_ligs_reg, e9_transfer)"),
+                      "studies: unknown key 'e11_bogus' (allowed: e10_fgsm, e1_norms, e2_trajectories, "
+                      "e3_disentangled, e4_conflict, e5_synthetic, e6_factors, e7_adv_training, e8_ligs_reg, "
+                      "e9_transfer)"),
     "negative eps": ("regimes:\n  pgd_linf: {attack: {eps: -8}}\n",
                      "regimes.pgd_linf.attack.eps: -8 is less than or equal to the minimum of 0"),
     "absurd eps": ("regimes:\n  pgd_linf: {attack: {eps: 200}}\n",
@@ -85,4 +86,4 @@ def test_damaged_model_file_names_itself_and_the_fix(tmp_path):
     torch.save({"state_dict": {}}, path)
     path.write_bytes(path.read_bytes()[:20])  # truncated
     with pytest.raises(SystemExit, match=rf"{path} is damaged or not a normrobust model .*; delete it"):
-        T.load_model(path)
+        load_model(path)

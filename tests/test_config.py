@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from normrobust import config as C
+from normrobust import cells, config
 
 
 @pytest.fixture
@@ -13,12 +13,12 @@ def default(root):
 
 
 def test_default_config_is_valid_and_asks_for_at_least_5_norms_2_regimes_2_seeds(default):
-    cfg = C.validate(copy.deepcopy(default))
-    cells = C.cells(cfg)
-    assert len({c["norm"] for c in cells}) >= 5
-    assert len({c["regime"] for c in cells}) >= 2
-    assert len({c["seed"] for c in cells}) >= 2
-    keys = [tuple(c[k] for k in C.CELL_KEYS) for c in cells]
+    cfg = config.validate(copy.deepcopy(default))
+    planned = cells.cells(cfg)
+    assert len({c["norm"] for c in planned}) >= 5
+    assert len({c["regime"] for c in planned}) >= 2
+    assert len({c["seed"] for c in planned}) >= 2
+    keys = [tuple(c[k] for k in cells.CELL_KEYS) for c in planned]
     assert len(keys) == len(set(keys)), "a cell shared by studies must appear once"
     assert cfg["datasets"]["generated"]["kind"] == "generated"
 
@@ -43,13 +43,13 @@ def test_default_config_is_valid_and_asks_for_at_least_5_norms_2_regimes_2_seeds
 def test_bad_values_name_the_key_and_the_allowed_values(default, change, message):
     cfg = copy.deepcopy(default)
     change(cfg)
-    with pytest.raises(C.ConfigError, match=message) as e:
-        C.validate(cfg)
+    with pytest.raises(config.ConfigError, match=message) as e:
+        config.validate(cfg)
     assert "\n" not in str(e.value), "the error is one line"
 
 
 def test_cell_path_layout():
-    assert C.cell_path(dict(dataset="generated", arch="cnn", norm="bn", regime="standard", seed=1)) == \
+    assert cells.cell_path(dict(dataset="generated", arch="cnn", norm="bn", regime="standard", seed=1)) == \
         "generated/cnn/bn/standard/s1"
 
 
@@ -68,21 +68,21 @@ def test_cell_path_layout():
 def test_impossible_cells_fail_at_config_time(default, change, message):
     cfg = copy.deepcopy(default)
     change(cfg)
-    with pytest.raises(C.ConfigError, match=message):
-        C.validate(cfg)
+    with pytest.raises(config.ConfigError, match=message):
+        config.validate(cfg)
 
 
 def test_a_preset_removes_an_inherited_attack_key_with_null(default):
     cfg = copy.deepcopy(default)
     cfg["training"]["history"]["attack"].update(norm="l2", eps=0.25, step=0.1)  # rel_step inherited
-    with pytest.raises(C.ConfigError, match=r"training\.history\.attack: give one of 'step' or 'rel_step'"):
-        C.validate(copy.deepcopy(cfg))
+    with pytest.raises(config.ConfigError, match=r"training\.history\.attack: give one of 'step' or 'rel_step'"):
+        config.validate(copy.deepcopy(cfg))
     cfg["training"]["history"]["attack"]["rel_step"] = None
-    assert "rel_step" not in C.validate(cfg)["training"]["history"]["attack"]
+    assert "rel_step" not in config.validate(cfg)["training"]["history"]["attack"]
 
 
 def test_attack_specs_are_checked_by_the_attack_code(default):
     cfg = copy.deepcopy(default)
     cfg["evaluation"]["attacks"]["fgsm_linf"]["steps"] = 5
-    with pytest.raises(C.ConfigError, match=r"evaluation\.attacks\.fgsm_linf: .*steps"):
-        C.validate(cfg)
+    with pytest.raises(config.ConfigError, match=r"evaluation\.attacks\.fgsm_linf: .*steps"):
+        config.validate(cfg)

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from normrobust import config as C
+from normrobust import cells, config
 from normrobust.studies import FIGURE_STUDY, STUDIES
 
 
@@ -26,14 +26,14 @@ def test_default_dag_has_every_stage_and_one_training_job_per_cell(root, tmp_pat
     assert r.returncode == 0, r.stderr + r.stdout
     counts = job_counts(r.stdout)
     with open(root / "config.yaml") as f:
-        cfg = C.validate(yaml.safe_load(f))
-    n_cells = len(C.cells(cfg))
+        cfg = config.validate(yaml.safe_load(f))
+    n_cells = len(cells.cells(cfg))
     assert n_cells >= 5 * 2 * 2
-    assert set(C.enabled_studies(cfg)) == set(STUDIES), "the default config enables every study"
+    assert set(cells.enabled_studies(cfg)) == set(STUDIES), "the default config enables every study"
     # every cell once, plus the derived datasets' source models when no study lists them
-    assert counts["train"] == n_cells + len([c for c in C.source_cells(cfg) if c not in C.cells(cfg)])
+    assert counts["train"] == n_cells + len([c for c in cells.source_cells(cfg) if c not in cells.cells(cfg)])
     assert counts["evaluate"] == n_cells
-    jobs = C.transfer_jobs(cfg)
+    jobs = cells.transfer_jobs(cfg)
     assert counts["transfer"] == len(jobs)
     assert {j["study"] for j in jobs} == {"e9_transfer", "e10_fgsm"}
     assert any(j["epoch"] == 1 for j in jobs), "E9's early-stopped sources"
@@ -58,24 +58,24 @@ def test_disabled_study_drops_its_jobs(root, tmp_path):
     r = dry_run(root, tmp_path, "--configfile", str(off))
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
-    assert counts["transfer"] == len([j for j in C.transfer_jobs(C.load(root / "config.yaml"))
+    assert counts["transfer"] == len([j for j in cells.transfer_jobs(config.load(root / "config.yaml"))
                                       if j["study"] == "e10_fgsm"])
-    assert counts["figure"] == len(FIGURE_STUDY) - len(STUDIES["e9_transfer"]["figures"])
+    assert counts["figure"] == len(FIGURE_STUDY) - len(STUDIES["e9_transfer"].FIGURES)
     off.write_text("studies:\n  e3_disentangled: {enabled: false}\n  e4_conflict: {enabled: false}\n")
     counts = job_counts(dry_run(root, tmp_path, "--configfile", str(off)).stdout)
     assert "derive_data" not in counts, "no study needs a derived dataset"
 
 
 def test_one_at_a_time_design_and_dataset_lists(root):
-    cfg = C.load(root / "config.yaml")
-    e6 = C.study_cells(cfg, cfg["studies"]["e6_factors"])
+    cfg = config.load(root / "config.yaml")
+    e6 = cells.study_cells(cfg, cfg["studies"]["e6_factors"])
     pairs = {(c["arch"], c["regime"]) for c in e6}
     assert pairs == {("cnn", "standard"), ("cnn_wide", "standard"), ("cnn_deep", "standard"),
                      ("cnn_selu", "standard"), ("cnn", "wd_high"), ("cnn", "lr_high"), ("cnn", "adam")}
     assert len(e6) == len(pairs) * len(cfg["seeds"])
-    e3 = C.study_cells(cfg, cfg["studies"]["e3_disentangled"])
+    e3 = cells.study_cells(cfg, cfg["studies"]["e3_disentangled"])
     assert {c["dataset"] for c in e3} == {"d_robust", "d_nonrobust", "d_rand", "d_det"}
-    assert C.needed_datasets(cfg)[0] == "generated" and "d_conflict" in C.needed_datasets(cfg)
+    assert cells.needed_datasets(cfg)[0] == "generated" and "d_conflict" in cells.needed_datasets(cfg)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -94,8 +94,8 @@ def test_study_config_errors_name_the_key(root, edit, message):
     with open(root / "config.yaml") as f:
         cfg = yaml.safe_load(f)
     edit(cfg)
-    with pytest.raises(C.ConfigError, match=re.escape(message)):
-        C.validate(cfg)
+    with pytest.raises(config.ConfigError, match=re.escape(message)):
+        config.validate(cfg)
 
 
 def test_bad_config_value_fails_before_any_job_naming_the_key(root, tmp_path):
@@ -130,3 +130,36 @@ def test_every_preset_validates_and_plans(root, tmp_path, preset):
     r = dry_run(root, tmp_path, "--configfile", str(root / "workflow" / "presets" / f"{preset}.yaml"))
     assert r.returncode == 0, r.stderr
     assert job_counts(r.stdout)["train"] >= 4
+
+
+def test_editing_one_figure_function_redraws_that_figure_only(tmp_path):
+    """The figure rule's inputs are its study module and the tables it reads; the drawing code's hash is a param:
+    editing fig_conflict redraws conflict.pdf alone, editing a claim of the same module redraws no figure."""
+    import shutil
+
+    from conftest import FIXTURE_TABLES, copy_checkout, snakemake_in
+
+    repo, wd = copy_checkout(tmp_path / "repo"), tmp_path / "wd"
+    shutil.copytree(FIXTURE_TABLES, wd / "results" / "tables")  # tables only: figures need no training
+    r = snakemake_in(repo, wd, "figures")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(list((wd / "results" / "figures").glob("*.pdf"))) == len(FIGURE_STUDY)
+    assert "Nothing to be done" in snakemake_in(repo, wd, "figures").stderr
+
+    module = repo / "src" / "normrobust" / "studies" / "e4_conflict.py"
+    text = module.read_text()
+    edited = text.replace('ax.set_title("accuracy on the real test set")', 'ax.set_title("accuracy, real test set")')
+    assert edited != text
+    module.write_text(edited)
+    r = snakemake_in(repo, wd, "figures")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert re.findall(r"wildcards: figure=(\w+)", r.stderr + r.stdout) == ["conflict"]
+
+    module.write_text(edited.replace('TAG}-{norm}-t{sfx}"', 'TAG}-{norm}-t-labels{sfx}"'))  # a claim, not a figure
+    r = snakemake_in(repo, wd, "-n", "figures")
+    assert "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
+    with open(wd / "results" / "tables" / "transfer.csv", "a") as f:  # a table only E9 and E10 figures read
+        f.write("\n")
+    r = snakemake_in(repo, wd, "-n", "figures")
+    assert sorted(re.findall(r"wildcards: figure=(\w+)", r.stdout + r.stderr)) == ["fgsm", "transfer_heatmap",
+                                                                               "transfer_sources"]

@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from normrobust.data import (DATASET_KINDS, DatasetFileError, build_dataset, dataset_num_classes, dataset_shape,
-                             resolve_data_dir, torchvision_sets)
+from normrobust.data import (
+    DATASET_KINDS,
+    DatasetFileError,
+    build_dataset,
+    dataset_num_classes,
+    dataset_shape,
+    resolve_data_dir,
+    torchvision_sets,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -7,9 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from normrobust.data import (DATASET_KINDS, build_dataset, dataset_num_classes, dataset_shape, dataset_train_size,
-                             load_prepared)
-from normrobust.data import derived as D
+from normrobust.data import (
+    DATASET_KINDS,
+    build_dataset,
+    dataset_num_classes,
+    dataset_shape,
+    dataset_train_size,
+    derived,
+    load_prepared,
+)
 from normrobust.data.generated import generate
 from normrobust.models import build_model
 from normrobust.utils import load_torch, save_torch
@@ -57,7 +63,7 @@ def predict(model, x_uint8):
 # ------------------------------------------------------------------------------------------- attacks
 @pytest.mark.parametrize("method", ["rand", "det"])
 def test_targeted_sets_reach_their_target_within_eps(base, model, method):
-    out = D.derive(f"d_{method}", entry(method, steps=20), base, model)
+    out = derived.derive(f"d_{method}", entry(method, steps=20), base, model)
     x0, y0 = base["train"]["x"], base["train"]["y"]
     x, t = out["train"]["x"], out["train"]["y"]
     assert x.dtype == torch.uint8 and x.shape == x0.shape and t.dtype == torch.int64
@@ -81,8 +87,8 @@ def test_targeted_sets_reach_their_target_within_eps(base, model, method):
 
 def test_targeted_pgd_respects_eps_before_rounding(base, model):
     x = base["train"]["x"][:60].float() / 255
-    t = D.choose_targets(base["train"]["y"][:60], "rand", K, seed=0)
-    xa = D.targeted_pgd(model, x, t, eps=0.3, step=0.1, steps=15, batch_size=25)
+    t = derived.choose_targets(base["train"]["y"][:60], "rand", K, seed=0)
+    xa = derived.targeted_pgd(model, x, t, eps=0.3, step=0.1, steps=15, batch_size=25)
     l2 = (xa - x).flatten(1).norm(dim=1)
     assert (l2 <= 0.3 + 1e-3).all() and xa.min() >= 0 and xa.max() <= 1
     with torch.no_grad():
@@ -93,7 +99,7 @@ def test_targeted_pgd_respects_eps_before_rounding(base, model):
 
 # ------------------------------------------------------------------------------------------- robust / nonrobust
 def test_robust_matches_features_from_another_image(base, model):
-    out = D.derive("d_robust", entry("robust", steps=60, n=80), base, model)
+    out = derived.derive("d_robust", entry("robust", steps=60, n=80), base, model)
     x0, y0 = base["train"]["x"], base["train"]["y"]
     start = out["train"]["start_index"]
     assert out["train"]["x"].shape[0] == 80 and out["train"]["x"].dtype == torch.uint8
@@ -101,7 +107,7 @@ def test_robust_matches_features_from_another_image(base, model):
     assert (start != torch.arange(80)).all() and (start >= 0).all() and (start < 120).all()
     assert len(set(start.tolist())) == 80  # distinct starts
     # independently: the stored images' penultimate features are much closer to the target's than the starts'
-    with D.penultimate_features(model) as feats, torch.no_grad():
+    with derived.penultimate_features(model) as feats, torch.no_grad():
         goal = feats(x0[:80].float() / 255)
         d_start = (feats(x0[start].float() / 255) - goal).norm(dim=1)
         d_final = (feats(out["train"]["x"].float() / 255) - goal).norm(dim=1)
@@ -116,7 +122,7 @@ def test_robust_matches_features_from_another_image(base, model):
 
 def test_robust_starts_from_the_start_image_not_from_x(base, model):
     """After one step of 0.1 each image is still next to its start image, far from the image it imitates."""
-    out = D.derive("d_nonrobust", entry("nonrobust", steps=1, n=40), base, model)
+    out = derived.derive("d_nonrobust", entry("nonrobust", steps=1, n=40), base, model)
     x0 = base["train"]["x"].float() / 255
     z = out["train"]["x"].float() / 255
     start = out["train"]["start_index"]
@@ -127,12 +133,13 @@ def test_robust_starts_from_the_start_image_not_from_x(base, model):
 
 
 def test_start_indices_are_a_seeded_derangement():
-    s = D.start_indices(50, 50, seed=3)
+    s = derived.start_indices(50, 50, seed=3)
     assert sorted(s.tolist()) == list(range(50)) and (s != torch.arange(50)).all()
-    assert torch.equal(s, D.start_indices(50, 50, seed=3)) and not torch.equal(s, D.start_indices(50, 50, seed=4))
-    assert torch.equal(D.start_indices(2, 2, 0), torch.tensor([1, 0]))
+    assert torch.equal(s, derived.start_indices(50, 50, seed=3))
+    assert not torch.equal(s, derived.start_indices(50, 50, seed=4))
+    assert torch.equal(derived.start_indices(2, 2, 0), torch.tensor([1, 0]))
     with pytest.raises(ValueError, match="at least 2"):
-        D.start_indices(1, 1, 0)
+        derived.start_indices(1, 1, 0)
 
 
 @pytest.mark.parametrize("kind,norm", [("cnn", "bn"), ("resnet", "bn"), ("vgg", "none"), ("maxout", "bn"),
@@ -146,25 +153,25 @@ def test_penultimate_is_the_classifier_input_for_every_arch(kind, norm):
     torch.manual_seed(0)
     m = build_model(arch, norm, meta).eval()
     x = torch.rand(5, 3, size, size)
-    fc = D.last_linear(m)
-    with D.penultimate_features(m) as feats, torch.no_grad():
+    fc = derived.last_linear(m)
+    with derived.penultimate_features(m) as feats, torch.no_grad():
         f = feats(x)
         assert torch.allclose(fc(f), m(x), atol=1e-5)  # the captured input gives the logits
     assert not fc._forward_pre_hooks  # the hook is removed afterwards
     # robustify works on this arch and never increases the distance (the best iterate is kept)
-    z, d0, d1 = D.robustify(m, x, x.roll(1, 0), steps=5, step=0.1, batch_size=2)
+    z, d0, d1 = derived.robustify(m, x, x.roll(1, 0), steps=5, step=0.1, batch_size=2)
     assert z.shape == x.shape and (d1 <= d0 + 1e-6).all() and z.min() >= 0 and z.max() <= 1
 
 
 # ------------------------------------------------------------------------------------------- the dataset file
 def test_test_set_copied_meta_and_determinism(base, model):
     cfg = entry("rand", steps=5, n=40)
-    a, b = D.derive("d_rand", cfg, base, model), D.derive("d_rand", cfg, base, model)
+    a, b = derived.derive("d_rand", cfg, base, model), derived.derive("d_rand", cfg, base, model)
     assert torch.equal(a["train"]["x"], b["train"]["x"]) and torch.equal(a["train"]["y"], b["train"]["y"])
-    c = D.derive("d_rand", {**cfg, "seed": 1}, base, model)
+    c = derived.derive("d_rand", {**cfg, "seed": 1}, base, model)
     assert not torch.equal(a["train"]["y"], c["train"]["y"])
-    r1 = D.derive("d_r", entry("nonrobust", steps=3, n=30), base, model)
-    r2 = D.derive("d_r", entry("nonrobust", steps=3, n=30), base, model)
+    r1 = derived.derive("d_r", entry("nonrobust", steps=3, n=30), base, model)
+    r2 = derived.derive("d_r", entry("nonrobust", steps=3, n=30), base, model)
     assert torch.equal(r1["train"]["x"], r2["train"]["x"])
     for key in ("x", "y", "rf_y", "nrf_y"):
         assert a["test"][key].dtype == base["test"][key].dtype and torch.equal(a["test"][key], base["test"][key])
@@ -182,15 +189,15 @@ def test_test_set_copied_meta_and_determinism(base, model):
 
 
 def test_conflict_attacks_a_robust_base_toward_y_plus_1(base, model):
-    d_r = D.derive("d_robust", entry("robust", steps=10, n=60), base, model)
-    out = D.derive("d_conflict", entry("conflict", base="d_robust", steps=20), d_r, model)
+    d_r = derived.derive("d_robust", entry("robust", steps=10, n=60), base, model)
+    out = derived.derive("d_conflict", entry("conflict", base="d_robust", steps=20), d_r, model)
     y = d_r["train"]["y"]
     assert torch.equal(out["train"]["y"], (y + 1) % K) and torch.equal(out["train"]["base_y"], y)
     assert (predict(model, out["train"]["x"]) == out["train"]["y"]).float().mean() >= 0.75
     assert out["meta"]["derived"]["base_derived"]["method"] == "robust"
     assert torch.equal(out["test"]["x"], base["test"]["x"])  # still the real test set
     with pytest.raises(SystemExit, match=r"datasets\.d_c\.base: method 'conflict' needs a derived 'robust' base"):
-        D.derive("d_c", entry("conflict"), base, model)
+        derived.derive("d_c", entry("conflict"), base, model)
 
 
 @pytest.mark.parametrize("change,pattern", [
@@ -209,7 +216,7 @@ def test_conflict_attacks_a_robust_base_toward_y_plus_1(base, model):
 def test_bad_settings_one_line_naming_the_key(base, model, change, pattern):
     cfg = {**entry("rand"), **change}
     with pytest.raises(SystemExit) as e:
-        D.derive("d_x", cfg, base, model)
+        derived.derive("d_x", cfg, base, model)
     msg = str(e.value)
     assert "\n" not in msg
     assert re.search(pattern, msg), msg
@@ -230,17 +237,17 @@ def test_cli_writes_the_dataset(tmp_path, base, model):
         return ["--name", "d_det", "--settings", json.dumps(settings), "--base", str(base_path),
                 "--source", str(model_path), "--device", "cpu", "--out", str(dest), "--threads", "1"]
 
-    assert D.main(argv(cfg, out)) == 0
+    assert derived.main(argv(cfg, out)) == 0
     got = load_prepared(out)
-    want = D.derive("d_det", cfg, base, model)
+    want = derived.derive("d_det", cfg, base, model)
     assert torch.equal(got["train"]["x"], want["train"]["x"]) and torch.equal(got["train"]["y"], want["train"]["y"])
     assert torch.equal(got["test"]["x"], base["test"]["x"]) and got["meta"]["name"] == "d_det"
     assert load_torch(out)["meta"]["derived"]["method"] == "det"  # loadable with weights_only
     # bad settings: one line naming the key, nothing written
-    assert D.main(argv({**cfg, "n": 10**6}, tmp_path / "all.pt")) == 0  # n is an upper bound
+    assert derived.main(argv({**cfg, "n": 10**6}, tmp_path / "all.pt")) == 0  # n is an upper bound
     assert len(load_prepared(tmp_path / "all.pt")["train"]["y"]) == len(base["train"]["y"])
     with pytest.raises(SystemExit, match=r"^datasets\.d_det\.method: 'foo' is not allowed"):
-        D.main(argv({**cfg, "method": "foo"}, tmp_path / "bad.pt"))
+        derived.main(argv({**cfg, "method": "foo"}, tmp_path / "bad.pt"))
     assert not (tmp_path / "bad.pt").exists()
 
 
@@ -268,8 +275,8 @@ def test_config_helpers_answer_from_the_base():
     with pytest.raises(ValueError, match=r"datasets\.d_robust: kind 'derived' is built by derive-data"):
         build_dataset("d_robust", ds["d_robust"])
     # resolve_settings is usable at config time (ValueError) and fills in the papers' defaults
-    r = D.resolve_settings("d_robust", ds["d_robust"], n_base=300)
+    r = derived.resolve_settings("d_robust", ds["d_robust"], n_base=300)
     assert (r["steps"], r["step"], r["eps"], r["n"], r["batch_size"], r["seed"]) == (1000, 0.1, None, 300, 500, 0)
-    r = D.resolve_settings("d_small", ds["d_small"])
+    r = derived.resolve_settings("d_small", ds["d_small"])
     assert (r["steps"], r["step"], r["eps"], r["n"]) == (100, 0.1, 0.5, 100)
-    assert D.resolve_settings("d_small", ds["d_small"], n_base=99)["n"] == 99, "n is an upper bound"
+    assert derived.resolve_settings("d_small", ds["d_small"], n_base=99)["n"] == 99, "n is an upper bound"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from normrobust import config as C
+from normrobust import cells
 from normrobust.studies import FIGURE_STUDY
 
 pytestmark = pytest.mark.slow
@@ -55,10 +55,10 @@ def test_tables_hold_real_results(run):
     _, wd, _ = run
     t = wd / "results" / "tables"
     cfg = json.loads((t / "run_info.json").read_text())["config"]  # config.yaml + tiny.yaml, resolved
-    cells = C.cells(cfg)
+    planned = cells.cells(cfg)
     m = pd.read_csv(t / "metrics.csv")
     keys = ["dataset", "arch", "norm", "regime", "seed"]
-    assert len(m.groupby(keys)) == len(cells) == 46
+    assert len(m.groupby(keys)) == len(planned) == 46
     clean = m[(m.metric == "clean_acc") & (m.dataset == "generated")].value
     assert (clean > 0.3).all(), "every model on the generated data learned something"
     robust = m[(m.metric == "robust_acc") & (m.attack == "pgd_linf") & (m.eps == 8)]
@@ -69,14 +69,14 @@ def test_tables_hold_real_results(run):
     assert set(m.dataset) == {"generated", "d_robust", "d_rand", "d_conflict"}, "E3/E4 trained on derived data"
     assert {"shifted_acc", "adv_confidence", "adv_wrong_confidence"} <= set(m.metric)
     h = pd.read_csv(t / "history.csv")
-    assert len(h) == len(cells) * 3 and h.robust_acc_pgd_l2.between(0, 1).all(), "E2: PGD-L2 every epoch"
+    assert len(h) == len(planned) * 3 and h.robust_acc_pgd_l2.between(0, 1).all(), "E2: PGD-L2 every epoch"
     tr = pd.read_csv(t / "transfer.csv")
-    assert len(tr) == sum(len(j["targets"]) for j in C.transfer_jobs(cfg))
+    assert len(tr) == sum(len(j["targets"]) for j in cells.transfer_jobs(cfg))
     assert set(tr.study) == {"e9_transfer", "e10_fgsm"} and (~tr.source_final).any(), "early-stopped sources"
     assert tr.success_rate.between(0, 1).all() and tr.error_rate.between(0, 1).all()
     claims = pd.read_csv(t / "claims.csv")
     assert len(claims) >= 15 and claims.rule.notna().all() and set(claims.verdict) <= {"PASS", "FAIL", "INCONCLUSIVE"}
-    assert set(claims.study) == set(C.enabled_studies(cfg)), "every study has claims"
+    assert set(claims.study) == set(cells.enabled_studies(cfg)), "every study has claims"
 
 
 def test_second_run_has_nothing_to_do(run):

@@ -6,9 +6,9 @@ import copy
 import pytest
 import torch
 
-from normrobust import fast, metrics
-from normrobust import train as T
+from normrobust import fast, metrics, train
 from normrobust.data import build_dataset, to_float
+from normrobust.models.load import load_model
 from normrobust.utils import load_torch, save_torch, seeded_generator
 
 PGD = {"type": "pgd", "norm": "linf", "eps": 8, "rel_step": 0.25, "steps": 10}
@@ -33,8 +33,8 @@ def dataset(tmp_path_factory):
 def trained_model(dataset, norm):
     d, x, y = dataset
     if not (d / norm / "model.pt").exists():
-        T.train(settings(norm), str(d / "gen.pt"), d / norm)
-    model, _, _ = T.load_model(d / norm / "model.pt")
+        train.train(settings(norm), str(d / "gen.pt"), d / norm)
+    model, _, _ = load_model(d / norm / "model.pt")
     return d, model, x, y
 
 
@@ -89,12 +89,12 @@ def test_fast_path_agrees_with_plain(dataset, norm, block, tol):
 def test_train_on_the_fast_path_records_it(trained, tmp_path):
     d, _, x, y = trained
     block = {"channels_last": True, "amp": True}
-    T.train(settings(fast=block), str(d / "gen.pt"), tmp_path / "m")
+    train.train(settings(fast=block), str(d / "gen.pt"), tmp_path / "m")
     state = load_torch(tmp_path / "m" / "model.pt")
     assert state["fast"]["amp"] == "bfloat16" and state["fast"]["channels_last"] is True
     assert state["peak_gpu_mem_mib"] is None  # CPU
     assert not any(k.startswith("net.") for k in state["state_dict"])  # the plain network's weights
-    model, _, _ = T.load_model(tmp_path / "m" / "model.pt")
+    model, _, _ = load_model(tmp_path / "m" / "model.pt")
     assert metrics.accuracy(model, x, y) > 0.5
 
 
@@ -115,11 +115,11 @@ def test_other_objectives_run_on_the_fast_path(dataset, regime, tmp_path):
     s = settings(fast={"channels_last": True, "amp": True, "compile": True})
     s["regime"], s["training"]["epochs"] = regime, 1
     if regime["name"] == "ligs_reg":  # compile is never used through double backward
-        assert T.fast_settings(s, "cpu")["compile"] is False
-        T.train(s, str(d / "gen.pt"), tmp_path / "m")
+        assert train.fast_settings(s, "cpu")["compile"] is False
+        train.train(s, str(d / "gen.pt"), tmp_path / "m")
         assert load_torch(tmp_path / "m" / "model.pt")["fast"]["amp"] == "bfloat16"
     else:
         s["fast"]["compile"] = False
-        T.train(s, str(d / "gen.pt"), tmp_path / "m")
-    model, _, _ = T.load_model(tmp_path / "m" / "model.pt")
+        train.train(s, str(d / "gen.pt"), tmp_path / "m")
+    model, _, _ = load_model(tmp_path / "m" / "model.pt")
     assert 0 <= metrics.accuracy(model, x, y) <= 1

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from normrobust import aggregate, reproduction as R, tables as T
-from normrobust.studies import FIGURE_STUDY
+from normrobust import aggregate
+from normrobust.analysis.latex import costs_table
+from normrobust.analysis.reproduction import limitations, metric_reason, reproduction_frame, reproduction_table
+from normrobust.studies import FIGURE_STUDY, STUDIES
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_TABLES = ROOT / "tests" / "fixtures" / "tables"
@@ -43,7 +45,8 @@ def test_snakefmt_check_is_clean():
 
 
 def test_every_figure_referenced_in_the_report_exists_and_every_figure_is_referenced():
-    tpl = (ROOT / "paper" / "report.tex.j2").read_text()
+    tpl = "\n".join(p.read_text() for p in [ROOT / "paper" / "report.tex.j2",
+                                            *sorted((ROOT / "paper" / "sections").glob("*.tex.j2"))])
     refs = set(re.findall(r"\\ref\{fig:([^}]+)\}", tpl))
     placed = set(re.findall(r'figure\("([^"]+)"\)', tpl))
     assert refs == placed == set(FIGURE_STUDY), (refs, placed)
@@ -66,6 +69,8 @@ def test_captions_of_the_html_report_exist():
 
 
 # ---------------------------------------------------------------------------------- reproduction
+
+PUBLISHED = [p for m in STUDIES.values() for p in m.PUBLISHED]
 
 def _cifar_info() -> dict:
     return {"config": {
@@ -93,8 +98,8 @@ def test_reproduction_table_puts_ours_beside_the_published_numbers():
             + _rows("gen", "cnn", "bn", "standard", [0.5, 0.5], [0.0, 0.0], [0.1, 0.1])  # worse match: ignored
             + _rows("cifar10", "resnet18", "bn", "advprop", [0.96, 0.99], [0.3, 0.3], [0.9, 0.9])
             + _rows("gen", "cnn", "none", "standard", [0.9, 0.8], [0.4, 0.5], [0.8, 0.9]))
-    f = R.reproduction_frame(_cifar_info(), pd.DataFrame(rows))
-    assert len(f) == len(R.PUBLISHED)
+    f = reproduction_frame(_cifar_info(), pd.DataFrame(rows), None, PUBLISHED)
+    assert len(f) == len(PUBLISHED)
     by_q = f.set_index("quantity")
     bn_clean = by_q.loc["standard, BN: clean accuracy (%)"]
     assert bn_clean["match"] == "same" and bn_clean["n"] == 2
@@ -109,7 +114,7 @@ def test_reproduction_table_puts_ours_beside_the_published_numbers():
     assert advprop["ours"] == pytest.approx(1.5) and advprop["match"] == "analogue"  # CIFAR-10 is not ImageNet
     assert by_q.loc["adversarial, BN: clean accuracy (%)"]["match"] == "not run"
     assert (f[f["source"].str.startswith("[G]")]["match"] == "not run").all()
-    tex = R.reproduction_table(f)
+    tex = reproduction_table(f)
     assert "96.0 $\\pm$ 1.4 (2)" in tex and "+0.7" in tex and tex.count("\\multicolumn") >= 4
     assert "\\\\\n[" not in tex, "a row starting with [ would be read as \\\\[length]"
 
@@ -126,18 +131,20 @@ def test_goodfellow_rows_are_error_rates_and_transfer():
         for seed in (0, 1):
             base = dict(dataset="mnist", arch="maxout", norm="none", regime=regime, seed=seed)
             rows += [dict(base, metric="clean_acc", attack="none", eps=0.0, value=clean),
-                     dict(base, metric="robust_acc", attack="fgsm_linf", eps=63.75, value=rob)]
-    transfer = pd.DataFrame([dict(dataset="mnist", seed=s, source_arch="maxout", source_norm="none",
-                                  source_regime=a, target_arch="maxout", target_norm="none", target_regime=b,
-                                  success_rate=v, n=100)
+                     dict(base, metric="robust_acc", attack="fgsm_linf", eps=63.75, value=rob),
+                     dict(base, metric="adv_wrong_confidence", attack="fgsm_linf", eps=63.75, value=0.95)]
+    transfer = pd.DataFrame([dict(study="e10_fgsm", dataset="mnist", seed=s, source_arch="maxout", source_norm="none",
+                                  source_regime=a, source_final=True, target_arch="maxout", target_norm="none",
+                                  target_regime=b, success_rate=0.9, error_rate=v, n=100)
                              for s in (0, 1) for a, b, v in (("standard", "fgsm", 0.2), ("fgsm", "standard", 0.4))])
-    f = R.reproduction_frame(info, pd.DataFrame(rows), transfer).set_index("quantity")
+    f = reproduction_frame(info, pd.DataFrame(rows), transfer, PUBLISHED).set_index("quantity")
     maxout = f[f["setting"] == "maxout, MNIST"]
     assert (maxout["match"] == "same").all()
     assert maxout.loc["standard: FGSM ε=0.25 error (%)", "ours"] == pytest.approx(90.0)
     assert maxout.loc["FGSM-trained: clean error (%)", "ours"] == pytest.approx(0.8)
     assert maxout.loc["transfer standard → FGSM-trained: error (%)", "ours"] == pytest.approx(20.0)
     assert maxout.loc["transfer FGSM-trained → standard: error (%)", "ours"] == pytest.approx(40.0)
+    assert maxout.loc["standard: confidence on misclassified FGSM (%)", "ours"] == pytest.approx(95.0)
     assert f[f["setting"] == "shallow softmax, MNIST"]["match"].eq("not run").all()
 
 
@@ -146,9 +153,10 @@ def test_limitations_name_failed_claims_and_missing_studies():
                                 metric="clean_acc", mean_diff=-0.2, verdict="FAIL"),
                            dict(id="E9-transfer", study="e9_transfer", claim="x", metric="success_rate",
                                 mean_diff=0.0, verdict="INCONCLUSIVE")])
-    repro = R.reproduction_frame(_cifar_info(), pd.DataFrame(
-        _rows("cifar10", "resnet18", "bn", "standard", [0.5, 0.5], [0.1, 0.1], [0.6, 0.6])))
-    items = R.limitations(_cifar_info(), claims, repro, n_seeds=2)
+    repro = reproduction_frame(_cifar_info(), pd.DataFrame(
+        _rows("cifar10", "resnet18", "bn", "standard", [0.5, 0.5], [0.1, 0.1], [0.6, 0.6])), None, PUBLISHED)
+    items = limitations(_cifar_info(), claims, repro, 2, lambda row: metric_reason(row["metric"]),
+                        [("E3", "disentangled datasets"), ("E4", "conflicting features")])
     text = " ".join(items)
     assert "Did not reproduce: BN raises clean accuracy" in text and "possible reason" in text
     assert "1 claim stayed inconclusive" in text
@@ -174,9 +182,9 @@ def test_costs_table_from_benchmark_files_and_job_gpu_memory(tmp_path):
     assert got.loc["train", "wall_s"] == 12.5 and got.loc["train", "target"] == cell
     assert got.loc["train", "max_rss_mib"] == 812.5 and got.loc["train", "peak_gpu_mem_mib"] == 2048.0
     assert got.loc["evaluate", "peak_gpu_mem_mib"] == 321.0
-    tex = T.costs_table(costs)
+    tex = costs_table(costs)
     assert "\\texttt{train} & 1 & 0.2 & 12.5 & 12.5 & 812 & 2,048" in tex
-    assert "no benchmark records" in T.costs_table(costs.iloc[:0])
+    assert "no benchmark records" in costs_table(costs.iloc[:0])
 
 
 def test_aggregate_never_replaces_tables_by_empty_ones(tmp_path, capsys):
@@ -198,3 +206,88 @@ def test_tables_only_checkout_plans_no_training(tmp_path):
     assert "built from the tables alone" in out
     jobs = set(re.findall(r"^rule (\w+):", out, flags=re.M))
     assert jobs == {"claims", "figure", "render_report", "build_report", "paper"}, jobs
+
+
+# ------------------------------------------------------------------------------------------ structure
+
+SRC = ROOT / "src" / "normrobust"
+MAX_MODULE_LINES = 450  # a module longer than this is doing more than one thing
+
+
+def test_ruff_is_clean_on_src_and_tests():
+    exe = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    r = subprocess.run([exe, "check", "src", "tests"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_no_module_is_longer_than_450_lines():
+    long = {str(p.relative_to(ROOT)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines()))
+            > MAX_MODULE_LINES}
+    assert not long, long
+
+
+def test_a_study_key_is_named_only_by_its_module_and_the_registry():
+    """Shared code knows no study: the workflow, the schema, the report template and the analysis iterate over the
+    registry. (A study's report fragment is named after its key; its text need not name it.)"""
+    files = [*SRC.rglob("*.py"), ROOT / "Snakefile", *(ROOT / "workflow").rglob("*.smk"),
+             *(ROOT / "workflow" / "report").glob("*"), *(ROOT / "workflow" / "schemas").glob("*"),
+             *(ROOT / "paper").rglob("*.j2")]
+    for key, module in STUDIES.items():
+        naming = {str(p.relative_to(ROOT)) for p in files if re.search(rf"\b{key}\b", p.read_text())}
+        assert naming <= {str(Path(module.__file__).relative_to(ROOT)), "src/normrobust/studies/__init__.py"}, (
+            key, naming)
+
+
+def _imports(path: Path, module: str, modules: dict[str, Path]) -> set[str]:
+    """The package modules ``module`` imports, function-local imports included."""
+    import ast
+
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                out.add(name)
+    return out
+
+
+def test_the_package_has_no_import_cycle():
+    """No module reaches itself through the modules it imports (function-local imports included); a submodule
+    importing its own package's siblings is no cycle."""
+    modules = {}
+    for p in SRC.rglob("*.py"):
+        parts = p.relative_to(SRC.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {m: _imports(p, m, modules) for m, p in modules.items()}
+    for m, deps in graph.items():  # importing a.b.c runs the packages a.b first, unless m is inside them
+        for d in list(deps):
+            parent = d.rpartition(".")[0]
+            while parent.count("."):
+                if parent != m and not m.startswith(parent + ".") and parent in modules:
+                    deps.add(parent)
+                parent = parent.rpartition(".")[0]
+
+    def reach(start: str) -> bool:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            m = todo.pop()
+            if m == start:
+                return True
+            if m not in seen:
+                seen.add(m)
+                todo += graph[m]
+        return False
+
+    assert not [m for m in graph if reach(m)]

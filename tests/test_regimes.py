@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from normrobust import train as T
+from normrobust import train
 from normrobust.data import build_dataset
 from normrobust.utils import save_torch
 
@@ -43,11 +43,14 @@ def same(a, b):
 
 def test_weighted_objective_spans_clean_and_adversarial_training(data_file, tmp_path):
     """Goodfellow's J~ = a J(x) + (1-a) J(x+eta): a = 1 is standard training, a = 0 adversarial-only."""
-    T.train(settings(), data_file, tmp_path / "std")
-    T.train(settings(regime={"attack": PGD}), data_file, tmp_path / "adv")
-    T.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 1.0}), data_file, tmp_path / "w1")
-    T.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 0.0}), data_file, tmp_path / "w0")
-    T.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 0.5}), data_file, tmp_path / "w5")
+    train.train(settings(), data_file, tmp_path / "std")
+    train.train(settings(regime={"attack": PGD}), data_file, tmp_path / "adv")
+    train.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 1.0}), data_file,
+                tmp_path / "w1")
+    train.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 0.0}), data_file,
+                tmp_path / "w0")
+    train.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 0.5}), data_file,
+                tmp_path / "w5")
     std, adv = weights(tmp_path / "std" / "model.pt"), weights(tmp_path / "adv" / "model.pt")
     w1, w0, w5 = (weights(tmp_path / d / "model.pt") for d in ("w1", "w0", "w5"))
     assert same(w1, std)
@@ -57,7 +60,7 @@ def test_weighted_objective_spans_clean_and_adversarial_training(data_file, tmp_
 
 def test_mixed_sends_clean_and_adversarial_through_one_shared_norm(data_file, tmp_path, monkeypatch):
     seen = []
-    real = T.build_model
+    real = train.build_model
 
     def spy(*a, **k):
         model = real(*a, **k)
@@ -65,8 +68,8 @@ def test_mixed_sends_clean_and_adversarial_through_one_shared_norm(data_file, tm
         bn.register_forward_hook(lambda m, i, o: seen.append((m.training, i[0].shape[0])))
         return model
 
-    monkeypatch.setattr(T, "build_model", spy)
-    T.train(settings(norm="bn", epochs=1, regime={"attack": PGD, "objective": "mixed"}), data_file, tmp_path / "m")
+    monkeypatch.setattr(train, "build_model", spy)
+    train.train(settings(norm="bn", epochs=1, regime={"attack": PGD, "objective": "mixed"}), data_file, tmp_path / "m")
     train_batches = [n for training, n in seen if training]
     assert train_batches and set(train_batches) == {100}, "clean + adversarial (2 x 50) in one batch"
 
@@ -77,7 +80,7 @@ def test_targeted_training_attack_goes_to_a_random_wrong_label():
     x, y = torch.rand(64, 3, 4, 4), torch.randint(0, 10, (64,))
     spec = {"type": "pgd", "norm": "l2", "eps": 0.5, "step": 0.1, "steps": 7, "targeted": True}
     g = torch.Generator().manual_seed(1)
-    x_adv = T.make_adversarial(model, x, y, {"attack": spec}, g, aux=False, num_classes=10)
+    x_adv = train.make_adversarial(model, x, y, {"attack": spec}, g, aux=False, num_classes=10)
     g = torch.Generator().manual_seed(1)
     target = (y + torch.randint(1, 10, y.shape, generator=g)) % 10
     assert (target != y).all()
@@ -93,19 +96,19 @@ def test_ligs_penalty_is_zero_for_a_linear_two_class_model_and_differentiable():
     x, y = torch.rand(16, 3, 4, 4), torch.randint(0, 2, (16,))
     lin = nn.Sequential(nn.Flatten(), nn.Linear(48, 2))
     g = torch.Generator().manual_seed(0)
-    assert T.ligs_penalty(lin, x, y, 0.01, g).item() == pytest.approx(0.0, abs=1e-5)
+    assert train.ligs_penalty(lin, x, y, 0.01, g).item() == pytest.approx(0.0, abs=1e-5)
     curved = nn.Sequential(nn.Flatten(), nn.Linear(48, 64), nn.Tanh(), nn.Linear(64, 2))
     with torch.no_grad():
         for p in curved.parameters():
             p.mul_(20)
-    pen = T.ligs_penalty(curved, x, y, 0.5, torch.Generator().manual_seed(0))
+    pen = train.ligs_penalty(curved, x, y, 0.5, torch.Generator().manual_seed(0))
     assert pen.item() > 0.01
     pen.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in curved.parameters())
 
 
 def test_ligs_regularisation_trains(data_file, tmp_path):
-    h = T.train(settings(regime={"objective": "ligs_reg", "ligs_weight": 1.0}), data_file, tmp_path / "l")
+    h = train.train(settings(regime={"objective": "ligs_reg", "ligs_weight": 1.0}), data_file, tmp_path / "l")
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in h)
 
 
@@ -113,16 +116,16 @@ def test_ligs_regularisation_trains(data_file, tmp_path):
                                             ("adagrad", torch.optim.Adagrad)])
 def test_optimizers(optimizer, cls):
     model = nn.Linear(3, 2)
-    assert isinstance(T.make_optimizer(model, {"optimizer": optimizer, "lr": 0.1}), cls)
+    assert isinstance(train.make_optimizer(model, {"optimizer": optimizer, "lr": 0.1}), cls)
 
 
 def test_cosine_schedule_anneals_to_zero(data_file, tmp_path):
-    h = T.train(settings(epochs=3, schedule={"kind": "cosine"}), data_file, tmp_path / "c")
+    h = train.train(settings(epochs=3, schedule={"kind": "cosine"}), data_file, tmp_path / "c")
     assert [r["lr"] for r in h] == pytest.approx([0.05, 0.0375, 0.0125])
 
 
 def test_attack_mode_is_recorded_in_the_checkpoint(data_file, tmp_path):
-    T.train(settings(norm="bn", epochs=1, regime={"attack": PGD, "attack_mode": "train_frozen"}), data_file,
+    train.train(settings(norm="bn", epochs=1, regime={"attack": PGD, "attack_mode": "train_frozen"}), data_file,
             tmp_path / "f")
     state = torch.load(tmp_path / "f" / "model.pt", weights_only=True)
     assert state["attack_mode"] == "train_frozen"

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from normrobust import config as C
+from normrobust import config
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "normrobust"
 
@@ -39,13 +39,13 @@ def test_names_that_would_leave_results_are_rejected(root, section, name):
         cfg = yaml.safe_load(f)
     first = next(iter(cfg[section]))
     cfg[section][name] = copy.deepcopy(cfg[section][first])
-    with pytest.raises(C.ConfigError, match=re.escape(section)):
-        C.validate(cfg)
+    with pytest.raises(config.ConfigError, match=re.escape(section)):
+        config.validate(cfg)
 
 
 def test_config_strings_are_data_not_code(root):
     with open(root / "config.yaml") as f:
         cfg = yaml.safe_load(f)
     cfg["studies"]["e1_norms"]["norms"] = ["__import__('os').system('touch /tmp/x')"]
-    with pytest.raises(C.ConfigError, match="is not allowed"):
-        C.validate(cfg)
+    with pytest.raises(config.ConfigError, match="is not allowed"):
+        config.validate(cfg)

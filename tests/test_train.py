@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from normrobust import train as T
+from normrobust import train
 from normrobust.data import build_dataset
+from normrobust.models.load import load_model
 from normrobust.utils import save_torch
 
 GEN = {"kind": "generated", "seed": 3, "n_train": 300, "n_test": 100, "image_size": 8}
@@ -41,7 +42,7 @@ def weights(path):
 
 def killed_in_epoch(n, s, data_file, out, monkeypatch):
     """Train until the process 'dies' (KeyboardInterrupt) inside epoch n; the patch is undone after."""
-    real_epoch = T.train_epoch
+    real_epoch = train.train_epoch
     calls = {"n": 0}
 
     def dies(*args, **kwargs):
@@ -51,19 +52,19 @@ def killed_in_epoch(n, s, data_file, out, monkeypatch):
         return real_epoch(*args, **kwargs)
 
     with monkeypatch.context() as m:
-        m.setattr(T, "train_epoch", dies)
+        m.setattr(train, "train_epoch", dies)
         with pytest.raises(KeyboardInterrupt):
-            T.train(s, data_file, out)
+            train.train(s, data_file, out)
 
 
 @pytest.mark.parametrize("regime", ["standard", "pgd_linf"])
 def test_outputs_history_and_repeatability(data_file, tmp_path, regime):
-    h1 = T.train(settings(regime=regime), data_file, tmp_path / "a")
-    T.train(settings(regime=regime), data_file, tmp_path / "b")
+    h1 = train.train(settings(regime=regime), data_file, tmp_path / "a")
+    train.train(settings(regime=regime), data_file, tmp_path / "b")
     a, b = weights(tmp_path / "a" / "model.pt"), weights(tmp_path / "b" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a), "same seed must give the same weights on the CPU"
     hist = pd.read_csv(tmp_path / "a" / "history.csv")
-    assert list(hist.columns) == list(T.HISTORY_COLUMNS)
+    assert list(hist.columns) == list(train.HISTORY_COLUMNS)
     assert list(hist.epoch) == [1, 2, 3]
     assert list(hist.lr) == pytest.approx([0.05, 0.05, 0.005])  # the multistep schedule at work
     assert hist.train_loss.iloc[-1] < hist.train_loss.iloc[0]
@@ -71,26 +72,26 @@ def test_outputs_history_and_repeatability(data_file, tmp_path, regime):
     assert (hist.robust_acc <= hist.clean_acc + 1e-9).all()
     assert hist.ligs.between(-1, 1).all()
     assert (tmp_path / "a" / "epochs" / "epoch1.pt").exists()
-    model, s, meta = T.load_model(tmp_path / "a" / "model.pt")
+    model, s, meta = load_model(tmp_path / "a" / "model.pt")
     assert s["cell"]["regime"] == regime and meta["num_classes"] == 10 and not model.training
     assert len(h1) == 3
 
 
 def test_different_seeds_differ(data_file, tmp_path):
-    T.train(settings(epochs=1, seed=0), data_file, tmp_path / "a")
-    T.train(settings(epochs=1, seed=1), data_file, tmp_path / "b")
+    train.train(settings(epochs=1, seed=0), data_file, tmp_path / "a")
+    train.train(settings(epochs=1, seed=1), data_file, tmp_path / "b")
     a, b = weights(tmp_path / "a" / "model.pt"), weights(tmp_path / "b" / "model.pt")
     assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(data_file, tmp_path, monkeypatch):
     s = settings(regime="pgd_linf", epochs=3)
-    T.train(s, data_file, tmp_path / "full")
+    train.train(s, data_file, tmp_path / "full")
 
     killed_in_epoch(3, s, data_file, tmp_path / "killed", monkeypatch)
     assert not (tmp_path / "killed" / "model.pt").exists()
     assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["epoch"] == 2
-    T.train(s, data_file, tmp_path / "killed")  # resumes at epoch 3
+    train.train(s, data_file, tmp_path / "killed")  # resumes at epoch 3
 
     a, b = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "killed" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -103,15 +104,15 @@ def test_damaged_or_foreign_resume_state_is_not_trusted(data_file, tmp_path):
     out = tmp_path / "cell"
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    T.train(settings(epochs=1), data_file, out)
+    train.train(settings(epochs=1), data_file, out)
     ref = tmp_path / "ref"
-    T.train(settings(epochs=1), data_file, ref)
+    train.train(settings(epochs=1), data_file, ref)
     a, b = weights(out / "model.pt"), weights(ref / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     # a checkpoint from other settings (another lr) is ignored too
     other = settings(epochs=1)
     other["training"]["lr"] = 0.01
-    T.train(other, data_file, out)
+    train.train(other, data_file, out)
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert json.loads(state["settings"])["training"]["lr"] == 0.01
 
@@ -120,26 +121,26 @@ def test_batch_larger_than_dataset_is_a_clear_error(data_file, tmp_path):
     s = settings(epochs=1)
     s["training"]["batch_size"] = 10_000
     with pytest.raises(SystemExit, match=r"training\.batch_size: 10000 is larger than the training set \(300"):
-        T.train(s, data_file, tmp_path / "x")
+        train.train(s, data_file, tmp_path / "x")
 
 
 def test_diverging_run_stops_with_epoch_and_lr_and_keeps_the_last_good_checkpoint(data_file, tmp_path):
     out = tmp_path / "cell"
-    T.train(settings(epochs=1), data_file, out)
+    train.train(settings(epochs=1), data_file, out)
     s = settings(epochs=2)
     s["training"]["lr"] = 1e30
     s["training"]["schedule"] = {"kind": "constant"}
     with pytest.raises(SystemExit, match=r"training diverged: loss is (nan|inf).* at epoch 1.*lr 1e\+30"):
-        T.train(s, data_file, out)
+        train.train(s, data_file, out)
 
 
 def test_resume_continues_the_global_random_stream(data_file, tmp_path, monkeypatch):
     """Dropout (the maxout net) draws from torch's global generator: resuming restores it."""
     s = settings(norm="none", epochs=3)
     s["arch"] = {"kind": "maxout", "hidden": [32], "pieces": 3, "dropout": 0.5}
-    T.train(s, data_file, tmp_path / "full")
+    train.train(s, data_file, tmp_path / "full")
     killed_in_epoch(3, s, data_file, tmp_path / "killed", monkeypatch)
     torch.manual_seed(12345)  # whatever the new process's global state is
-    T.train(s, data_file, tmp_path / "killed")
+    train.train(s, data_file, tmp_path / "killed")
     a, b = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "killed" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import CELL_KEYS
+from .cells import CELL_KEYS
 from .utils import atomic_write, load_json, log, save_json
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "jinja2", "snakemake", "normrobust")

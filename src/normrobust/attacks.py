@@ -320,7 +320,8 @@ def parse_spec(spec: dict) -> dict:
         steps = _integer(spec, "steps", 1)
         has_step, has_rel = "step" in spec, "rel_step" in spec
         if has_step == has_rel:
-            raise ValueError("attack spec: pgd needs exactly one of 'step' (same units as eps) or 'rel_step' (step = rel_step*eps)")
+            raise ValueError("attack spec: pgd needs exactly one of 'step' (same units as eps) or 'rel_step' "
+                             "(step = rel_step*eps)")
         step = _number(spec, "step") * scale if has_step else _number(spec, "rel_step") * eps
     return {
         "type": kind,

@@ -1,19 +1,29 @@
 """Config validation and the cells it asks for.
 
-``validate(config)`` checks the config against ``workflow/schemas/config.schema.yaml`` and
-then the cross-references the schema cannot express; any problem raises ``ConfigError``
-with one line naming the key and what is allowed. ``cells(config)`` lists the trained
-models (cells) that the enabled studies need, each once.
+``validate(config)`` checks the config against ``workflow/schemas/config.schema.yaml`` (its study keys are
+the studies of the registry, ``normrobust.studies``) and then the cross-references the schema cannot express;
+any problem raises ``ConfigError`` with one line naming the key and what is allowed. What the config asks for
+(cells, datasets, transfer jobs) is in ``normrobust.cells``.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
+import jsonschema
 import yaml
 
+from .attacks import parse_spec
+from .cells import derived_source, enabled_studies, needed_datasets, source_cells, study_cells, study_datasets
+from .data import dataset_shape, dataset_train_size
+from .data.derived_settings import resolve_settings
+from .models import check_compatible
+from .regimes import ADVERSARIAL_OBJECTIVES, uses_aux_norm
+from .studies import STUDIES
+
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-CELL_KEYS = ("dataset", "arch", "norm", "regime", "seed")
 LINF_EPS_MAX = 80  # in 1/255 steps (0.3 on MNIST is 76.5); beyond this an attack is no longer small
 
 
@@ -87,12 +97,12 @@ def _drop_nulls_in_attacks(config: dict) -> None:
 
 def validate(config: dict, schema_path: Path | str = SCHEMA) -> dict:
     """Validate ``config`` in place (schema defaults filled in); raise ConfigError on the first problem."""
-    import jsonschema
-
     _drop_nulls_in_attacks(config)
 
     with open(schema_path) as f:
         schema = yaml.safe_load(f)
+    # the studies the package knows (the registry, normrobust.studies) are the keys allowed under studies
+    schema["properties"]["studies"]["properties"] = {k: {"$ref": "#/$defs/study"} for k in STUDIES}
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(config))
     if errors:
@@ -106,8 +116,6 @@ def validate(config: dict, schema_path: Path | str = SCHEMA) -> dict:
 
 
 def _check_attack(where: str, spec: dict) -> None:
-    from .attacks import parse_spec
-
     eps_list = spec["eps"] if isinstance(spec["eps"], list) else [spec["eps"]]
     if "step" in spec and "rel_step" in spec:
         raise ConfigError(f"{where}: give one of 'step' or 'rel_step', not both (a preset inherits keys from "
@@ -126,17 +134,6 @@ def _check_attack(where: str, spec: dict) -> None:
         raise ConfigError(f"{where}: {e}".replace("attack spec: ", "")) from None
 
 
-def objective(regime: dict) -> str:
-    """A regime's training loss; by default 'adversarial' when it has an attack, else 'clean'."""
-    return regime.get("objective") or ("adversarial" if regime.get("attack") else "clean")
-
-
-def ligs_weight(regime: dict) -> float:
-    """The weight of a ligs_reg regime's LIGS term (default 1.0); training, claims, figures and the report
-    all read it here."""
-    return float(regime.get("ligs_weight", 1.0))
-
-
 def _check_references(config: dict) -> None:
     for where, spec in _attack_specs(config):
         _check_attack(where, spec)
@@ -145,7 +142,7 @@ def _check_references(config: dict) -> None:
         if obj in ("clean", "ligs_reg") and r["attack"]:
             raise ConfigError(f"regimes.{name}: objective '{obj}' trains without an attack; set attack: null "
                               f"or an adversarial objective (adversarial, weighted, mixed, advprop)")
-        if obj in ("adversarial", "weighted", "mixed", "advprop") and not r["attack"]:
+        if obj in ADVERSARIAL_OBJECTIVES and not r["attack"]:
             raise ConfigError(f"regimes.{name}: objective '{obj}' needs an attack (type, norm, eps, ...)")
     attacks = config["evaluation"]["attacks"]
     head = config["evaluation"]["headline"]
@@ -203,7 +200,8 @@ def _check_derived(config: dict) -> None:
                 raise ConfigError(f"{where}.base: '{base}' is not defined under datasets (allowed: "
                                   f"{', '.join(n for n in ds if n != name)})")
             if base in seen:
-                raise ConfigError(f"{where}.base: '{d['base']}' derives from '{name}' again ({' -> '.join(seen + [base])})")
+                chain = " -> ".join(seen + [base])
+                raise ConfigError(f"{where}.base: '{d['base']}' derives from '{name}' again ({chain})")
             if ds[base].get("kind") != "derived":
                 break
             seen.append(base)
@@ -216,9 +214,6 @@ def _check_derived(config: dict) -> None:
             if src[key] not in config[table]:
                 raise ConfigError(f"{where}.source.{key}: '{src[key]}' is not defined under {table} "
                                   f"(allowed: {', '.join(config[table])})")
-        from .data import dataset_train_size
-        from .data.derived import resolve_settings
-
         try:
             resolve_settings(name, d, n_base=dataset_train_size(ds[d["base"]], datasets=ds))
         except ValueError as e:
@@ -228,10 +223,6 @@ def _check_derived(config: dict) -> None:
 def _check_cells(config: dict) -> None:
     """Every (dataset, arch, norm, regime) an enabled study asks for can be built: e.g. no instance
     norm over a 1x1 map, no VGG on 28x28 images, FixUp on residual nets only."""
-    from .data import dataset_shape
-    from .models import check_compatible
-    from .train import uses_aux_norm
-
     seen = set()
     groups = [(f"studies.{n}", study_cells(config, s)) for n, s in enabled_studies(config).items()]
     groups += [("datasets (a derived dataset's source)", source_cells(config))]
@@ -250,8 +241,6 @@ def _check_cells(config: dict) -> None:
 
 
 def _check_batch_size(config: dict) -> None:
-    from .data import dataset_train_size
-
     bs = config["training"]["batch_size"]
     for name in needed_datasets(config):
         n = dataset_train_size(config["datasets"][name], datasets=config["datasets"])
@@ -260,128 +249,9 @@ def _check_batch_size(config: dict) -> None:
                               f"({n} images); allowed 1..{n}")
 
 
-def enabled_studies(config: dict) -> dict:
-    return {n: s for n, s in config["studies"].items() if s.get("enabled", True)}
-
-
-def study_datasets(study: dict) -> list[str]:
-    """A study's datasets: ``dataset`` is one name or a list of names (E3 trains on several)."""
-    d = study["dataset"]
-    return [d] if isinstance(d, str) else list(d)
-
-
-def study_cells(config: dict, study: dict) -> list[dict]:
-    """The cells of one study, for every seed.
-
-    ``design: factorial`` (default): every dataset × arch × norm × regime. ``design: one_at_a_time``
-    (E6): for every dataset and norm, the base cell (archs[0], regimes[0]), each other arch with
-    regimes[0], and each other regime with archs[0]."""
-    archs, regimes = study["archs"], study["regimes"]
-    if study.get("design", "factorial") == "one_at_a_time":
-        pairs = [(archs[0], regimes[0])] + [(a, regimes[0]) for a in archs[1:]] + [(archs[0], r) for r in regimes[1:]]
-    else:
-        pairs = [(a, r) for a in archs for r in regimes]
-    return [dict(dataset=d, arch=a, norm=n, regime=r, seed=seed)
-            for d in study_datasets(study) for a, r in pairs for n in study["norms"] for seed in config["seeds"]]
-
-
-def transfer_jobs(config: dict) -> list[dict]:
-    """Every transfer job of the enabled studies with a ``transfer`` block: one per (study, source cell,
-    source epoch). Targets: the study's cells whose regime is a target regime, same dataset and seed.
-    Early-stopped sources (``source_epochs``) are the saved epochs of those target-regime cells.
-
-    Each job: {study, source (cell), epoch (None: the final model), targets (cells), attack}."""
-    jobs = []
-    for name, s in enabled_studies(config).items():
-        t = s.get("transfer")
-        if not t:
-            continue
-        cells_ = study_cells(config, s)
-        attack = t.get("attack") or config["transfer"]["attack"]
-        for src in cells_:
-            targets = [c for c in cells_ if c["regime"] in t["targets"]
-                       and c["dataset"] == src["dataset"] and c["seed"] == src["seed"]]
-            epochs = [None] + (list(t.get("source_epochs") or []) if src["regime"] in t["targets"] else [])
-            for e in epochs:
-                jobs.append(dict(study=name, source=src, epoch=e, targets=targets, attack=attack))
-    return jobs
-
-
-def saved_epochs(config: dict) -> list[int]:
-    """The epochs whose weights training keeps: training.save_epochs and every enabled study's early-stopped
-    transfer sources (``transfer.source_epochs``)."""
-    out = set(config["training"].get("save_epochs") or [])
-    for s in enabled_studies(config).values():
-        out |= set((s.get("transfer") or {}).get("source_epochs") or [])
-    return sorted(out)
-
-
-def derived_source(config: dict, name: str) -> dict:
-    """The cell (seed included) whose model a derived dataset is made with; its dataset defaults to the
-    first non-derived ancestor of the derived dataset's base."""
-    d = config["datasets"][name]
-    src = dict(d["source"])
-    if "dataset" not in src:
-        base = d["base"]
-        while config["datasets"][base].get("kind") == "derived":
-            base = config["datasets"][base]["base"]
-        src["dataset"] = base
-    return {k: src[k] for k in CELL_KEYS}
-
-
-def cells(config: dict) -> list[dict]:
-    """Every cell that an enabled study needs, once, in a stable order."""
-    seen, out = set(), []
-    for s in enabled_studies(config).values():
-        for c in study_cells(config, s):
-            key = tuple(c[k] for k in CELL_KEYS)
-            if key not in seen:
-                seen.add(key)
-                out.append(c)
-    return out
-
-
-def needed_datasets(config: dict) -> list[str]:
-    """The datasets the enabled studies train on, with every dataset a derived one is built from."""
-    out: list[str] = []
-
-    def add(name):
-        if name in out:
-            return
-        d = config["datasets"][name]
-        if d.get("kind") == "derived":
-            add(d["base"])
-            add(derived_source(config, name)["dataset"])
-        out.append(name)
-
-    for s in enabled_studies(config).values():
-        for name in study_datasets(s):
-            add(name)
-    return out
-
-
-def source_cells(config: dict) -> list[dict]:
-    """The cells that derived datasets are made with (trained even when no study lists them)."""
-    out = []
-    for name in needed_datasets(config):
-        if config["datasets"][name].get("kind") == "derived":
-            c = derived_source(config, name)
-            if c not in out:
-                out.append(c)
-    return out
-
-
-def cell_path(c: dict) -> str:
-    """The cell's path fragment: ``{dataset}/{arch}/{norm}/{regime}/s{seed}``."""
-    return f"{c['dataset']}/{c['arch']}/{c['norm']}/{c['regime']}/s{c['seed']}"
-
-
 def check_writable(path: str | Path = "results") -> None:
     """Fail early, naming the directory, when the results directory (or, before it exists, the
     working directory that will hold it) cannot be written."""
-    import os
-    import tempfile
-
     p = Path(path)
     try:
         if p.exists() and not p.is_dir():

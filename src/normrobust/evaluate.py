@@ -2,7 +2,8 @@
 
 Clean accuracy, and accuracy against the shifted labels (y+1) mod K (E4's "t+1"); robust
 accuracy under each configured attack over its eps grid (FGSM and PGD, L∞ and L2) with the mean
-confidence on the adversarial examples and on the misclassified ones ([G]); Gaussian-noise accuracy; LIGS (PAPER.md's definition); and, on datasets
+confidence on the adversarial examples and on the misclassified ones ([G]); Gaussian-noise accuracy;
+LIGS (cosine of the input gradients at x and at x + N(0, σ²), eval mode); and, on datasets
 with counterfactual test sets (the generated one), accuracy on RF-only / NRF-only images
 and the NRF reliance on images whose RF and NRF disagree. Writes one JSON file.
 """
@@ -16,7 +17,7 @@ import time
 from . import fast, metrics
 from .data import load_prepared, to_float
 from .gpu import lease_info
-from .train import load_model, read_model_file
+from .models.load import load_model, read_model_file
 from .utils import log, pick_device, save_json, seeded_generator, set_threads
 
 

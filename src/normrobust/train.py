@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-from contextlib import nullcontext
 import io
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -30,10 +30,10 @@ import torch.nn.functional as F
 
 from . import fast, metrics
 from .attacks import attack, attack_mode
-from .config import ligs_weight, objective
 from .data import augment, load_prepared, to_float
-from .models import build_model, use_aux
 from .gpu import lease_info
+from .models import build_model, use_aux
+from .regimes import OBJECTIVES, clean_weight, ligs_weight, objective, uses_aux_norm
 from .utils import atomic_write, load_torch, log, pick_device, save_torch, seeded_generator, set_threads
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "seconds")
@@ -45,7 +45,6 @@ class Diverged(RuntimeError):
 
 OPTIMIZERS = ("sgd", "adam", "adagrad")
 SCHEDULES = ("multistep", "cosine", "constant")
-OBJECTIVES = ("clean", "adversarial", "weighted", "mixed", "advprop", "ligs_reg")
 
 
 def make_optimizer(model, tr: dict):
@@ -70,13 +69,6 @@ def make_scheduler(optimizer, tr: dict):
     if sched["kind"] == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
     raise ValueError(f"training.schedule.kind: unknown '{sched['kind']}' (allowed: {', '.join(SCHEDULES)})")
-
-
-def uses_aux_norm(regime: dict, norm: str) -> bool:
-    """AdvProp splits every norm layer into a main and an auxiliary copy. A network without norm
-    layers (norm 'none' or 'fixup') has nothing to split: AdvProp then reduces to the sum of the
-    clean and the adversarial loss, each batch through the same network (documented in the README)."""
-    return objective(regime) == "advprop" and norm not in ("none", "fixup")
 
 
 def make_adversarial(model, x, y, regime: dict, generator, aux: bool, num_classes: int):
@@ -120,7 +112,7 @@ def batch_loss(model, x, y, regime: dict, generator, aux: bool, num_classes: int
     if obj == "adversarial":  # Madry: adversarial images only
         return F.cross_entropy(model(x_adv), y)
     if obj == "weighted":  # Goodfellow: α J(x) + (1 − α) J(x + η)
-        a = regime.get("clean_weight", 0.5)
+        a = clean_weight(regime)
         return a * F.cross_entropy(model(x), y) + (1 - a) * F.cross_entropy(model(x_adv), y)
     if obj == "mixed":  # clean and adversarial in one batch through one shared norm
         return F.cross_entropy(model(torch.cat([x, x_adv])), torch.cat([y, y]))
@@ -292,30 +284,6 @@ def train(settings: dict, data_path: str, out_dir: str, threads: int | None = No
 
 def _plain_meta(meta: dict) -> dict:
     return {k: v for k, v in meta.items() if not isinstance(v, torch.Tensor)}
-
-
-def read_model_file(path: str | Path, device="cpu") -> dict:
-    """The contents of a ``model.pt``, checked to be ours (weights, settings, meta, peak GPU memory, ...)."""
-    try:
-        state = load_torch(path, map_location=device)
-        json.loads(state["settings"])
-    except Exception as e:  # truncated, tampered, or not ours: never trusted
-        raise SystemExit(f"{path} is damaged or not a normrobust model ({type(e).__name__}: {str(e)[:120]}); "
-                         f"delete it and rerun snakemake to retrain that cell") from None
-    return state
-
-
-def load_model(path: str | Path, device="cpu", state: dict | None = None):
-    """Rebuild a trained model from its ``model.pt`` (or its contents ``state``, from :func:`read_model_file`);
-    returns (model in eval mode, settings, meta).
-
-    The plain network, in fp32 and contiguous; evaluate / transfer put it on the fast path (fast.wrap)."""
-    state = state if state is not None else read_model_file(path, device)
-    settings = json.loads(state["settings"])
-    aux = uses_aux_norm(settings["regime"], settings["cell"]["norm"])
-    model = build_model(settings["arch"], settings["cell"]["norm"], state["meta"], aux_norm=aux).to(device)
-    model.load_state_dict(state["state_dict"])
-    return model.eval(), settings, state["meta"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from . import fast, metrics
 from .attacks import attack, attack_mode
 from .data import load_prepared, to_float
 from .gpu import lease_info
-from .train import load_model
+from .models.load import load_model
 from .utils import load_torch, log, pick_device, save_json, seeded_generator, set_threads
 
 

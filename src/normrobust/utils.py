@@ -1,4 +1,8 @@
-"""Small helpers shared by every step: atomic writes, devices, seeds, logging."""
+"""Small helpers shared by every step: atomic writes, JSON, logging, devices, seeds, checkpoints.
+
+torch is imported by the helpers that need it, not at import time: the analysis half of the package
+(tables, figures, report) and config validation use this module without torch.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import torch
 
 
 def atomic_write(path: str | os.PathLike, write_fn, mode: str = "wb") -> None:
@@ -38,11 +40,15 @@ def atomic_write(path: str | os.PathLike, write_fn, mode: str = "wb") -> None:
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    import torch
+
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """Load a checkpoint safely (tensors and plain values only)."""
+    import torch
+
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
@@ -57,15 +63,17 @@ def load_json(path: str | os.PathLike) -> Any:
 
 
 def _json_default(o: Any) -> Any:
-    if isinstance(o, torch.Tensor):
+    if hasattr(o, "tolist"):  # a tensor or a numpy value
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    """'auto' → CUDA when available, else CPU; 'cpu' / 'cuda' force it."""
+def pick_device(requested: str = "auto"):
+    """'auto' → CUDA when available, else CPU; 'cpu' / 'cuda' force it. A torch.device."""
+    import torch
+
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
@@ -74,16 +82,20 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 def set_threads(n: int | None) -> None:
+    import torch
+
     if n:
         torch.set_num_threads(int(n))
 
 
-def seeded_generator(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
+def seeded_generator(*keys: int, device="cpu"):
     """A generator whose state is a pure function of ``keys`` (e.g. seed, epoch).
 
     Deriving every random stream from (seed, epoch, purpose) makes a resumed run
-    draw exactly what an uninterrupted one would.
+    draw exactly what an uninterrupted one would. A torch.Generator on ``device``.
     """
+    import torch
+
     seed = 0
     for k in keys:
         seed = (seed * 1_000_003 + int(k)) % (2**63 - 1)

@@ -12,20 +12,19 @@
 import json
 import shlex
 
-from normrobust.config import (
-    ConfigError,
+from normrobust.cells import (
     cell_path,
     cells,
-    check_writable,
     derived_source,
     enabled_studies,
     needed_datasets,
     saved_epochs,
-    source_cells,
+    trained_cells,
     transfer_jobs,
-    validate,
 )
-from normrobust.studies import FIGURE_STUDY
+from normrobust.config import ConfigError, check_writable, validate
+from normrobust.figures import code_fingerprint
+from normrobust.studies import FIGURE_STUDY, STUDIES
 
 try:
     validate(config)
@@ -38,9 +37,9 @@ except ConfigError as e:
 
 PY = shlex.quote(sys.executable)
 CELLS = cells(config)
-STUDIES = enabled_studies(config)
+ENABLED = enabled_studies(config)
 # every model trained: the studies' cells and the derived datasets' source cells no study lists
-TRAINED = CELLS + [c for c in source_cells(config) if c not in CELLS]
+TRAINED = trained_cells(config)
 DATASETS = needed_datasets(config)
 DERIVED = [d for d in DATASETS if config["datasets"][d]["kind"] == "derived"]
 # Transfer jobs (E9, E10): one per (study, source cell, source weights: final or an early epoch).
@@ -78,7 +77,7 @@ wildcard_constraints:
     regime=_alternatives(config["regimes"]),
     seed=r"\d+",
     figure=_alternatives(FIGURE_STUDY),
-    study=_alternatives(config["studies"]),
+    study=_alternatives(STUDIES),
     source=r"final|epoch\d+",
 
 
@@ -165,10 +164,43 @@ def transfer_settings(w):
 
 
 def figure_targets():
+    """The figures of the enabled studies (each study module lists its own, normrobust.studies)."""
     return [
         f"results/figures/{name}.pdf"
-        for name, study in FIGURE_STUDY.items()
-        if study in STUDIES
+        for key, study in STUDIES.items()
+        if key in ENABLED
+        for name in study.FIGURES
+    ]
+
+
+def figure_inputs(w):
+    """A figure reads only its own tables (and run_info.json); its study module is an input too, marked
+    ancient: the module holds more than this figure, so its modification time would redraw every figure of
+    the study. What redraws a figure when its code changes is the param `code` below (a rerun trigger).
+    """
+    study = FIGURE_STUDY[w.figure]
+    return {
+        "tables": [TABLES[t] for t in study.FIGURES[w.figure].tables]
+        + [TABLES["run_info"]],
+        "code": ancient(study.__file__),
+    }
+
+
+def figure_code(w):
+    """A hash of the code that draws the figure (its function and the module functions it calls)."""
+    return code_fingerprint(w.figure)
+
+
+def figure_caption(w):
+    """The figure's caption in Snakemake's HTML report, from its study module."""
+    return FIGURE_STUDY[w.figure].FIGURES[w.figure].caption
+
+
+def report_code():
+    """What the claims and the report are made with: the study modules and their report fragments."""
+    return [m.__file__ for m in STUDIES.values()] + [
+        str(Path(workflow.basedir) / "paper" / "sections" / f"{key}.tex.j2")
+        for key in STUDIES
     ]
 
 

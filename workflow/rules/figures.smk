@@ -35,7 +35,8 @@ if not TABLES_ONLY:
 
 rule claims:
     input:
-        table_inputs(),
+        tables=table_inputs(),
+        code=report_code(),
     output:
         report(
             "results/tables/claims.csv",
@@ -48,9 +49,10 @@ rule claims:
         "{PY} -m normrobust claims --tables results/tables --out {output} 2> {log}"
 
 
+# One figure of a study (showyourwork's "one figure = one script": here one function of the study's module).
 rule figure:
     input:
-        table_inputs(),
+        unpack(figure_inputs),
     output:
         report(
             "results/figures/{figure}.pdf",
@@ -60,5 +62,8 @@ rule figure:
         ),
     log:
         "results/logs/figures/{figure}.log",
+    params:
+        code=figure_code,
+        caption=figure_caption,
     shell:
         "{PY} -m normrobust figure {wildcards.figure} --tables results/tables --out {output} 2> {log}"

@@ -4,6 +4,7 @@ rule render_report:
         claims="results/tables/claims.csv",
         figures=figure_targets(),
         template=Path(workflow.basedir) / "paper" / "report.tex.j2",
+        code=report_code(),
     output:
         "paper/generated/report.tex",
     log:

@@ -34,21 +34,14 @@ import json
 import math
 import time
 from contextlib import contextmanager
-from numbers import Real
 
 import torch
 from torch import Tensor, nn
 
 from ..attacks import attack, attack_mode
 from ..utils import log, pick_device, save_torch, seeded_generator, set_threads
+from .derived_settings import ATTACK_METHODS, DEFAULT_STEPS, DEFAULTS, FEATURE_METHODS, METHODS, resolve_settings
 
-METHODS = ("robust", "nonrobust", "rand", "det", "conflict")
-FEATURE_METHODS = ("robust", "nonrobust")
-ATTACK_METHODS = ("rand", "det", "conflict")
-SETTING_KEYS = ("kind", "method", "base", "source", "n", "steps", "step", "eps", "batch_size", "seed")
-SOURCE_KEYS = ("arch", "norm", "regime", "seed", "dataset")
-DEFAULTS = {"step": 0.1, "eps": 0.5, "batch_size": 500, "seed": 0}
-DEFAULT_STEPS = {"robust": 1000, "nonrobust": 1000, "rand": 100, "det": 100, "conflict": 100}
 # independent random streams of seeded_generator(seed, stream)
 _STREAM_START, _STREAM_TARGET = 0, 1
 _TINY = 1e-12
@@ -56,82 +49,6 @@ _LOG_EVERY_S = 30.0  # a progress line at least this often (and after the first 
 
 __all__ = ["METHODS", "DEFAULT_STEPS", "DEFAULTS", "resolve_settings", "last_linear", "penultimate_features",
            "start_indices", "choose_targets", "robustify", "targeted_pgd", "derive", "main"]
-
-
-# ---------------------------------------------------------------------------------------------- settings
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
-def resolve_settings(name: str, cfg: dict, n_base: int | None = None) -> dict:
-    """Validate a derived dataset's config entry and fill in the defaults.
-
-    Returns ``{method, base, source, n, steps, step, eps, batch_size, seed}`` (``eps`` is None for robust /
-    nonrobust; ``n`` is None when not given and ``n_base`` is unknown). Raises ValueError, one line naming the
-    key (``datasets.<name>.<key>``) and what is allowed. ``n_base``: the base's training set size, to check ``n``.
-    """
-    where = f"datasets.{name}"
-    if not isinstance(cfg, dict):
-        raise ValueError(f"{where}: must be a mapping, got {type(cfg).__name__}")
-    unknown = sorted(set(cfg) - set(SETTING_KEYS))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)} for kind 'derived' "
-                         f"(allowed: {', '.join(SETTING_KEYS)})")
-    if cfg.get("kind", "derived") != "derived":
-        raise ValueError(f"{where}.kind: '{cfg.get('kind')}' is not a derived dataset (allowed: derived)")
-    method = cfg.get("method")
-    if method not in METHODS:
-        raise ValueError(f"{where}.method: {method!r} is not allowed (allowed: {', '.join(METHODS)})")
-    base = cfg.get("base")
-    if not isinstance(base, str) or not base:
-        raise ValueError(f"{where}.base: must be the name of another dataset, got {base!r}")
-    if base == name:
-        raise ValueError(f"{where}.base: '{base}' is the dataset itself (allowed: another dataset)")
-    source = cfg.get("source")
-    if not isinstance(source, dict):
-        raise ValueError(f"{where}.source: must be a mapping {{arch, norm, regime, seed[, dataset]}}, got {source!r}")
-    missing = [k for k in ("arch", "norm", "regime", "seed") if k not in source]
-    extra = sorted(set(source) - set(SOURCE_KEYS))
-    if missing or extra:
-        what = f"missing {', '.join(missing)}" if missing else f"unknown key(s) {', '.join(extra)}"
-        raise ValueError(f"{where}.source: {what} (allowed: {', '.join(SOURCE_KEYS)}; dataset optional)")
-
-    n = cfg.get("n")
-    if n is not None:
-        if not _is_int(n) or n < 1:
-            raise ValueError(f"{where}.n: must be an integer >= 1 (number of training images), got {n!r}")
-        if n_base is not None:  # at most n: a smaller base (a quick run's n_train) gives all of its images
-            n = min(int(n), int(n_base))
-    elif n_base is not None:
-        n = int(n_base)
-    steps = cfg.get("steps", DEFAULT_STEPS[method])
-    if not _is_int(steps) or steps < 1:
-        raise ValueError(f"{where}.steps: must be an integer >= 1, got {steps!r}")
-    step = cfg.get("step", DEFAULTS["step"])
-    if not _is_number(step) or not step > 0:
-        raise ValueError(f"{where}.step: must be a number > 0 (L2 step size), got {step!r}")
-    if method in FEATURE_METHODS:
-        if "eps" in cfg:
-            raise ValueError(f"{where}.eps: has no effect on method '{method}' (it has no perturbation budget; "
-                             f"eps is allowed for {', '.join(ATTACK_METHODS)} only)")
-        eps = None
-    else:
-        eps = cfg.get("eps", DEFAULTS["eps"])
-        if not _is_number(eps) or not eps > 0:
-            raise ValueError(f"{where}.eps: must be a number > 0 (L2 budget), got {eps!r}")
-        eps = float(eps)
-    batch_size = cfg.get("batch_size", DEFAULTS["batch_size"])
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"{where}.batch_size: must be an integer >= 1, got {batch_size!r}")
-    seed = cfg.get("seed", DEFAULTS["seed"])
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"{where}.seed: must be an integer >= 0, got {seed!r}")
-    return {"method": method, "base": base, "source": dict(source), "n": n, "steps": int(steps),
-            "step": float(step), "eps": eps, "batch_size": int(batch_size), "seed": int(seed)}
 
 
 # ---------------------------------------------------------------------------------------------- features
@@ -385,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(str(e)) from None
     set_threads(a.threads)
     device = pick_device(a.device)
-    from ..train import load_model  # late: train imports this package
+    from ..models.load import load_model
     from . import load_prepared
 
     base = load_prepared(a.base, device)

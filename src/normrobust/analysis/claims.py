@@ -1,0 +1,424 @@
+"""Claims: what a study states, how it is measured from the tables, and the claims table.
+
+A study module builds its claims (one small class per kind of comparison, below) from its
+:class:`~normrobust.analysis.study_view.StudyView`; :func:`evaluate` measures each claim's per-seed difference
+``Δ_s`` on the tables and judges it with the verdict rule (:mod:`normrobust.analysis.verdicts`).
+
+Kinds of claim (``Δ_s`` for seed ``s``):
+
+* :class:`Pair`: ``v(treatment) − scale·v(baseline)``, two cells that differ in one key, same seed, for one
+  metric of ``metrics.csv`` (final evaluation) or of ``history.csv`` at an epoch; ``scale`` 0.5 is
+  "lowers by more than half";
+* :class:`Trajectory`: ``v(last epoch) − v(first epoch)`` of one model (``history.csv``);
+* :class:`Level`: ``v(cell) − threshold``;
+* :class:`Rank`: Spearman ρ between two metrics over a set of cells of seed ``s`` (at least 3 cells);
+* :class:`Dominance`: ``max over variants |v(variant) − v(base)| − |v(base) − v(reference)|``;
+* :class:`Transfer`: mean over the targets of the treatment sources' rate − the same for the baseline sources
+  (``transfer.csv``), averaged over matched source groups of seed ``s``;
+* :class:`Unmeasured`: a claim of the paper this pipeline does not measure; always INCONCLUSIVE.
+
+Output columns (:data:`COLUMNS`): id, study, claim, rule (Δ and the verdict rule in words), metric, direction,
+tolerance, treatment_mean/min/max and baseline_mean/min/max (the two compared quantities over the seeds that
+have a Δ; NaN where a claim has one side), mean_diff/min_diff/max_diff (of Δ_s), n_seeds, paper (the paper's
+number, short text), verdict, note (why a claim is inconclusive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .labels import fmt_num, metric_is_percent, norm_label, regime_label, sort_norms
+from .metric import Metric
+from .selection import MODEL_KEYS, select, spearman
+from .verdicts import INCONCLUSIVE, MIN_SEEDS, rule_text, tol_text, verdict
+
+COLUMNS = ["id", "study", "claim", "rule", "metric", "direction", "tolerance", "treatment_mean", "treatment_min",
+           "treatment_max", "baseline_mean", "baseline_min", "baseline_max", "mean_diff", "min_diff", "max_diff",
+           "n_seeds", "paper", "verdict", "note"]
+NUMERIC = ["tolerance", "treatment_mean", "treatment_min", "treatment_max", "baseline_mean", "baseline_min",
+           "baseline_max", "mean_diff", "min_diff", "max_diff", "n_seeds"]
+MIN_RANK_CELLS = 3  # a rank correlation needs at least this many cells in a seed
+UNMEASURED = "not measured by this pipeline"
+Frames = dict  # table name -> DataFrame (or None when not read)
+
+
+@dataclass
+class Measured:
+    """Per-seed values of a claim: Δ_s and the two compared quantities (NaN where one-sided)."""
+
+    diff: pd.Series
+    treatment: pd.Series
+    baseline: pd.Series
+    note: str = ""
+
+
+def _empty(note: str) -> Measured:
+    e = pd.Series(dtype=float)
+    return Measured(e, e, e, note)
+
+
+def cell(dataset: str | None, arch: str | None, norm: str | None, regime: str | None) -> dict[str, Any]:
+    return dict(dataset=dataset, arch=arch, norm=norm, regime=regime)
+
+
+def cell_text(c: dict[str, Any], keys=MODEL_KEYS) -> str:
+    return "/".join(norm_label(c[k]) if k == "norm" else str(c[k]) for k in keys if c.get(k) is not None)
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+@dataclass(kw_only=True)
+class Claim:
+    """A concrete claim: everything needed to measure it and write its row."""
+
+    id: str
+    study: str
+    text: str
+    metric: str  # the claims CSV's metric column
+    direction: str
+    tol: float = 0.0
+    delta: str = ""  # Δ in words (goes into the rule)
+    paper: str = ""
+    tables: ClassVar[tuple[str, ...]] = ("metrics",)
+
+    def __post_init__(self) -> None:
+        self.text = _cap(self.text)
+
+    @property
+    def rule(self) -> str:
+        return rule_text(self.direction, self.tol, self.metric, self.delta)
+
+    def needs(self) -> tuple[str, ...]:
+        """The tables this claim reads."""
+        return self.tables
+
+    def measure(self, frames: Frames) -> Measured:
+        raise NotImplementedError
+
+    def _table(self, frames: Frames, name: str) -> pd.DataFrame | None:
+        return frames.get(name)
+
+
+@dataclass(kw_only=True)
+class Pair(Claim):
+    """Treatment cell vs baseline cell (differing in one key), same seed: Δ = v(t) − scale·v(b)."""
+
+    of: Metric
+    treat: dict[str, Any]
+    base: dict[str, Any]
+    scale: float = 1.0
+    epoch: str | int | None = None  # a history.csv column at this epoch ('first', 'last' or a number)
+
+    def needs(self) -> tuple[str, ...]:
+        return ("history",) if self.epoch is not None else ("metrics",)
+
+    def measure(self, frames: Frames) -> Measured:
+        table = self.needs()[0]
+        df = frames.get(table)
+        if df is None:
+            return _empty(f"{table}.csv not available")
+        if self.epoch is not None:
+            treat, base = self.of.history(df, self.treat, self.epoch), self.of.history(df, self.base, self.epoch)
+        else:
+            treat, base = self.of.values(df, self.treat), self.of.values(df, self.base)
+        if treat.empty or base.empty:
+            missing = [cell_text(c) for c, s in ((self.treat, treat), (self.base, base)) if s.empty]
+            return _empty(f"no {self.metric} for {', '.join(missing)}")
+        d = (treat - self.scale * base).dropna()
+        return Measured(d, treat, base, "" if len(d) else "no seed with both cells")
+
+
+def pair(cid: str, study: str, text: str, metric: Metric, treat: dict[str, Any], base: dict[str, Any],
+         direction: str, tol: float = 0.0, paper: str = "", scale: float = 1.0,
+         epoch: str | int | None = None) -> Pair:
+    """A :class:`Pair` claim with its Δ in words and its metric label."""
+    diff = [k for k in MODEL_KEYS if treat.get(k) != base.get(k)]
+    same = [k for k in MODEL_KEYS if k not in diff]
+    at = None if epoch is None else (f"the {epoch} epoch" if epoch in ("first", "last") else f"epoch {epoch}")
+    mt = metric.text if at is None else f"{metric.text} at {at}"
+    k = "" if scale == 1 else f"{fmt_num(scale)} × "
+    delta = f"{mt}[{cell_text(treat, diff)}] − {k}{mt}[{cell_text(base, diff)}] per seed ({cell_text(treat, same)})"
+    label = metric.key if at is None else f"{metric.key}[{at.removeprefix('the ')}]"
+    return Pair(id=cid, study=study, text=text, metric=label, direction=direction, tol=tol, delta=delta,
+                paper=paper, of=metric, treat=treat, base=base, scale=scale, epoch=epoch)
+
+
+def norm_vs_none(view, tag: str, key: str, text: str, metric: Metric, direction: str, tol: float = 0.0,
+                 regimes: list[str] | None = None, norms: list[str] | None = None, paper: dict[str, str] | None = None,
+                 regime_in_id: bool = False) -> list[Pair]:
+    """Each norm of a study against no norm, same dataset, arch, regime (default: the standard one) and seed.
+
+    Ids ``{tag}-{norm}-{key}[-{regime}][@dataset/arch]``; ``text`` may use {norm}, {regime}, {metric} and {tol};
+    ``paper``: norm → the paper's number. ``view`` is the study's StudyView."""
+    if "none" not in view.norms:
+        return []
+    regimes = regimes if regimes is not None else ([view.std] if view.std else [])
+    norms = [n for n in (norms or sort_norms(view.norms)) if n in view.norms and n != "none"]
+    out = []
+    for ds in view.datasets:
+        for arch in view.archs:
+            sfx, tsfx = view.where(ds, arch)
+            for regime in regimes:
+                for norm in norms:
+                    cid = f"{tag}-{norm}-{key}" + (f"-{regime}" if regime_in_id else "") + sfx
+                    t = text.format(norm=norm_label(norm), regime=regime_label(regime), metric=metric.text,
+                                    tol=tol_text(metric.key, tol)) + tsfx
+                    out.append(pair(cid, view.key, t, metric, cell(ds, arch, norm, regime),
+                                    cell(ds, arch, "none", regime), direction, tol, (paper or {}).get(norm, "")))
+    return out
+
+
+@dataclass(kw_only=True)
+class Level(Claim):
+    """One cell against a fixed level: Δ = v(cell) − threshold."""
+
+    of: Metric
+    cell: dict[str, Any]
+    threshold: float
+
+    def measure(self, frames: Frames) -> Measured:
+        metrics = frames.get("metrics")
+        if metrics is None:
+            return _empty("metrics.csv not available")
+        v = self.of.values(metrics, self.cell)
+        if v.empty:
+            return _empty(f"no {self.metric} for {cell_text(self.cell)}")
+        return Measured(v - self.threshold, v, pd.Series(np.nan, index=v.index))
+
+
+def level(cid: str, study: str, text: str, metric: Metric, c: dict[str, Any], threshold: float,
+          paper: str = "") -> Level:
+    delta = f"{metric.text}[{cell_text(c)}] − {fmt_num(threshold)} per seed"
+    return Level(id=cid, study=study, text=text, metric=metric.key, direction="increase", delta=delta, paper=paper,
+                 of=metric, cell=c, threshold=threshold)
+
+
+@dataclass(kw_only=True)
+class Trajectory(Claim):
+    """Δ = v(last epoch) − v(first epoch) of one model (history.csv)."""
+
+    of: Metric
+    cell: dict[str, Any]
+    tables: ClassVar[tuple[str, ...]] = ("history",)
+
+    def measure(self, frames: Frames) -> Measured:
+        history = frames.get("history")
+        if history is None:
+            return _empty("history.csv not available")
+        col = self.of.name
+        if col not in history.columns:
+            return _empty(f"history.csv has no column {col}")
+        h = select(history, **{k: self.cell.get(k) for k in MODEL_KEYS})
+        h = h[h[col].notna()].sort_values("epoch")
+        if h.empty:
+            return _empty(f"no history for {cell_text(self.cell)}")
+        g = h.groupby("seed")
+        first, last = g[col].first().astype(float), g[col].last().astype(float)
+        keep = g["epoch"].max() > g["epoch"].min()
+        d = (last - first)[keep]
+        return Measured(d, last[keep], first[keep], "" if len(d) else "fewer than two epochs in the history")
+
+
+@dataclass(kw_only=True)
+class Rank(Claim):
+    """Δ_s = Spearman ρ between two metrics over ``cells`` of seed s."""
+
+    x: Metric
+    y: Metric
+    cells: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    def measure(self, frames: Frames) -> Measured:
+        metrics = frames.get("metrics")
+        if metrics is None:
+            return _empty("metrics.csv not available")
+        m = select(metrics, self.cells)
+        both = pd.concat({"x": self.x.per_seed(m), "y": self.y.per_seed(m)}, axis=1).dropna().reset_index()
+        if both.empty:
+            return _empty(f"no cell with both {self.x.name} and {self.y.name}")
+        rho = pd.Series({s: spearman(g["x"], g["y"], MIN_RANK_CELLS) for s, g in both.groupby("seed")},
+                        dtype=float).dropna()
+        nan = pd.Series(np.nan, index=rho.index)
+        return Measured(rho, nan, nan, "" if len(rho) else f"fewer than {MIN_RANK_CELLS} distinct cells per seed")
+
+
+@dataclass(kw_only=True)
+class Dominance(Claim):
+    """Δ = max over variants |v(variant) − v(base)| − |v(base) − v(reference)|, per seed."""
+
+    of: Metric
+    base: dict[str, Any]
+    variants: list[dict[str, Any]]
+    ref: dict[str, Any]
+
+    def measure(self, frames: Frames) -> Measured:
+        metrics = frames.get("metrics")
+        if metrics is None:
+            return _empty("metrics.csv not available")
+        base, ref = self.of.values(metrics, self.base), self.of.values(metrics, self.ref)
+        if base.empty or ref.empty:
+            missing = [cell_text(c) for c, s in ((self.base, base), (self.ref, ref)) if s.empty]
+            return _empty(f"no {self.metric} for {', '.join(missing)}")
+        moves = [(v - base).abs() for v in (self.of.values(metrics, c) for c in self.variants) if not v.empty]
+        if not moves:
+            return _empty(f"no {self.metric} for any variant")
+        factor = pd.concat(moves, axis=1).max(axis=1, skipna=True)
+        gap = (base - ref).abs()
+        d = (factor - gap).dropna()
+        return Measured(d, factor, gap, "" if len(d) else "no seed with the base, the variants and the reference")
+
+
+SOURCE = ["source_arch", "source_norm", "source_regime"]
+TARGET = ["target_arch", "target_norm", "target_regime"]
+
+
+@dataclass(kw_only=True)
+class Transfer(Claim):
+    """Mean rate over the targets of the treatment sources − that of the baseline sources, per seed.
+
+    ``treat`` / ``base``: column → value (or list of values) on transfer.csv (source_*, target_*, source_final,
+    source_epoch); ``group``: source columns matched between the two sides (Δ_s is the mean over the groups);
+    ``shared``: compare over the targets both sides have, neither source's own cell included; ``targets``:
+    target regimes to keep; ``value``: success_rate or error_rate."""
+
+    treat: dict[str, Any]
+    base: dict[str, Any]
+    dataset: str | None = None
+    group: tuple[str, ...] = ()
+    shared: bool = True
+    targets: list[str] | None = None
+    value: str = "success_rate"
+    tables: ClassVar[tuple[str, ...]] = ("transfer",)
+
+    def _rows(self, transfer: pd.DataFrame, cond: dict[str, Any]) -> pd.DataFrame:
+        t = transfer
+        for k, v in cond.items():
+            if k == "source_epoch":
+                t = t[np.isclose(t[k].astype(float), float(v))]
+            else:
+                t = select(t, **{k: v})
+        return t
+
+    def measure(self, frames: Frames) -> Measured:
+        transfer = frames.get("transfer")
+        if transfer is None:
+            return _empty("transfer.csv not available")
+        t = select(transfer, study=self.study, dataset=self.dataset, target_regime=self.targets)
+        t = t[t[self.value].notna()].assign(_v=lambda d: d[self.value].astype(float))
+        ta, tb = self._rows(t, self.treat), self._rows(t, self.base)
+        if ta.empty or tb.empty:
+            side, cond = ("treatment", self.treat) if ta.empty else ("baseline", self.base)
+            return _empty(f"no transfer rows for the {side} sources ({', '.join(f'{k}={v}' for k, v in cond.items())})")
+        group = list(self.group)
+        rows = {}
+        for seed in sorted(set(ta["seed"]) & set(tb["seed"])):
+            a_s, b_s = ta[ta["seed"] == seed], tb[tb["seed"] == seed]
+            vals = []
+            for key in ([tuple(k) for k in a_s[group].drop_duplicates().itertuples(index=False)] if group else [()]):
+                ga, gb = (select(x, **dict(zip(group, key))) for x in (a_s, b_s))
+                if ga.empty or gb.empty:
+                    continue
+                ma, mb = ga.groupby(TARGET)["_v"].mean(), gb.groupby(TARGET)["_v"].mean()
+                if self.shared:
+                    sources = pd.concat([ga[SOURCE], gb[SOURCE]]).drop_duplicates()
+                    own = {tuple(r) for r in sources.itertuples(index=False)}
+                    keep = [k for k in ma.index.intersection(mb.index) if tuple(k) not in own]
+                    if not keep:
+                        continue
+                    vals.append((float(ma.loc[keep].mean()), float(mb.loc[keep].mean())))
+                else:
+                    vals.append((float(ma.mean()), float(mb.mean())))
+            if vals:
+                rows[seed] = (np.mean([v[0] for v in vals]), np.mean([v[1] for v in vals]))
+        if not rows:
+            return _empty("no shared targets")
+        treat = pd.Series({s: v[0] for s, v in rows.items()}, dtype=float)
+        base = pd.Series({s: v[1] for s, v in rows.items()}, dtype=float)
+        return Measured(treat - base, treat, base)
+
+
+@dataclass(kw_only=True)
+class Unmeasured(Claim):
+    """A claim of the paper this pipeline does not measure: INCONCLUSIVE by construction."""
+
+    tables: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def rule(self) -> str:
+        return f"{UNMEASURED}: INCONCLUSIVE by construction"
+
+    def measure(self, frames: Frames) -> Measured:
+        return _empty(UNMEASURED)
+
+
+def _stats(s: pd.Series) -> tuple[float, float, float]:
+    s = pd.to_numeric(s, errors="coerce").dropna()
+    if s.empty:
+        return np.nan, np.nan, np.nan
+    return float(s.mean()), float(s.min()), float(s.max())
+
+
+def evaluate(claims: list[Claim], frames: Frames) -> pd.DataFrame:
+    """The claims table (columns :data:`COLUMNS`): each claim measured on ``frames`` and judged."""
+    rows = []
+    for c in claims:
+        m = c.measure(frames)
+        d = pd.to_numeric(m.diff, errors="coerce").astype(float)
+        d = d[np.isfinite(d)]
+        n = int(len(d))
+        v = verdict(d.values, c.direction, c.tol)
+        note = m.note
+        if v == INCONCLUSIVE and not note:
+            note = (f"fewer than {MIN_SEEDS} seeds" if n < MIN_SEEDS
+                    else "no difference on any seed" if bool((d == 0).all()) else "seeds disagree")
+        tm = _stats(m.treatment.reindex(d.index)) if n else (np.nan,) * 3
+        bm = _stats(m.baseline.reindex(d.index)) if n else (np.nan,) * 3
+        dm = _stats(d)
+        rows.append({
+            "id": c.id, "study": c.study, "claim": c.text, "rule": c.rule, "metric": c.metric,
+            "direction": c.direction, "tolerance": c.tol,
+            "treatment_mean": tm[0], "treatment_min": tm[1], "treatment_max": tm[2],
+            "baseline_mean": bm[0], "baseline_min": bm[1], "baseline_max": bm[2],
+            "mean_diff": dm[0], "min_diff": dm[1], "max_diff": dm[2], "n_seeds": n,
+            "paper": c.paper, "verdict": v, "note": note,
+        })
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def find_claim(claims: pd.DataFrame, ids: list[str]) -> pd.Series | None:
+    """The first claims row among ``ids`` that has a measured difference."""
+    for cid in ids:
+        hit = claims[claims["id"] == cid]
+        if len(hit) and np.isfinite(float(hit["mean_diff"].iloc[0])):
+            return hit.iloc[0]
+    return None
+
+
+def change_phrase(row: pd.Series | None, what: str) -> str:
+    """'lowered WHAT by 24.8 points' (or raised / left unchanged) from a claims row."""
+    if row is None or not np.isfinite(float(row["mean_diff"])):
+        return ""
+    pct = metric_is_percent(row["metric"])
+    v = float(row["mean_diff"]) * (100 if pct else 1)
+    digits = 1 if pct else 3
+    if round(v, digits) == 0:
+        return f"left {what} unchanged"
+    return f"{'raised' if v > 0 else 'lowered'} {what} by {abs(v):.{digits}f}{' points' if pct else ''}"
+
+
+def read_claims(path) -> pd.DataFrame:
+    """A claims CSV with every column typed (numbers parsed, missing text empty)."""
+    df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN"])
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"claims file {path} lacks column(s) {', '.join(missing)} (rerun the claims step)")
+    for c in NUMERIC:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    for c in set(COLUMNS) - set(NUMERIC):
+        df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else str(v))
+    return df

@@ -1,0 +1,150 @@
+"""The work a config asks for: the cells, datasets and transfer jobs of its enabled studies.
+
+A *cell* is one trained model, ``{dataset}/{arch}/{norm}/{regime}/s{seed}``. The DAG trains the union of the
+enabled studies' cells, once each, plus the cells derived datasets are made with. Everything here reads the
+config only (no data, no torch): the workflow plans with it, and the analysis selects a study's rows with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CELL_KEYS = ("dataset", "arch", "norm", "regime", "seed")
+DESIGNS = ("factorial", "one_at_a_time")
+
+
+def enabled_studies(config: dict) -> dict:
+    """Study name → config entry of every study not switched off (``enabled: false``), in config order."""
+    return {n: s for n, s in (config.get("studies") or {}).items() if isinstance(s, dict) and s.get("enabled", True)}
+
+
+def study_datasets(study: dict) -> list[str]:
+    """A study's datasets: ``dataset`` is one name or a list of names (E3 trains on several)."""
+    d = study.get("dataset")
+    if d is None:
+        return []
+    return [str(d)] if isinstance(d, str) else [str(x) for x in d]
+
+
+def study_pairs(study: dict) -> list[tuple[str, str]]:
+    """(arch, regime) pairs of a study.
+
+    ``design: factorial`` (default): every arch × regime. ``design: one_at_a_time`` (E6): the base pair
+    (archs[0], regimes[0]), each other arch with regimes[0], and each other regime with archs[0]."""
+    archs = [str(a) for a in study.get("archs", [])]
+    regimes = [str(r) for r in study.get("regimes", [])]
+    if not archs or not regimes:
+        return []
+    if study.get("design", "factorial") == "one_at_a_time":
+        return [(archs[0], regimes[0])] + [(a, regimes[0]) for a in archs[1:]] + [(archs[0], r) for r in regimes[1:]]
+    return [(a, r) for a in archs for r in regimes]
+
+
+def study_cells(config: dict, study: dict) -> list[dict]:
+    """The cells of one study, for every seed of the config."""
+    return [dict(dataset=d, arch=a, norm=str(n), regime=r, seed=seed)
+            for d in study_datasets(study) for a, r in study_pairs(study) for n in study.get("norms", [])
+            for seed in config.get("seeds", [0])]
+
+
+def study_models(study: dict) -> list[tuple[str, str, str, str]]:
+    """The (dataset, arch, norm, regime) of a study, seeds left out, each once, in design order."""
+    return list(dict.fromkeys((d, a, str(n), r) for d in study_datasets(study) for a, r in study_pairs(study)
+                              for n in study.get("norms", [])))
+
+
+def transfer_jobs(config: dict) -> list[dict]:
+    """Every transfer job of the enabled studies with a ``transfer`` block: one per (study, source cell,
+    source epoch). Targets: the study's cells whose regime is a target regime, same dataset and seed.
+    Early-stopped sources (``source_epochs``) are the saved epochs of those target-regime cells.
+
+    Each job: {study, source (cell), epoch (None: the final model), targets (cells), attack}."""
+    jobs = []
+    for name, s in enabled_studies(config).items():
+        t = s.get("transfer")
+        if not t:
+            continue
+        cells_ = study_cells(config, s)
+        attack = t.get("attack") or config["transfer"]["attack"]
+        for src in cells_:
+            targets = [c for c in cells_ if c["regime"] in t["targets"]
+                       and c["dataset"] == src["dataset"] and c["seed"] == src["seed"]]
+            epochs = [None] + (list(t.get("source_epochs") or []) if src["regime"] in t["targets"] else [])
+            for e in epochs:
+                jobs.append(dict(study=name, source=src, epoch=e, targets=targets, attack=attack))
+    return jobs
+
+
+def saved_epochs(config: dict) -> list[int]:
+    """The epochs whose weights training keeps: training.save_epochs and every enabled study's early-stopped
+    transfer sources (``transfer.source_epochs``)."""
+    out = set(config["training"].get("save_epochs") or [])
+    for s in enabled_studies(config).values():
+        out |= set((s.get("transfer") or {}).get("source_epochs") or [])
+    return sorted(out)
+
+
+def derived_source(config: dict, name: str) -> dict:
+    """The cell (seed included) whose model a derived dataset is made with; its dataset defaults to the
+    first non-derived ancestor of the derived dataset's base."""
+    d = config["datasets"][name]
+    src = dict(d["source"])
+    if "dataset" not in src:
+        base = d["base"]
+        while config["datasets"][base].get("kind") == "derived":
+            base = config["datasets"][base]["base"]
+        src["dataset"] = base
+    return {k: src[k] for k in CELL_KEYS}
+
+
+def cells(config: dict) -> list[dict]:
+    """Every cell that an enabled study needs, once, in a stable order."""
+    seen, out = set(), []
+    for s in enabled_studies(config).values():
+        for c in study_cells(config, s):
+            key = tuple(c[k] for k in CELL_KEYS)
+            if key not in seen:
+                seen.add(key)
+                out.append(c)
+    return out
+
+
+def needed_datasets(config: dict) -> list[str]:
+    """The datasets the enabled studies train on, with every dataset a derived one is built from."""
+    out: list[str] = []
+
+    def add(name):
+        if name in out:
+            return
+        d = config["datasets"][name]
+        if d.get("kind") == "derived":
+            add(d["base"])
+            add(derived_source(config, name)["dataset"])
+        out.append(name)
+
+    for s in enabled_studies(config).values():
+        for name in study_datasets(s):
+            add(name)
+    return out
+
+
+def source_cells(config: dict) -> list[dict]:
+    """The cells that derived datasets are made with (trained even when no study lists them)."""
+    out = []
+    for name in needed_datasets(config):
+        if config["datasets"][name].get("kind") == "derived":
+            c = derived_source(config, name)
+            if c not in out:
+                out.append(c)
+    return out
+
+
+def trained_cells(config: dict) -> list[dict]:
+    """Every model the workflow trains: the studies' cells, then the derived datasets' source cells no study lists."""
+    own = cells(config)
+    return own + [c for c in source_cells(config) if c not in own]
+
+
+def cell_path(c: dict[str, Any]) -> str:
+    """The cell's path fragment: ``{dataset}/{arch}/{norm}/{regime}/s{seed}``."""
+    return f"{c['dataset']}/{c['arch']}/{c['norm']}/{c['regime']}/s{c['seed']}"

@@ -1,0 +1,74 @@
+"""E2: the trajectory claims, the per-epoch figure and the last-epoch table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import FIXTURE_TABLES, claim_row, figure_values, metrics_frame, read_csv, run_info, study_claims
+from normrobust.analysis.verdicts import INCONCLUSIVE, PASS
+
+E2 = {"e2_trajectories": {"dataset": "generated", "archs": ["cnn"], "norms": ["none", "bn"],
+                          "regimes": ["standard", "pgd_l2t"]}}
+
+
+def _history(ligs) -> pd.DataFrame:
+    return pd.DataFrame([dict(dataset="generated", arch="cnn", norm=n, regime="standard", seed=s, epoch=e, lr=0.1,
+                              train_loss=1.0, clean_acc=0.5, robust_acc=0.3, ligs=ligs(n, s, e), seconds=1.0)
+                         for n in ("none", "bn") for s in (0, 1) for e in (1, 2, 3)])
+
+
+def test_rf_first_is_the_ligs_trajectory():
+    hist = _history(lambda n, s, e: 0.95 - 0.1 * e if n == "bn" else 0.9 + 0.01 * e * (1 if s else -1))
+    df = study_claims("e2_trajectories", run_info(E2), metrics=metrics_frame([]), history=hist)
+    bn = claim_row(df, "E2-bn-rf-first")
+    assert bn["verdict"] == PASS and bn["mean_diff"] == pytest.approx(-0.2)
+    assert bn["paper"] == "LIGS ~1.0 → 0.59 (fig)"  # [B] Fig. 3's final BN LIGS, from E2's published numbers
+    assert claim_row(df, "E2-none-rf-first")["verdict"] == INCONCLUSIVE  # one seed rises, one falls
+
+
+def test_claims_quote_fig3_and_test_each_adversarial_regime():
+    df = study_claims("e2_trajectories", run_info(E2), metrics=metrics_frame([]), history=_history(lambda *a: 0.5))
+    assert claim_row(df, "E2-bn-std-robust")["paper"] == "BN 10 vs none 40, PGD-L2 0.25 (fig)"
+    assert claim_row(df, "E2-bn-std-ligs")["paper"] == "BN 0.59 vs none 0.79 (fig)"
+    adv = claim_row(df, "E2-bn-adv-robust")
+    assert adv["paper"] == "BN 79.5 vs none 77, PGD-L2 0.25 (fig)" and adv["direction"] == "small"
+
+
+def test_trajectories_panel_per_history_attack(mini):
+    bars, lines, text, fig = figure_values("trajectories", mini)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 4 and "PGD-L∞" in titles[1] and "PGD-L2" in titles[2] and "ε=0.25" in titles[2]
+    assert titles[3] == "LIGS"
+    h = read_csv(mini, "history")
+    x, y = lines["robust_acc_pgd_l2|cnn|pgd_linf|bn"]
+    d = h[(h["norm"] == "bn") & (h["regime"] == "pgd_linf")].groupby("epoch")["robust_acc_pgd_l2"].mean()
+    np.testing.assert_allclose(x, d.index.to_numpy(float))
+    np.testing.assert_allclose(y, d.to_numpy() * 100)
+
+
+def test_trajectories_on_the_fixtures():
+    _, lines, _, _ = figure_values("trajectories", FIXTURE_TABLES)
+    h = read_csv(FIXTURE_TABLES, "history")
+    d = h[(h["dataset"] == "generated") & (h["norm"] == "none") & (h["regime"] == "standard") & (h["arch"] == "cnn")]
+    exp = d.groupby("epoch")["robust_acc_pgd_l2"].mean().to_numpy() * 100
+    np.testing.assert_allclose(lines["robust_acc_pgd_l2|cnn|standard|none"][1], exp)
+
+
+def test_last_epoch_table():
+    from normrobust.analysis.study_view import StudyView
+    from normrobust.analysis.tables import read_run_info, read_table
+    from normrobust.studies import e2_trajectories
+
+    frames = {t: read_table(FIXTURE_TABLES, t) for t in ("metrics", "history")}
+    view = StudyView.of(read_run_info(FIXTURE_TABLES), "e2_trajectories")
+    written = {}
+    out = e2_trajectories.section(view, frames, lambda name, tex: written.setdefault(name, tex))
+    h = frames["history"]
+    h = h[(h["dataset"] == "generated") & (h["arch"] == "cnn") & (h["norm"] == "bn") & (h["regime"] == "standard")]
+    last = h[h["epoch"] == h["epoch"].max()]["robust_acc_pgd_l2"]
+    text = written["history_e2_trajectories"]
+    row = next(line for line in text.splitlines() if line.startswith(" & BN"))  # standard, BN
+    assert f"${last.mean() * 100:.1f} \\pm {last.std(ddof=1) * 100:.1f}$" in row
+    assert "PGD-L2 $\\varepsilon$=0.25" in text and out["n_epochs"] == int(h["epoch"].max())
