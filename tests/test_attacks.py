@@ -460,6 +460,7 @@ def test_attack_mode_bad_mode():
 # ------------------------------------------------------------------------------------------
 # device handling (only where a GPU exists)
 # ------------------------------------------------------------------------------------------
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_with_cpu_generator_matches_cpu(trained):
     model, x, y = trained

@@ -67,3 +67,18 @@ def test_tables_and_summary(tiny):
     md = bench.summarize(out.parent)
     assert "| name | arch |" in md and "cpu-tiny" in md and "ligs_throughput" in md
     assert "python -m normrobust.bench --tiny" in md
+
+
+@pytest.mark.slow
+def test_pipeline_with_one_and_three_slots_on_the_cpu(tmp_path):
+    """scripts/gpu-check.sh's third step, in its CPU mode: two short runs of the pipeline, one record. The speed-up
+    is not asserted (no lease on the CPU: only the number of concurrent jobs differs)."""
+    from normrobust import bench_pipeline
+
+    out = tmp_path / "cpu-pipeline-20000101-000000.json"
+    assert bench_pipeline.main(["--cpu", "--out", str(out)]) == 0
+    (rec,) = json.loads(out.read_text())
+    assert KEYS <= set(rec) and rec["name"] == "pipeline_throughput" and rec["unit"] == "cells/min"
+    assert [r["slots"] for r in rec["runs"]] == [1, 3] and all(r["cells"] == 4 for r in rec["runs"])
+    assert math.isclose(rec["ratio"], rec["ours"] / rec["reference"], rel_tol=1e-12)
+    assert "pipeline" in bench.table([rec])

@@ -30,11 +30,12 @@ def test_default_dag_has_every_stage_and_one_training_job_per_cell(root, tmp_pat
     n_cells = len(cells.cells(cfg))
     assert n_cells >= 5 * 2 * 2
     assert set(cells.enabled_studies(cfg)) == set(STUDIES), "the default config enables every study"
-    # every cell once, plus the derived datasets' source models when no study lists them
-    assert counts["train"] == n_cells + len([c for c in cells.source_cells(cfg) if c not in cells.cells(cfg)])
-    assert counts["evaluate"] == n_cells
+    # one job per cell without its seed (it trains every seed), the derived datasets' source models included
+    models = {cells.model_path(c) for c in cells.trained_cells(cfg)}
+    assert counts["train"] == len(models) == n_cells // len(cfg["seeds"])
+    assert counts["evaluate"] == len({cells.model_path(c) for c in cells.cells(cfg)})
     jobs = cells.transfer_jobs(cfg)
-    assert counts["transfer"] == len(jobs)
+    assert counts["transfer"] == len(jobs) // len(cfg["seeds"])
     assert {j["study"] for j in jobs} == {"e9_transfer", "e10_fgsm"}
     assert any(j["epoch"] == 1 for j in jobs), "E9's early-stopped sources"
     assert all(t["regime"] == "standard" for j in jobs if j["study"] == "e9_transfer" for t in j["targets"])
@@ -58,8 +59,9 @@ def test_disabled_study_drops_its_jobs(root, tmp_path):
     r = dry_run(root, tmp_path, "--configfile", str(off))
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
-    assert counts["transfer"] == len([j for j in cells.transfer_jobs(config.load(root / "config.yaml"))
-                                      if j["study"] == "e10_fgsm"])
+    cfg = config.load(root / "config.yaml")
+    assert counts["transfer"] == len([j for j in cells.transfer_jobs(cfg) if j["study"] == "e10_fgsm"]) // len(
+        cfg["seeds"])  # a job handles every seed of its source cell
     assert counts["figure"] == len(FIGURE_STUDY) - len(STUDIES["e9_transfer"].FIGURES)
     off.write_text("studies:\n  e3_disentangled: {enabled: false}\n  e4_conflict: {enabled: false}\n")
     counts = job_counts(dry_run(root, tmp_path, "--configfile", str(off)).stdout)
@@ -163,3 +165,37 @@ def test_editing_one_figure_function_redraws_that_figure_only(tmp_path):
     r = snakemake_in(repo, wd, "-n", "figures")
     assert sorted(re.findall(r"wildcards: figure=(\w+)", r.stdout + r.stderr)) == ["fgsm", "transfer_heatmap",
                                                                                "transfer_sources"]
+
+
+def test_paper_preset_measures_per_epoch_only_what_a_study_reads(root):
+    """History settings belong to the studies that read them: E2's cells keep [B]'s full per-epoch measurement,
+    every other cell's per-epoch work falls (only the loss and clean accuracy)."""
+    from normrobust.studies import HISTORY_READS
+
+    with open(root / "config.yaml") as f:
+        cfg = yaml.safe_load(f)
+    with open(root / "workflow" / "presets" / "paper-cifar10.yaml") as f:
+        preset = yaml.safe_load(f)
+
+    def merge(a, b):
+        for k, v in b.items():
+            a[k] = merge(a.get(k) or {}, v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+        return a
+
+    cfg = config.validate(merge(cfg, preset))
+    needs = cells.history_needs(cfg, HISTORY_READS)
+    full = cells.history_passes({**cfg["training"]["history"], "ligs": True})
+    e2 = set(cells.study_models(cfg["studies"]["e2_trajectories"]))
+    before = after = 0
+    for c in cells.trained_cells(cfg):
+        model = tuple(c[k] for k in cells.MODEL_KEYS)
+        hist = cells.training_history(cfg, needs.get(model, set()))
+        passes = cells.history_passes(hist)
+        before, after = before + full, after + passes
+        if model in e2:
+            assert hist == {**cfg["training"]["history"], "ligs": True} and passes == full, model
+        elif not needs.get(model):
+            assert passes < full and "attack" not in hist and not hist["ligs"], model
+    epochs = cfg["training"]["epochs"]
+    print(f"paper preset, per-epoch history: {before * epochs:.3g} image passes before, {after * epochs:.3g} after")
+    assert after < before / 2

@@ -62,11 +62,11 @@ print(json.dumps(cli.take_gpu_lease("train")))
 '''
 
 
-def child_env(tmp_path, devices, wait=60):
+def child_env(tmp_path, devices, wait=60, slots=1):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env.pop(gpu.LEASE_ENV, None)
     env.update(CUDA_VISIBLE_DEVICES=devices, NORMROBUST_LOCK_DIR=str(tmp_path / "locks"),
-               NORMROBUST_GPU_WAIT=str(wait),
+               NORMROBUST_GPU_WAIT=str(wait), NORMROBUST_GPU_SLOTS=str(slots),
                PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT / "src"), env.get("PYTHONPATH", "")]))
     return env
 
@@ -79,11 +79,11 @@ class Probes:
         self.tmp = tmp_path
         self.procs = {}
 
-    def start(self, name, devices, peers=(), wait=60):
+    def start(self, name, devices, peers=(), wait=60, slots=1):
         with open(self.dir / f"{name}.err", "w") as err:  # the job's log
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-c", CHILD, name, str(self.dir), *peers],
-                env=child_env(self.tmp, devices, wait), stdout=subprocess.DEVNULL, stderr=err)
+                env=child_env(self.tmp, devices, wait, slots), stdout=subprocess.DEVNULL, stderr=err)
         return self.procs[name]
 
     def log(self, name):
@@ -158,6 +158,35 @@ def test_concurrent_jobs_get_different_devices_and_a_third_waits_for_a_free_one(
     assert f"leased device {c['lease']['device']}" in probes.go("c")
 
 
+def test_two_devices_with_three_slots_run_six_jobs_the_seventh_waits_and_sigkill_frees_a_slot(probes, tmp_path):
+    names = [f"j{i}" for i in range(6)]
+    for n in names:
+        probes.start(n, "0,1", peers=[p for p in names if p != n], slots=3)
+    leases = [probes.wait_for(n)["lease"] for n in names]
+    assert sorted((x["device"], x["slot"]) for x in leases) == [(d, k) for d in "01" for k in range(3)]
+    assert all(x["slots"] == 3 and x["lock"].endswith(f"gpu-{x['device']}-slot{x['slot']}.lock") for x in leases)
+    probes.start("seventh", "0,1", slots=3)
+    probes.wait_for_log("seventh", "all 2 devices × 3 slots are leased")
+    time.sleep(1.5)  # past a retry: still waiting
+    assert not (probes.dir / "seventh.json").exists() and probes.procs["seventh"].poll() is None
+    victim = probes.procs["j4"]
+    os.kill(victim.pid, signal.SIGKILL)  # the kernel drops its lock: its slot is free again
+    victim.wait(timeout=10)
+    got = probes.wait_for("seventh", timeout=15)["lease"]
+    assert (got["device"], got["slot"]) == (leases[4]["device"], leases[4]["slot"])
+    assert f"slot {got['slot']} of 3" in probes.log("seventh")
+    for n in names:
+        if n != "j4":
+            probes.go(n)
+    probes.go("seventh")
+
+
+def test_bad_slot_count_stops_naming_the_setting(tmp_path):
+    env = child_env(tmp_path, "0", wait=0, slots=0)
+    r = subprocess.run([sys.executable, "-c", ACQUIRE], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "NORMROBUST_GPU_SLOTS='0'" in r.stderr and "gpu_slots" in r.stderr
+
+
 def test_a_job_killed_with_sigkill_releases_its_device(probes, tmp_path):
     holder = probes.start("k", "0")
     k = probes.wait_for("k")
@@ -222,7 +251,7 @@ def test_uuids_are_leased_and_the_holder_pid_is_written(clean):
     os.environ["CUDA_VISIBLE_DEVICES"] = "GPU-aaaa-1111,GPU-bbbb-2222"
     lease = gpu.acquire()
     assert lease["device"] == "GPU-aaaa-1111" == os.environ["CUDA_VISIBLE_DEVICES"]
-    assert (clean / "gpu-GPU-aaaa-1111.lock").read_text().split()[0] == str(os.getpid())
+    assert (clean / "gpu-GPU-aaaa-1111-slot0.lock").read_text().split()[0] == str(os.getpid())
     assert gpu.acquire() == lease, "a second call keeps the lease it has"
 
 
@@ -251,7 +280,7 @@ def test_snakemake_puts_overlapping_gpu_jobs_on_different_devices(tmp_path):
     jobs = []
     for c in cells:
         lease = torch.load(wd / "results" / "models" / c / "model.pt", weights_only=True)["lease"]
-        log = wd / "results" / "logs" / "train" / f"{c}.log"
+        log = wd / "results" / "logs" / "train" / f"{c.rsplit('/', 1)[0]}.log"  # a job trains every seed
         assert lease["source"] == "lease" and lease["candidates"] == ["0", "1"], lease
         assert f"leased device {lease['device']}" in log.read_text()
         # run time: from taking the lease to the log's last write ("done: ...")

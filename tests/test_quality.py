@@ -167,21 +167,32 @@ def test_limitations_name_failed_claims_and_missing_studies():
 # ------------------------------------------------------------------------------------------- costs
 
 def test_costs_table_from_benchmark_files_and_job_gpu_memory(tmp_path):
-    cell = "gen/cnn/bn/standard/s0"
+    """A job handles every seed of a cell: its benchmark file is the cell's (no seed); its GPU memory the largest of
+    its seeds'."""
+    model = "gen/cnn/bn/standard"
     bench = []
     for rule, s in (("train", 12.5), ("evaluate", 3.0)):
-        p = tmp_path / "results" / "benchmarks" / rule / f"{cell}.tsv"
+        p = tmp_path / "results" / "benchmarks" / rule / f"{model}.tsv"
         p.parent.mkdir(parents=True)
         p.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
                      f"{s}\t0:00:12\t812.5\t900\t1\t1\t0\t0\t90\t{s * 0.9}\n")
         bench.append(str(p))
-    m = tmp_path / "results" / "eval" / cell / "metrics.json"
-    doc = {"cell": {}, "rows": [], "peak_gpu_mem_mib": 321.0, "train_peak_gpu_mem_mib": 2048.0}
-    costs = aggregate.costs_table(bench, {str(m): doc}, {})
+    t = tmp_path / "results" / "benchmarks" / "transfer" / model / "transfer" / "e9_transfer" / "final.tsv"
+    t.parent.mkdir(parents=True)
+    t.write_text((tmp_path / "results" / "benchmarks" / "evaluate" / f"{model}.tsv").read_text())
+    bench.append(str(t))
+    docs = {str(tmp_path / "results" / "eval" / model / f"s{s}" / "metrics.json"):
+            {"cell": {}, "rows": [], "peak_gpu_mem_mib": 300.0 + s, "train_peak_gpu_mem_mib": 2048.0 - s}
+            for s in (0, 1)}
+    transfers = {str(tmp_path / "results" / "eval" / model / "s1" / "transfer" / "e9_transfer" / "final.json"):
+                 {"peak_gpu_mem_mib": 77.0}}
+    costs = aggregate.costs_table(bench, docs, transfers)
     got = costs.set_index("rule")
-    assert got.loc["train", "wall_s"] == 12.5 and got.loc["train", "target"] == cell
+    assert got.loc["train", "wall_s"] == 12.5 and got.loc["train", "target"] == model
     assert got.loc["train", "max_rss_mib"] == 812.5 and got.loc["train", "peak_gpu_mem_mib"] == 2048.0
-    assert got.loc["evaluate", "peak_gpu_mem_mib"] == 321.0
+    assert got.loc["evaluate", "peak_gpu_mem_mib"] == 301.0
+    assert got.loc["transfer", "target"] == f"{model}/transfer/e9_transfer/final"
+    assert got.loc["transfer", "peak_gpu_mem_mib"] == 77.0
     tex = costs_table(costs)
     assert "\\texttt{train} & 1 & 0.2 & 12.5 & 12.5 & 812 & 2,048" in tex
     assert "no benchmark records" in costs_table(costs.iloc[:0])

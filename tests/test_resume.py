@@ -52,7 +52,7 @@ def test_sigkill_mid_training_then_rerun_incomplete_matches_an_uninterrupted_run
     assert snakemake(root, killed, "--unlock").returncode == 0
     r = snakemake(root, killed, "--rerun-incomplete")
     assert r.returncode == 0, r.stderr[-3000:]
-    log = (killed / "results/logs/train/generated/cnn/bn/pgd_linf/s0.log").read_text()
+    log = (killed / "results/logs/train/generated/cnn/bn/pgd_linf.log").read_text()
     assert f"resuming after epoch {last}" in log
 
     a = torch.load(full / CELL / "model.pt", weights_only=True)["state_dict"]

@@ -242,7 +242,7 @@ def test_a_requeued_training_job_resumes(cluster, run):
     job_id = requeued["job"]
     assert _submitted(out)[("train", "none")] == job_id
     assert int(cluster.job(job_id).get("Restarts", 0)) >= 1, "SLURM restarted the job"
-    log = (wd / "results/logs/train/generated/cnn/none/standard/s0.log").read_text()
+    log = (wd / "results/logs/train/generated/cnn/none/standard.log").read_text()
     resumed = re.search(r"resuming after epoch [1-9]\d*", log)
     assert resumed, log[-2000:]
     epochs = [line.split(",")[0] for line in (cell_dir["none"] / "history.csv").read_text().splitlines()[1:]]

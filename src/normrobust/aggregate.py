@@ -78,20 +78,22 @@ def _bench_key(path: str | Path) -> tuple[str, str]:
 
 
 def _gpu_mem(docs: dict[str, dict], key: str) -> dict[str, float]:
-    """Peak GPU memory (MiB) each job recorded in its own output (path → contents), keyed like the job's
-    benchmark file: the path under results/eval/ without the suffix for a transfer job
-    ({cell}/transfer/{study}/{source}), the cell's path ({dataset}/{arch}/{norm}/{regime}/s{seed}) otherwise."""
-    out = {}
+    """Peak GPU memory (MiB) each job recorded, keyed like the job's benchmark file: a job handles every seed of one
+    cell, so the key is the cell's path without its seed ({dataset}/{arch}/{norm}/{regime}), for a transfer job
+    followed by /transfer/{study}/{source}; the largest over the job's seeds. ``docs``: per-seed JSON path →
+    contents."""
+    out: dict[str, float] = {}
     for f, d in docs.items():
         v = d.get(key)
         if v is None:
             continue
         parts = Path(f).with_suffix("").parts
         if "transfer" in parts[:-1]:
-            i = len(parts) - 1 - parts[::-1].index("transfer")
-            out["/".join(parts[i - 5:])] = float(v)
+            i = len(parts) - 1 - parts[::-1].index("transfer")  # .../{model}/s{seed}/transfer/{study}/{source}
+            k = "/".join(parts[i - 5:i - 1] + parts[i:])
         else:
-            out["/".join(Path(f).parent.parts[-5:])] = float(v)
+            k = "/".join(Path(f).parent.parts[-5:-1])
+        out[k] = max(out.get(k, float("-inf")), float(v))
     return out
 
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 CELL_KEYS = ("dataset", "arch", "norm", "regime", "seed")
+MODEL_KEYS = CELL_KEYS[:4]  # a cell without its seed: what one training job trains, for every seed
 DESIGNS = ("factorial", "one_at_a_time")
+#: per-epoch measurements a study may read from history.csv (its module's HISTORY); clean accuracy and the
+#: training loss are always recorded (cheap: one forward pass over training.history.n_test images)
+HISTORY_MEASUREMENTS = ("robust", "ligs")
 
 
 def enabled_studies(config: dict) -> dict:
@@ -145,6 +149,41 @@ def trained_cells(config: dict) -> list[dict]:
     return own + [c for c in source_cells(config) if c not in own]
 
 
+def history_needs(config: dict, reads: dict[str, tuple[str, ...]]) -> dict[tuple[str, ...], set[str]]:
+    """(dataset, arch, norm, regime) → the per-epoch measurements the enabled studies that train it read from
+    history.csv. ``reads``: study key → its HISTORY (normrobust.studies); a cell no study reads the trajectory of
+    maps to the empty set."""
+    out: dict[tuple[str, ...], set[str]] = {}
+    for name, s in enabled_studies(config).items():
+        for model in study_models(s):
+            out.setdefault(model, set()).update(reads.get(name, ()))
+    return out
+
+
+def training_history(config: dict, needs: set[str]) -> dict[str, Any]:
+    """The ``training.history`` block one cell trains with: the config's, less what no study reads of this cell
+    (``robust``: the history attack and the extra attacks; ``ligs``)."""
+    hist = dict(config["training"].get("history") or {})
+    if "robust" not in needs:
+        hist.pop("attack", None)
+        hist.pop("extra_attacks", None)
+    hist["ligs"] = "ligs" in needs
+    return hist
+
+
+def history_passes(history: dict[str, Any]) -> int:
+    """Images through the network per epoch for a history block (a forward or a backward pass of one image counts
+    one): clean accuracy 1; a k-step attack 2k + 1 (FGSM: k = 1); LIGS 4 (gradients at x and x + v)."""
+    attacks = [history.get("attack")] + list((history.get("extra_attacks") or {}).values())
+    per_image = 1 + sum(2 * (a.get("steps", 1) if a.get("type") == "pgd" else 1) + 1 for a in attacks if a)
+    return int(history.get("n_test", 0)) * (per_image + (4 if history.get("ligs") else 0))
+
+
 def cell_path(c: dict[str, Any]) -> str:
     """The cell's path fragment: ``{dataset}/{arch}/{norm}/{regime}/s{seed}``."""
-    return f"{c['dataset']}/{c['arch']}/{c['norm']}/{c['regime']}/s{c['seed']}"
+    return f"{model_path(c)}/s{c['seed']}"
+
+
+def model_path(c: dict[str, Any]) -> str:
+    """The path fragment of a cell without its seed (one training job): ``{dataset}/{arch}/{norm}/{regime}``."""
+    return "/".join(str(c[k]) for k in MODEL_KEYS)

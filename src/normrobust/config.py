@@ -207,6 +207,9 @@ def _check_derived(config: dict) -> None:
             seen.append(base)
             base = ds[base]["base"]
         src = derived_source(config, name)
+        if src["seed"] not in config["seeds"]:  # a training job trains every seed of the config's seeds
+            raise ConfigError(f"{where}.source.seed: {src['seed']} is not one of the config's seeds (allowed: "
+                              f"{', '.join(map(str, config['seeds']))})")
         if ds[src["dataset"]].get("kind") == "derived":
             raise ConfigError(f"{where}.source.dataset: '{src['dataset']}' is derived; the source model must be "
                               f"trained on a real or generated dataset")

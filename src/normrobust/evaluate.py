@@ -22,14 +22,19 @@ from .utils import log, pick_device, save_json, seeded_generator, set_threads
 
 
 def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto") -> dict:
+    """Every metric of one trained cell (its ``model.pt``) on the prepared dataset ``data_path``."""
     device = pick_device(device_name)
+    return evaluate_cell(model_path, load_prepared(data_path, device), ev, device)
+
+
+def evaluate_cell(model_path: str, data: dict, ev: dict, device) -> dict:
+    """Every metric of one trained cell on ``data`` (a prepared dataset already on ``device``)."""
     state = read_model_file(model_path, device)
     model, settings, meta = load_model(model_path, device, state)
     fcfg = fast.resolve(ev.get("fast"), device, settings["cell"]["norm"])
     fast.setup(device)
     model = fast.wrap(model, fcfg, device)  # on the CPU by default: the model itself (plain fp32)
     seed = settings["cell"]["seed"]
-    data = load_prepared(data_path, device)
     n, bs = ev["n_test"], fast.eval_batch(fcfg, ev.get("batch_size", 512))
     x, y = to_float(data["test"]["x"][:n]), data["test"]["y"][:n]
     t0 = time.perf_counter()
@@ -82,13 +87,19 @@ def _device_name(device) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="normrobust evaluate", description=__doc__)
-    p.add_argument("--model", required=True, help="the cell's model.pt")
+    p.add_argument("--model", required=True, nargs="+", help="the cells' model.pt (the seeds of a cell, say)")
     p.add_argument("--data", required=True, help="prepared dataset file")
     p.add_argument("--settings", required=True, help="the config's evaluation block, as JSON")
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", required=True, help="output JSON")
+    p.add_argument("--out", required=True, nargs="+", help="output JSON, one per --model")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
+    if len(a.out) != len(a.model):
+        raise SystemExit(f"--out: {len(a.out)} files for {len(a.model)} models (one output per --model)")
     set_threads(a.threads)
-    save_json(evaluate(a.model, a.data, json.loads(a.settings), a.device), a.out)
+    device = pick_device(a.device)
+    data = load_prepared(a.data, device)  # once for every model
+    ev = json.loads(a.settings)
+    for model, out in zip(a.model, a.out):
+        save_json(evaluate_cell(model, data, ev, device), out)
     return 0

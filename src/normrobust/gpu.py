@@ -1,7 +1,7 @@
-"""One GPU per job: an exclusive lease on a device, taken before CUDA starts.
+"""A GPU slot per job: an exclusive lease on one of a device's slots, taken before CUDA starts.
 
 Snakemake's ``--resources gpu=N`` only counts GPU jobs; it never says *which* device a job
-should use. So each GPU command (train, evaluate, transfer) calls :func:`acquire` first
+should use. So each GPU command (train, evaluate, transfer, derive-data) calls :func:`acquire` first
 (``python -m normrobust`` does it before importing the command's module):
 
 - under SLURM (``SLURM_JOB_ID`` set) the scheduler's binding is used as is: no lease, and
@@ -9,11 +9,13 @@ should use. So each GPU command (train, evaluate, transfer) calls :func:`acquire
 - otherwise the candidates are the entries of an inherited ``CUDA_VISIBLE_DEVICES`` (ids or
   UUIDs; empty means no GPU), else every GPU present (counted with ``nvidia-smi -L`` or
   ``/proc/driver/nvidia/gpus``, without initialising CUDA); with none, nothing changes;
-- for each candidate it tries a non-blocking exclusive ``flock`` on
-  ``<lock dir>/gpu-<id>.lock`` (lock dir: ``$NORMROBUST_LOCK_DIR``, else
+- every device has ``$NORMROBUST_GPU_SLOTS`` slots (default 1; the workflow sets it from the config key
+  ``gpu_slots``): up to that many jobs share a device. Slot by slot (slot 0 of every device first, so
+  jobs spread over the devices), it tries a non-blocking exclusive ``flock`` on
+  ``<lock dir>/gpu-<id>-slot<k>.lock`` (lock dir: ``$NORMROBUST_LOCK_DIR``, else
   ``/tmp/normrobust-gpu-locks-<uid>``). The file stays open for the life of the process,
   so the kernel drops the lock when the process ends, even on ``kill -9``. If every
-  candidate is held it polls every second (a line to stderr every 30 s) for up to
+  slot is held it polls every second (a line to stderr every 30 s) for up to
   ``$NORMROBUST_GPU_WAIT`` seconds (default 3600), then stops with the holders' pids;
 - it sets ``CUDA_VISIBLE_DEVICES`` to the leased device, so inside the job that device is
   ``cuda:0``, and records the lease (:func:`lease_info`, also ``$NORMROBUST_GPU_LEASE`` as
@@ -37,6 +39,7 @@ import time
 LEASE_ENV = "NORMROBUST_GPU_LEASE"
 LOCK_DIR_ENV = "NORMROBUST_LOCK_DIR"
 WAIT_ENV = "NORMROBUST_GPU_WAIT"
+SLOTS_ENV = "NORMROBUST_GPU_SLOTS"
 DEFAULT_WAIT_S = 3600.0
 POLL_S = 1.0
 LOG_EVERY_S = 30.0
@@ -57,9 +60,24 @@ def lock_dir() -> str:
     return os.environ.get(LOCK_DIR_ENV) or f"/tmp/normrobust-gpu-locks-{os.getuid()}"
 
 
-def lock_path(device: str, directory: str | None = None) -> str:
+def lock_path(device: str, directory: str | None = None, slot: int = 0) -> str:
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", device)
-    return os.path.join(directory or lock_dir(), f"gpu-{safe}.lock")
+    return os.path.join(directory or lock_dir(), f"gpu-{safe}-slot{slot}.lock")
+
+
+def slots_per_device() -> int:
+    """How many jobs may share one device (``$NORMROBUST_GPU_SLOTS``, default 1)."""
+    raw = os.environ.get(SLOTS_ENV)
+    if raw in (None, ""):
+        return 1
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise SystemExit(f"{SLOTS_ENV}={raw!r}: the GPU slots per device must be an integer >= 1 (config key "
+                         f"gpu_slots)")
+    return n
 
 
 def present_devices() -> list[str]:
@@ -95,8 +113,8 @@ def _wait_limit() -> float:
         raise SystemExit(f"{WAIT_ENV}={raw!r} is not a number of seconds") from None
 
 
-def _try_lock(device: str, directory: str) -> int | None:
-    path = lock_path(device, directory)
+def _try_lock(device: str, directory: str, slot: int) -> int | None:
+    path = lock_path(device, directory, slot)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -111,15 +129,16 @@ def _try_lock(device: str, directory: str) -> int | None:
     return fd
 
 
-def _holders(devices: list[str], directory: str) -> str:
+def _holders(devices: list[str], directory: str, slots: int) -> str:
     parts = []
     for d in devices:
-        try:
-            with open(lock_path(d, directory)) as f:
-                pid = f.read().split()[0]
-        except (OSError, IndexError):
-            pid = "?"
-        parts.append(f"{d}: pid {pid}")
+        for k in range(slots):
+            try:
+                with open(lock_path(d, directory, k)) as f:
+                    pid = f.read().split()[0]
+            except (OSError, IndexError):
+                pid = "?"
+            parts.append(f"{d}" + (f" slot {k}" if slots > 1 else "") + f": pid {pid}")
     return ", ".join(parts)
 
 
@@ -155,29 +174,34 @@ def acquire() -> dict:
         why = "CUDA_VISIBLE_DEVICES is empty" if "CUDA_VISIBLE_DEVICES" in os.environ else "no GPU found"
         _log(f"gpu: {why}: no lease, running without a GPU")
         return _publish(_base("none", None))
-    directory = lock_dir()
+    directory, slots = lock_dir(), slots_per_device()
     os.makedirs(directory, exist_ok=True)
     limit, t0, last_log = _wait_limit(), time.monotonic(), None
+    held = f"{len(cands)} device{'s' if len(cands) != 1 else ''}" + (f" × {slots} slots" if slots > 1 else "")
     while True:
-        for d in cands:
-            fd = _try_lock(d, directory)
-            if fd is not None:
+        for k in range(slots):  # slot 0 of every device first: jobs spread over the devices
+            for d in cands:
+                fd = _try_lock(d, directory, k)
+                if fd is None:
+                    continue
                 _LOCK_FD = fd
                 waited = time.monotonic() - t0
                 os.environ["CUDA_VISIBLE_DEVICES"] = d
-                info = _base("lease", d, lock=lock_path(d, directory), candidates=cands,
+                info = _base("lease", d, slot=k, slots=slots, lock=lock_path(d, directory, k), candidates=cands,
                              acquired_at=time.time(), waited_s=round(waited, 3))
-                _log(f"gpu: leased device {d} of {','.join(cands)} ({info['lock']}, pid {os.getpid()}"
-                     f"{f', after waiting {waited:.0f}s' if waited >= 1 else ''}); CUDA_VISIBLE_DEVICES={d}")
+                _log(f"gpu: leased device {d} slot {k} of {slots} ({','.join(cands)}; {info['lock']}, pid "
+                     f"{os.getpid()}{f', after waiting {waited:.0f}s' if waited >= 1 else ''}); "
+                     f"CUDA_VISIBLE_DEVICES={d}")
                 return _publish(info)
         waited = time.monotonic() - t0
         if waited >= limit:
             raise LeaseTimeout(
-                f"gpu: no free device after {waited:.0f}s ({WAIT_ENV}={limit:g}): every candidate of "
-                f"CUDA_VISIBLE_DEVICES={','.join(cands)} is leased in {directory} ({_holders(cands, directory)}). "
-                f"Run with --resources gpu=N, N at most the number of devices, or remove stale holders.")
+                f"gpu: no free slot after {waited:.0f}s ({WAIT_ENV}={limit:g}): all {held} of "
+                f"CUDA_VISIBLE_DEVICES={','.join(cands)} are leased in {directory} "
+                f"({_holders(cands, directory, slots)}). Run with --resources gpu=N, N at most devices × gpu_slots, "
+                f"or remove stale holders.")
         if last_log is None or time.monotonic() - last_log >= LOG_EVERY_S:
-            _log(f"gpu: all {len(cands)} devices are leased ({_holders(cands, directory)}); "
+            _log(f"gpu: all {held} are leased ({_holders(cands, directory, slots)}); "
                  f"waiting (up to {limit:g}s, {WAIT_ENV})")
             last_log = time.monotonic()
         time.sleep(min(POLL_S, max(0.0, limit - waited)))

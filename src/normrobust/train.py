@@ -175,19 +175,21 @@ def fast_settings(settings: dict, device) -> dict:
 
 
 def measure(model, data: dict, settings: dict, epoch: int) -> dict:
-    """Per-epoch metrics on a fixed subset of the test set (eval mode)."""
+    """Per-epoch metrics on a fixed subset of the test set (eval mode): clean accuracy always; robust accuracy under
+    the history attack and the extra attacks, and LIGS, only where the cell's history block asks for them (a study
+    reads them: normrobust.cells.training_history)."""
     h = settings["training"]["history"]
     seed = settings["cell"]["seed"]
     x = to_float(data["test"]["x"][: h["n_test"]])
     y = data["test"]["y"][: h["n_test"]]
     dev = x.device
-    out = {
-        "clean_acc": metrics.accuracy(model, x, y),
-        "robust_acc": metrics.robust_accuracy(model, x, y, h["attack"],
-                                              generator=seeded_generator(seed, epoch, 4, device=dev)),
-        "ligs": metrics.ligs(model, x, y, sigma=settings.get("ligs_sigma", 0.01),
-                             generator=seeded_generator(seed, epoch, 5, device=dev))["ligs"],
-    }
+    out = {"clean_acc": metrics.accuracy(model, x, y)}
+    if h.get("attack"):
+        out["robust_acc"] = metrics.robust_accuracy(model, x, y, h["attack"],
+                                                    generator=seeded_generator(seed, epoch, 4, device=dev))
+    if h.get("ligs", True):
+        out["ligs"] = metrics.ligs(model, x, y, sigma=settings.get("ligs_sigma", 0.01),
+                                   generator=seeded_generator(seed, epoch, 5, device=dev))["ligs"]
     for k, (name, spec) in enumerate(sorted((h.get("extra_attacks") or {}).items())):
         out[f"robust_acc_{name}"] = metrics.robust_accuracy(
             model, x, y, spec, generator=seeded_generator(seed, epoch, 6 + k, device=dev))
@@ -195,6 +197,7 @@ def measure(model, data: dict, settings: dict, epoch: int) -> dict:
 
 
 def history_csv(rows: list[dict]) -> str:
+    """The history rows as CSV: the fixed columns (empty where not measured), then robust_acc_<name> columns."""
     buf = io.StringIO()
     extra = sorted({k for r in rows for k in r} - set(HISTORY_COLUMNS))
     cols = [*HISTORY_COLUMNS, *extra]
@@ -226,11 +229,28 @@ def _try_resume(path: Path, settings: dict, model, opt, sched):
 
 
 def train(settings: dict, data_path: str, out_dir: str, threads: int | None = None) -> list[dict]:
+    """Train one cell (``settings["cell"]`` with its seed) into ``out_dir``; returns its history."""
     set_threads(threads)
-    out = Path(out_dir)
     device = pick_device(settings.get("device", "auto"))
-    cell, tr = settings["cell"], settings["training"]
+    return train_cell(settings, load_prepared(data_path, device), out_dir, device)
+
+
+def train_seeds(settings: dict, seeds: list[int], data_path: str, out_dir: str, threads: int | None = None) -> None:
+    """Train the cell ``settings["cell"]`` for every seed, into ``out_dir/s<seed>``: one process, the dataset loaded
+    once (the workflow's training job: the cost of starting Python and torch is paid once per cell, not per seed)."""
+    set_threads(threads)
+    device = pick_device(settings.get("device", "auto"))
     data = load_prepared(data_path, device)
+    for k, seed in enumerate(seeds):
+        log(f"seed {seed} ({k + 1} of {len(seeds)})")
+        train_cell({**settings, "cell": {**settings["cell"], "seed": int(seed)}}, data, Path(out_dir) / f"s{seed}",
+                   device)
+
+
+def train_cell(settings: dict, data: dict, out_dir: str | Path, device) -> list[dict]:
+    """Train one cell on ``data`` (a prepared dataset on ``device``), resumably; returns its history."""
+    out = Path(out_dir)
+    cell, tr = settings["cell"], settings["training"]
     n_train = data["train"]["x"].shape[0]
     if tr["batch_size"] > n_train:
         raise SystemExit(f"training.batch_size: {tr['batch_size']} is larger than the training set "
@@ -262,8 +282,9 @@ def train(settings: dict, data_path: str, out_dir: str, threads: int | None = No
         row = {"epoch": epoch, "lr": lr, "train_loss": loss, **measure(model, data, settings, epoch)}
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
-        log(f"epoch {epoch}/{tr['epochs']}: loss {loss:.4f} clean {row['clean_acc']:.3f} "
-            f"robust {row['robust_acc']:.3f} LIGS {row['ligs']:.3f} ({row['seconds']:.1f}s)")
+        measured = " ".join(f"{k.replace('_acc', '')} {row[k]:.3f}" for k in ("clean_acc", "robust_acc", "ligs")
+                            if k in row)
+        log(f"epoch {epoch}/{tr['epochs']}: loss {loss:.4f} {measured} ({row['seconds']:.1f}s)")
         if epoch in (tr.get("save_epochs") or []):
             kept[epoch] = {k: v.detach().clone() for k, v in net.state_dict().items()}
             save_torch({"state_dict": kept[epoch], "epoch": epoch}, out / "epochs" / f"epoch{epoch}.pt")
@@ -291,8 +312,15 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--settings", required=True, help="the cell's settings as JSON (written by the workflow)")
     p.add_argument("--data", required=True, help="prepared dataset file")
-    p.add_argument("--out", required=True, help="the cell's output directory")
+    p.add_argument("--out", required=True, help="the cell's output directory (with --seeds: the directory of its "
+                                                "seeds, s<seed>/ each)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="train these seeds of the cell, one after "
+                                                                        "the other")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
-    train(json.loads(a.settings), a.data, a.out, a.threads)
+    settings = json.loads(a.settings)
+    if a.seeds is None:
+        train(settings, a.data, a.out, a.threads)
+    else:
+        train_seeds(settings, a.seeds, a.data, a.out, a.threads)
     return 0

@@ -25,7 +25,14 @@ from .utils import load_torch, log, pick_device, save_json, seeded_generator, se
 
 def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device_name: str = "auto",
              source_epoch: str | None = None) -> dict:
+    """Attacks made on ``source`` (its final weights, or ``source_epoch``'s) tried on every target."""
     device = pick_device(device_name)
+    return transfer_one(source, targets, load_prepared(data_path, device), tcfg, device, source_epoch)
+
+
+def transfer_one(source: str, targets: list[str], data: dict, tcfg: dict, device, source_epoch: str | None = None
+                 ) -> dict:
+    """:func:`transfer` on ``data``, a prepared dataset already on ``device``."""
     src, settings, _ = load_model(source, device)
     epoch, final = settings["training"]["epochs"], True
     if source_epoch:  # an early-stopped source: the same network with the weights of a saved epoch
@@ -35,7 +42,6 @@ def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device
     fcfg = fast.resolve(tcfg.get("fast"), device, settings["cell"]["norm"])
     fast.setup(device)
     src = fast.wrap(src, fcfg, device)  # on the CPU by default: the model itself (plain fp32)
-    data = load_prepared(data_path, device)
     n = tcfg["n_test"]
     x, y = to_float(data["test"]["x"][:n]), data["test"]["y"][:n]
     g = seeded_generator(settings["cell"]["seed"], 400, device=device)
@@ -64,16 +70,19 @@ def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="normrobust transfer", description=__doc__)
-    p.add_argument("--source", required=True, help="source model.pt")
-    p.add_argument("--source-epoch", default=None,
-                   help="an early-stopped source: the source's epochs/epochK.pt (weights of epoch K)")
-    p.add_argument("--targets", nargs="+", required=True, help="target model.pt files")
+    p.add_argument("--plan", required=True,
+                   help="the sources, as JSON: a list of {source (model.pt), source_epoch (epochs/epochK.pt or null), "
+                        "targets (model.pt files), out (JSON)}; the seeds of one source cell, say")
     p.add_argument("--data", required=True)
     p.add_argument("--settings", required=True, help="the config's transfer block, as JSON")
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     set_threads(a.threads)
-    save_json(transfer(a.source, a.targets, a.data, json.loads(a.settings), a.device, a.source_epoch), a.out)
+    device = pick_device(a.device)
+    data = load_prepared(a.data, device)  # once for every source
+    tcfg = json.loads(a.settings)
+    for job in json.loads(a.plan):
+        save_json(transfer_one(job["source"], job["targets"], data, tcfg, device, job.get("source_epoch")),
+                  job["out"])
     return 0

@@ -8,8 +8,12 @@
 #  * "Shell command directly uses variable PY from outside of the rule": PY is the absolute path
 #    of the interpreter running Snakemake, so every job uses the same environment. As a param it
 #    would make Snakemake rerun every job whenever the checkout moves (params are a rerun trigger).
+#
+# One training, evaluation or transfer job handles every seed of one cell (dataset, arch, norm,
+# regime): the cost of starting Python and torch and of loading the data is paid once per cell.
 
 import json
+import os
 import shlex
 
 from normrobust.cells import (
@@ -17,14 +21,17 @@ from normrobust.cells import (
     cells,
     derived_source,
     enabled_studies,
+    history_needs,
+    model_path,
     needed_datasets,
     saved_epochs,
     trained_cells,
+    training_history,
     transfer_jobs,
 )
 from normrobust.config import ConfigError, check_writable, validate
 from normrobust.figures import code_fingerprint
-from normrobust.studies import FIGURE_STUDY, STUDIES
+from normrobust.studies import FIGURE_STUDY, HISTORY_READS, STUDIES
 
 try:
     validate(config)
@@ -36,18 +43,26 @@ except ConfigError as e:
     sys.exit(f"error: {e}")
 
 PY = shlex.quote(sys.executable)
+# GPU slots per device (normrobust.gpu): the config key wins over $NORMROBUST_GPU_SLOTS. An execution detail,
+# handed to the jobs through the environment, not a param (params are a rerun trigger).
+if config.get("gpu_slots"):
+    os.environ["NORMROBUST_GPU_SLOTS"] = str(config["gpu_slots"])
+SEEDS = [int(s) for s in config["seeds"]]
 CELLS = cells(config)
 ENABLED = enabled_studies(config)
 # every model trained: the studies' cells and the derived datasets' source cells no study lists
 TRAINED = trained_cells(config)
 DATASETS = needed_datasets(config)
 DERIVED = [d for d in DATASETS if config["datasets"][d]["kind"] == "derived"]
-# Transfer jobs (E9, E10): one per (study, source cell, source weights: final or an early epoch).
-TRANSFERS = {
-    f"results/eval/{cell_path(j['source'])}/transfer/{j['study']}/"
-    f"{'final' if j['epoch'] is None else 'epoch%d' % j['epoch']}.json": j
-    for j in transfer_jobs(config)
-}
+# what the studies read of each cell's per-epoch history (normrobust.studies: HISTORY)
+HISTORY = history_needs(config, HISTORY_READS)
+# Transfer jobs (E9, E10): one per (study, source cell, source weights: final or an early epoch), every seed.
+TRANSFERS = {}
+for _j in transfer_jobs(config):
+    _source = "final" if _j["epoch"] is None else f"epoch{_j['epoch']}"
+    TRANSFERS.setdefault(
+        f"{model_path(_j['source'])}/transfer/{_j['study']}/{_source}", []
+    ).append(_j)
 REPORT_PDF = "results/report.pdf"
 # The aggregated tables: everything figures and the report read (DESIGN.md: figures and
 # tables are made from aggregated CSVs only).
@@ -61,7 +76,7 @@ TABLES = {
         ("run_info", "json"),
     )
 }
-CELL = "{dataset}/{arch}/{norm}/{regime}/s{seed}"
+MODEL = "{dataset}/{arch}/{norm}/{regime}"
 
 
 def _alternatives(names):
@@ -92,17 +107,21 @@ def data_dir_arg():
     return f"--data-dir {shlex.quote(str(d))}" if d else ""
 
 
-def cell_of(w):
-    return dict(
-        dataset=w.dataset, arch=w.arch, norm=w.norm, regime=w.regime, seed=int(w.seed)
-    )
+def per_seed(pattern):
+    """A path pattern of one seed of the cell {dataset}/{arch}/{norm}/{regime}, for every seed of the config."""
+    return [pattern.replace("{seed}", str(s)) for s in SEEDS]
+
+
+def model_of(w):
+    return dict(dataset=w.dataset, arch=w.arch, norm=w.norm, regime=w.regime)
 
 
 def train_settings(w):
+    model = model_of(w)
     regime = config["regimes"][w.regime]
     return json_arg(
         {
-            "cell": cell_of(w),
+            "cell": model,
             "arch": config["archs"][w.arch],
             "regime": {"name": w.regime, **regime},
             # a regime may override training settings (E6: weight decay, lr, optimizer)
@@ -110,6 +129,9 @@ def train_settings(w):
                 **config["training"],
                 **regime.get("training", {}),
                 "save_epochs": saved_epochs(config),
+                "history": training_history(
+                    config, HISTORY.get(tuple(model.values()), set())
+                ),
             },
             "ligs_sigma": config["evaluation"].get("ligs_sigma", 0.01),
             "device": config.get("device", "auto"),
@@ -130,36 +152,47 @@ def derive_inputs(w):
     }
 
 
-def transfer_job(w):
-    return TRANSFERS[
-        f"results/eval/{cell_path(cell_of(w))}/transfer/{w.study}/{w.source}.json"
-    ]
-
-
-def transfer_inputs(w):
-    """The source model (and its saved epoch for an early-stopped source), the targets, the data."""
-    j = transfer_job(w)
-    out = {
-        "source": model_file(j["source"]),
-        "targets": [model_file(c) for c in j["targets"]],
-        "data": f"results/data/{w.dataset}.pt",
-    }
-    if j["epoch"] is not None:
-        out["epoch"] = epoch_file(j)
-    return out
+def transfer_group(w):
+    return TRANSFERS[f"{model_path(model_of(w))}/transfer/{w.study}/{w.source}"]
 
 
 def epoch_file(job):
     return f"results/models/{cell_path(job['source'])}/epochs/epoch{job['epoch']}.pt"
 
 
-def source_epoch_arg(w):
-    j = transfer_job(w)
-    return "" if j["epoch"] is None else f"--source-epoch {epoch_file(j)}"
+def transfer_out(job):
+    source = "final" if job["epoch"] is None else f"epoch{job['epoch']}"
+    return (
+        f"results/eval/{cell_path(job['source'])}/transfer/{job['study']}/{source}.json"
+    )
+
+
+def transfer_inputs(w):
+    """The source models (and their saved epoch for an early-stopped source), the targets, the data."""
+    jobs = transfer_group(w)
+    files = [model_file(j["source"]) for j in jobs]
+    files += [model_file(c) for j in jobs for c in j["targets"]]
+    files += [epoch_file(j) for j in jobs if j["epoch"] is not None]
+    return {"models": sorted(set(files)), "data": f"results/data/{w.dataset}.pt"}
+
+
+def transfer_plan(w):
+    """Per seed: the source (and its early epoch), its targets, the output."""
+    return json_arg(
+        [
+            {
+                "source": model_file(j["source"]),
+                "source_epoch": None if j["epoch"] is None else epoch_file(j),
+                "targets": [model_file(c) for c in j["targets"]],
+                "out": transfer_out(j),
+            }
+            for j in transfer_group(w)
+        ]
+    )
 
 
 def transfer_settings(w):
-    j = transfer_job(w)
+    j = transfer_group(w)[0]
     return json_arg({**config["transfer"], "attack": j["attack"], "study": w.study})
 
 
@@ -213,24 +246,25 @@ def all_histories():
 
 
 def all_transfers():
-    return list(TRANSFERS)
+    return [transfer_out(j) for jobs in TRANSFERS.values() for j in jobs]
 
 
 def all_benchmarks():
-    """Snakemake benchmark files of the compute rules (wall time, memory), for the costs table."""
+    """Snakemake benchmark files of the compute jobs (wall time, memory), for the costs table."""
     return (
         [
             f"results/benchmarks/{'derive_data' if d in DERIVED else 'prepare_data'}/{d}.tsv"
             for d in DATASETS
         ]
-        + [f"results/benchmarks/train/{cell_path(c)}.tsv" for c in TRAINED]
-        + [f"results/benchmarks/evaluate/{cell_path(c)}.tsv" for c in CELLS]
         + [
-            f.replace("results/eval/", "results/benchmarks/transfer/").replace(
-                ".json", ".tsv"
-            )
-            for f in TRANSFERS
+            f"results/benchmarks/train/{m}.tsv"
+            for m in dict.fromkeys(model_path(c) for c in TRAINED)
         ]
+        + [
+            f"results/benchmarks/evaluate/{m}.tsv"
+            for m in dict.fromkeys(model_path(c) for c in CELLS)
+        ]
+        + [f"results/benchmarks/transfer/{key}.tsv" for key in TRANSFERS]
     )
 
 

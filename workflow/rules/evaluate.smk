@@ -1,13 +1,14 @@
+# Every seed of one cell in one job: the dataset is loaded once.
 rule evaluate:
     input:
-        model=f"results/models/{CELL}/model.pt",
+        models=per_seed(f"results/models/{MODEL}/s{{seed}}/model.pt"),
         data="results/data/{dataset}.pt",
     output:
-        f"results/eval/{CELL}/metrics.json",
+        per_seed(f"results/eval/{MODEL}/s{{seed}}/metrics.json"),
     log:
-        f"results/logs/evaluate/{CELL}.log",
+        f"results/logs/evaluate/{MODEL}.log",
     benchmark:
-        f"results/benchmarks/evaluate/{CELL}.tsv"
+        f"results/benchmarks/evaluate/{MODEL}.tsv"
     threads: 1
     resources:
         gpu=1,
@@ -15,6 +16,6 @@ rule evaluate:
         settings=json_arg(config["evaluation"]),
         device=config.get("device", "auto"),
     shell:
-        "{PY} -m normrobust evaluate --model {input.model} --data {input.data} "
+        "{PY} -m normrobust evaluate --model {input.models} --data {input.data} "
         "--settings {params.settings} --device {params.device} --out {output} "
         "--threads {threads} 2> {log}"

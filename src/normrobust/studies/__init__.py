@@ -10,8 +10,9 @@ reproduces, its claims and its outputs):
 * ``FIGURES``: figure name → :class:`normrobust.analysis.plotting.Figure` (draw function, tables, caption);
 * ``section(view, frames, write_table) -> dict``: the context of its report fragment
   ``paper/sections/<KEY>.tex.j2`` (tables written through ``write_table(name, tex)``);
-* optionally ``abstract(view, claims, section) -> list[str]`` (sentences for the abstract) and
-  ``fail_reason(claims_row) -> str`` (why a failed claim may have failed at this scale).
+* optionally ``HISTORY``: what it reads of history.csv per epoch (``robust``, ``ligs``; training measures these
+  only for the cells of a study that reads them), ``abstract(view, claims, section) -> list[str]`` (sentences for
+  the abstract) and ``fail_reason(claims_row) -> str`` (why a failed claim may have failed at this scale).
 
 Everything else (the workflow's targets, the config schema's study keys, the claims, the figures, the report and
 the HTML report's captions) iterates over :data:`STUDIES`, in the report's order. README: "Adding a study".
@@ -47,5 +48,7 @@ STUDIES: dict[str, ModuleType] = {m.KEY: m for m in (
     e9_transfer,
     e10_fgsm,
 )}
+#: study key → what it reads of history.csv per epoch (normrobust.cells.history_needs)
+HISTORY_READS: dict[str, tuple[str, ...]] = {k: tuple(getattr(m, "HISTORY", ())) for k, m in STUDIES.items()}
 #: figure name → the module of the study that draws it
 FIGURE_STUDY: dict[str, ModuleType] = {name: m for m in STUDIES.values() for name in m.FIGURES}

@@ -43,6 +43,8 @@ from ..analysis.study_view import StudyView
 
 KEY, TAG, TITLE = "e2_trajectories", "E2", "training trajectories"
 TABLES = ("metrics", "history")
+#: what the study reads of history.csv: every epoch's robust accuracies and LIGS ([B] Fig. 3)
+HISTORY = ("robust", "ligs")
 #: "BN's effect is small" under adversarial training: |Δ robust accuracy| up to 2 points ([B]: 79.5 vs 77)
 TOL_SMALL = 0.02
 

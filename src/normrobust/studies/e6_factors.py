@@ -44,6 +44,8 @@ from ..regimes import objective, training_overrides
 
 KEY, TAG, TITLE = "e6_factors", "E6", "factors other than normalisation"
 TABLES = ("metrics", "history")
+#: what the study reads of history.csv: LIGS at the first epoch (the wd / lr "early" claims)
+HISTORY = ("ligs",)
 PUBLISHED: list = []
 #: "moves LIGS little" (width, depth): |ΔLIGS| up to 0.05 (LIGS is a cosine in [−1, 1])
 TOL_LIGS_SMALL = 0.05
