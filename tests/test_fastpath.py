@@ -1,5 +1,5 @@
 """The fast path (fast.py) agrees with the plain fp32 path: exercised on the CPU where torch allows it
-(channels_last, bf16 autocast), on a small trained model; the CPU default stays the plain path."""
+(channels_last, bf16 autocast), on a small trained model; the CPU default is fp32, channels_last where faster."""
 
 import copy
 
@@ -49,13 +49,16 @@ def measure(model, x, y):
             "ligs": metrics.ligs(model, x, y, batch_size=100, generator=seeded_generator(0, 5))["ligs"]}
 
 
-def test_cpu_default_is_the_plain_path():
-    cfg = fast.resolve(None, "cpu", "bn")
-    assert cfg == {"amp": None, "channels_last": False, "compile": False, "cudnn_benchmark": False,
-                   "eval_batch_size": None}
+def test_cpu_default_is_fp32_with_channels_last_where_it_is_faster():
+    for norm, cl in fast.CHANNELS_LAST_CPU.items():
+        cfg = fast.resolve(None, "cpu", norm)
+        assert cfg == {"amp": None, "channels_last": cl, "compile": False, "cudnn_benchmark": False,
+                       "eval_batch_size": None}
+    assert fast.CHANNELS_LAST_CPU["in"] is False and fast.CHANNELS_LAST_CPU["bn"] is True
     net = torch.nn.Linear(2, 2)
-    assert fast.wrap(net, cfg, "cpu") is net
-    assert fast.eval_batch(cfg, 500) == 500
+    assert fast.wrap(net, fast.resolve(None, "cpu", "in"), "cpu") is net  # the plain path
+    assert fast.wrap(net, fast.resolve({"channels_last": False}, "cpu", "bn"), "cpu") is net
+    assert fast.eval_batch(fast.resolve(None, "cpu", "bn"), 500) == 500
 
 
 def test_resolve_on_cuda_per_norm_and_never_compiled_for_double_backward():
@@ -98,10 +101,10 @@ def test_train_on_the_fast_path_records_it(trained, tmp_path):
     assert metrics.accuracy(model, x, y) > 0.5
 
 
-def test_plain_training_records_plain_settings(trained):
+def test_default_cpu_training_records_its_settings(trained):
     d, _, _, _ = trained
     state = load_torch(d / "bn" / "model.pt")
-    assert state["fast"]["amp"] is None and state["fast"]["channels_last"] is False
+    assert state["fast"]["amp"] is None and state["fast"]["channels_last"] is fast.CHANNELS_LAST_CPU["bn"]
     assert "peak_gpu_mem_mib" in state and state["peak_gpu_mem_mib"] is None
 
 

@@ -247,11 +247,19 @@ def build_model(arch: dict, norm: str, meta: dict, aux_norm: bool = False) -> nn
     ``aux_norm``: replace every norm layer by a ``DualNorm`` (main + auxiliary copy, for AdvProp);
     the main copies are initialised exactly as without it.
 
+    The arch and norm are checked (one line naming them), but not the feature-map shapes: that check runs on the
+    meta device, whose first use costs seconds per process, and config validation has already made it for every
+    cell (:func:`check_compatible`).
+
     Returns ``nn.Sequential(InputNorm, net)``."""
     shape = tuple(meta["shape"])
-    check_compatible(arch, norm, shape, arch_name=str(arch.get("kind")) if isinstance(arch, dict) else "arch",
-                     aux_norm=aux_norm)
-    net = _make_net(_resolve(arch), norm, meta["num_classes"], shape)
+    try:
+        s = _resolve(arch)
+        _check_norm(s["kind"], norm, aux_norm)
+    except ValueError as e:
+        name = str(arch.get("kind")) if isinstance(arch, dict) else "arch"
+        raise ValueError(f"arch '{name}' with norm '{norm}': {e}") from None
+    net = _make_net(s, norm, meta["num_classes"], shape)
     if aux_norm:
         add_aux_norms(net)
     return nn.Sequential(InputNorm(meta["mean"], meta["std"]), net)
