@@ -13,7 +13,7 @@ CASES = {
                      "studies.e1_norms.norms[0]: 'batchnorm' is not allowed (allowed: none, bn, ln, in, gn, fixup)"),
     "unknown regime": ("studies:\n  e1_norms: {regimes: [standard, madry]}\n",
                        "studies.e1_norms.regimes: 'madry' is not defined under regimes (allowed: standard, pgd_linf, "
-                       "pgd_small, fgsm, mixed, advprop, ligs_w1, ligs_w10, wd_high, lr_high, adam)"),
+                       "pgd_small, fgsm, mixed, advprop, ligs_w1, ligs_w10, wd_high, lr_high, adam, adagrad)"),
     "unknown arch": ("studies:\n  e1_norms: {archs: [resnet50]}\n",
                      "studies.e1_norms.archs: 'resnet50' is not defined under archs (allowed: cnn, resnet, cnn_wide, "
                      "cnn_deep, cnn_selu, softmax, maxout)"),
@@ -36,7 +36,7 @@ CASES = {
     "zero epochs": ("training: {epochs: 0}\n", "training.epochs: 0 is less than the minimum of 1"),
     "batch larger than the dataset": ("training: {batch_size: 8192}\n",
                                       "training.batch_size: 8192 is larger than the training set of dataset "
-                                      "'generated' (3000 images); allowed 1..3000"),
+                                      "'generated' (2000 images); allowed 1..2000"),
     "study cell without a regime": ("studies:\n  e9_transfer: {regimes: [madry]}\n",
                                     "studies.e9_transfer.regimes: 'madry' is not defined under regimes"),
 }

@@ -73,7 +73,8 @@ def test_one_at_a_time_design_and_dataset_lists(root):
     e6 = cells.study_cells(cfg, cfg["studies"]["e6_factors"])
     pairs = {(c["arch"], c["regime"]) for c in e6}
     assert pairs == {("cnn", "standard"), ("cnn_wide", "standard"), ("cnn_deep", "standard"),
-                     ("cnn_selu", "standard"), ("cnn", "wd_high"), ("cnn", "lr_high"), ("cnn", "adam")}
+                     ("cnn_selu", "standard"), ("cnn", "wd_high"), ("cnn", "lr_high"), ("cnn", "adam"),
+                     ("cnn", "adagrad")}
     assert len(e6) == len(pairs) * len(cfg["seeds"])
     e3 = cells.study_cells(cfg, cfg["studies"]["e3_disentangled"])
     assert {c["dataset"] for c in e3} == {"d_robust", "d_nonrobust", "d_rand", "d_det"}

@@ -26,7 +26,9 @@ SOURCE = {"arch": "cnn", "norm": "bn", "regime": "standard", "seed": 0}
 
 
 def entry(method, base="gen", **kw):
-    return {"kind": "derived", "method": method, "base": base, "source": dict(SOURCE), **kw}
+    """A derived entry; min_rate 0: the tiny fitted model need not implant the generated data's exact features
+    (the checks are tested below with the ideal readers as sources)."""
+    return {"kind": "derived", "method": method, "base": base, "source": dict(SOURCE), "min_rate": 0, **kw}
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +251,70 @@ def test_cli_writes_the_dataset(tmp_path, base, model):
     with pytest.raises(SystemExit, match=r"^datasets\.d_det\.method: 'foo' is not allowed"):
         derived.main(argv({**cfg, "method": "foo"}, tmp_path / "bad.pt"))
     assert not (tmp_path / "bad.pt").exists()
+
+
+# ------------------------------------------------------------------------------------------- ground truth
+class Reader(torch.nn.Module):
+    """An ideal reader of one feature family as a model: logits = the generated data's template scores; with
+    ``penultimate`` the scores pass an identity nn.Linear, so they are the features D_R / D_NR match."""
+
+    def __init__(self, templates: torch.Tensor):
+        super().__init__()
+        k = templates.shape[0]
+        t = templates.reshape(k, -1).float()
+        self.read = torch.nn.Linear(t.shape[1], k)
+        self.out = torch.nn.Linear(k, k)
+        with torch.no_grad():
+            self.read.weight.copy_(t)
+            self.read.bias.copy_(-0.5 * t.pow(2).sum(1) - 0.5 * t.sum(1))  # ⟨x − 0.5, t⟩ − ½‖t‖²
+            self.out.weight.copy_(torch.eye(k) * 255.0)  # scores are ~1/255-scaled: sharpen the softmax
+            self.out.bias.zero_()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x):
+        return self.out(self.read(x.flatten(1)))
+
+
+@pytest.fixture(scope="module")
+def gt_base():
+    data = generate(n_train=200, n_test=40, image_size=8, num_classes=K, seed=3, rf_agreement=1.0)
+    data["meta"].update(name="gen", augment={})
+    return data
+
+
+def test_an_nrf_reader_source_implants_the_target_nrf_and_records_it(gt_base):
+    src = Reader(gt_base["templates"]["nrf"]).eval()
+    out = derived.derive("d_rand", entry("rand", steps=20, min_rate=0.8), gt_base, src)
+    rec = out["meta"]["derived"]
+    assert rec["intended"] == "nrf" and rec["target_rate"] >= 0.95
+    assert rec["intended_rate"] == rec["nrf_rate"] >= 0.95  # the new label's NRF, by the ideal reader
+    assert rec["rf_rate"] >= 0.95  # the RF (of the base label) is untouched by an eps-0.5 attack
+    assert rec["rf_label_rate"] <= 0.05  # and so it is not the new label's
+
+
+def test_an_rf_reader_source_cannot_implant_and_the_set_stops(gt_base):
+    """The RF is far beyond L2 0.5: the targeted attack misses, and making the set stops, naming source and rate."""
+    src = Reader(gt_base["templates"]["rf"]).eval()
+    with pytest.raises(SystemExit) as e:
+        derived.derive("d_rand", entry("rand", steps=20, min_rate=0.8), gt_base, src)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("datasets.d_rand: the targeted attacks on source cell cnn/bn/standard/s0")
+    assert re.search(r"reach their target on \d+\.\d% of images \(< min_rate 80%\)", msg), msg
+
+
+def test_d_r_from_an_rf_reader_carries_the_labels_rf(gt_base):
+    src = Reader(gt_base["templates"]["rf"]).eval()
+    out = derived.derive("d_robust", entry("robust", steps=100, step=0.1, min_rate=0.8), gt_base, src)
+    rec = out["meta"]["derived"]
+    assert rec["intended"] == "rf" and rec["intended_rate"] == rec["rf_label_rate"] >= 0.9
+    assert rec["nrf_rate"] <= 0.6  # the NRF stays the start image's: not the label's beyond chance and collisions
+
+
+def test_too_few_steps_for_d_r_stop_naming_the_rate(gt_base):
+    src = Reader(gt_base["templates"]["rf"]).eval()
+    with pytest.raises(SystemExit, match=r"only \d+\.\d% of images carry the label's robust feature"):
+        derived.derive("d_robust", entry("robust", steps=2, step=0.1, min_rate=0.8), gt_base, src)
 
 
 # ------------------------------------------------------------------------------------------- config-only helpers

@@ -74,7 +74,7 @@ def test_api_signature_and_defaults():
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
     defaults = {k: p.default for k, p in sig.parameters.items()}
     assert defaults == dict(seed=0, n_train=4000, n_test=1000, image_size=16, num_classes=10, rf_amplitude=64,
-                            nrf_amplitude=3, noise_std=8, rf_agreement=0.75, nrf_agreement=1.0)
+                            nrf_amplitude=3, nrf_tile=4, noise_std=8, rf_agreement=0.75, nrf_agreement=1.0)
 
 
 def test_shapes_dtypes_ranges_and_meta(data):
@@ -100,7 +100,7 @@ def test_shapes_dtypes_ranges_and_meta(data):
     meta = data["meta"]
     assert meta["name"] == "generated" and meta["num_classes"] == K and meta["shape"] == [3, S, S]
     assert meta["params"] == dict(seed=0, n_train=4000, n_test=1000, image_size=16, num_classes=10,
-                                  rf_amplitude=64, nrf_amplitude=3, noise_std=8, rf_agreement=0.75,
+                                  rf_amplitude=64, nrf_amplitude=3, nrf_tile=4, noise_std=8, rf_agreement=0.75,
                                   nrf_agreement=1.0)
     x = data["train"]["x"].to(torch.float64) / 255
     assert meta["mean"] == pytest.approx(x.mean((0, 2, 3)).tolist(), abs=1e-9)
@@ -120,7 +120,7 @@ def test_determinism_and_independent_streams():
     kw = dict(n_train=300, n_test=200)
     a, b, c = generate(seed=3, **kw), generate(seed=3, **kw), generate(seed=4, **kw)
     ta, tb, tc = dict(_tensors(a)), dict(_tensors(b)), dict(_tensors(c))
-    assert ta.keys() == tb.keys() and len(ta) == 17
+    assert ta.keys() == tb.keys() and len(ta) == 18  # templates["nrf_families"] included
     for k in ta:
         assert ta[k].dtype == tb[k].dtype and torch.equal(ta[k], tb[k]), k
     assert a["meta"] == b["meta"]

@@ -168,7 +168,7 @@ def run(cluster, tmp_path_factory):
     requeued: dict = {}
     stop = threading.Event()
     watcher = threading.Thread(target=_requeue_after_first_epoch, daemon=True, args=(
-        cluster, cell_dir["none"] / "checkpoint.pt", "rule_train_wildcards_generated_cnn_none_standard_0",
+        cluster, cell_dir["none"] / "checkpoint.pt", "rule_train_wildcards_generated_cnn_none_standard",
         requeued, stop))
     watcher.start()
     t0 = time.perf_counter()
@@ -189,7 +189,7 @@ def _submitted(out: str) -> dict[str, str]:
     for m in re.finditer(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", out):
         parts = Path(m.group(2)).parts
         rule, wildcards = parts[-3], parts[-2]  # .../slurm_logs/rule_<rule>/<wildcards>/<id>.log
-        norm = wildcards.split("_")[2]  # generated_cnn_<norm>_standard_0
+        norm = wildcards.split("_")[2]  # generated_cnn_<norm>_standard
         jobs[(rule.removeprefix("rule_"), norm)] = m.group(1)
     return jobs
 
@@ -206,14 +206,14 @@ def test_training_ran_as_slurm_jobs_with_a_gpu(cluster, run):
     for norm in CELLS:
         job_id = jobs[("train", norm)]
         _, st, partition, comment = state[job_id]
-        assert st == "COMPLETED" and comment == f"rule_train_wildcards_generated_cnn_{norm}_standard_0"
+        assert st == "COMPLETED" and comment == f"rule_train_wildcards_generated_cnn_{norm}_standard"
         assert partition == PARTITION, "the partition comes from $SLURM_PARTITION through the profile"
         info = cluster.job(job_id)
         assert info.get("JOB_GRES") == "gpu:1", f"no GPU granted to job {job_id}: {info}"
         assert info.get("Requeue") == "1", "the profile submits with --requeue"
         assert info.get("MinMemoryNode") == f"{run.train_mem}M", "train's mem_mb from the profile"
         # inside the batch job: SLURM's own environment (precommand, into the job's SLURM log)
-        log = (wd / ".snakemake" / "slurm_logs" / "rule_train" / f"generated_cnn_{norm}_standard_0" / f"{job_id}.log")
+        log = (wd / ".snakemake" / "slurm_logs" / "rule_train" / f"generated_cnn_{norm}_standard" / f"{job_id}.log")
         env = dict(re.findall(r"^(SLURM_JOB_ID|SLURM_JOB_GPUS|CUDA_VISIBLE_DEVICES)=(.*)$", log.read_text(), re.M))
         assert env.get("SLURM_JOB_ID") == job_id, log.read_text()[-2000:]
         assert env.get("CUDA_VISIBLE_DEVICES") in ("0", "1") and env.get("SLURM_JOB_GPUS") in ("0", "1")

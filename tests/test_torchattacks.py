@@ -1,5 +1,7 @@
 """Our attacks against an established library: torchattacks' PGD / PGD-L2 / FGSM, same settings."""
 
+import copy
+
 import pytest
 import torch
 
@@ -69,3 +71,70 @@ def test_the_comparison_is_not_trivial(trained):
                                                    "steps": 10}) for e in (4, 16, 24, 32)]
     assert clean > 0.5
     assert sum(0.05 * clean < a < 0.95 * clean for a in accs) >= 3, (clean, accs)
+
+
+# ------------------------------------------------------------------------------------------------ AutoAttack
+
+AA_EPS = 12  # L∞ 12/255: AutoAttack leaves some accuracy here (at 24/255 it left none), so the comparison can fail
+
+
+def test_autoattack_is_the_library_ensemble(trained):
+    """Our AutoAttack (normrobust.autoattack: torchattacks' APGD-CE, APGD-T, FAB-T, Square) gives torchattacks'
+    own AutoAttack's robust accuracy, with the library's iteration count (10) and the same seed."""
+    from normrobust import autoattack
+
+    model, x, y = trained
+    x, y = x[:100], y[:100]
+    spec = {"type": "autoattack", "norm": "linf", "eps": AA_EPS, "steps": 10}
+    with torch.no_grad():
+        clean = (model(x).argmax(1) == y)
+        ours = (clean & (model(autoattack.run(model, x, y, spec, seed=0)).argmax(1) == y)).float().mean().item()
+    lib = torchattacks.AutoAttack(model, norm="Linf", eps=AA_EPS / 255, version="standard", n_classes=10, seed=0)
+    theirs = library_accuracy(model, lib, x, y)
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)
+    assert 0 < theirs < clean.float().mean().item()  # a comparison that could have failed
+
+
+@pytest.mark.parametrize("kind", ["apgd_ce", "apgd_t"])
+def test_apgd_agrees_with_torchattacks(trained, kind):
+    model, x, y = trained
+    x, y = x[:100], y[:100]
+    ours = metrics.robust_accuracy(model, x, y, {"type": kind, "norm": "linf", "eps": AA_EPS, "steps": 20},
+                                   generator=torch.Generator().manual_seed(0))
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=torch.Generator().manual_seed(0)).item())
+    if kind == "apgd_ce":
+        atk = torchattacks.APGD(model, norm="Linf", eps=AA_EPS / 255, steps=20, seed=seed, loss="ce")
+    else:
+        atk = torchattacks.APGDT(model, norm="Linf", eps=AA_EPS / 255, steps=20, seed=seed, n_classes=10)
+    assert abs(ours - library_accuracy(model, atk, x, y)) <= 0.01
+
+
+def test_autoattack_is_at_least_as_strong_as_pgd(trained):
+    model, x, y = trained
+    x, y = x[:100], y[:100]
+    pgd = metrics.robust_accuracy(model, x, y, {"type": "pgd", "norm": "linf", "eps": AA_EPS, "rel_step": 0.25,
+                                                "steps": 10})
+    aa = metrics.robust_accuracy(model, x, y, {"type": "autoattack", "norm": "linf", "eps": AA_EPS, "steps": 10},
+                                 generator=torch.Generator().manual_seed(1))
+    assert aa <= pgd + 0.01, (aa, pgd)
+
+
+def test_autoattack_leaves_the_model_mode_alone(trained):
+    from normrobust import autoattack
+
+    model, x, y = trained
+    model = copy.deepcopy(model).train()  # a copy: in train mode BN's running statistics move
+    autoattack.run(model, x[:8], y[:8], {"type": "apgd_ce", "norm": "linf", "eps": 8, "steps": 2})
+    assert model.training  # torchattacks only ever sees the wrapper, whose mode it sets
+
+
+@pytest.mark.parametrize("spec,why", [
+    ({"type": "autoattack", "norm": "l1", "eps": 8}, "'norm' must be one of"),
+    ({"type": "apgd_ce", "norm": "linf", "eps": 8, "step": 1}, "unknown key"),
+    ({"type": "apgd_t", "norm": "linf", "eps": 8, "steps": 0}, "'steps' must be an integer >= 1"),
+])
+def test_autoattack_spec_errors_name_the_key(spec, why):
+    from normrobust.attacks import parse_spec
+
+    with pytest.raises(ValueError, match=why):
+        parse_spec(spec)

@@ -10,6 +10,7 @@ COMMANDS = {
     "derive-data": ("normrobust.data.derived", "build a dataset from a trained model (E3/E4: D_R, D_NR, D_rand, ...)"),
     "train": ("normrobust.train", "train one cell (resumable)"),
     "evaluate": ("normrobust.evaluate", "clean / robust / noise accuracy, LIGS, NRF reliance of one cell"),
+    "evaluate-autoattack": ("normrobust.evaluate_autoattack", "robust accuracy under AutoAttack (torchattacks)"),
     "transfer": ("normrobust.transfer", "attacks from one source cell tried on target cells"),
     "aggregate": ("normrobust.aggregate", "per-cell results → results/tables/*.csv"),
     "claims": ("normrobust.claims", "check the papers' claims against the tables"),
@@ -17,7 +18,7 @@ COMMANDS = {
     "report": ("normrobust.report", "render and build the LaTeX report"),
 }
 # Commands of the rules that declare `resources: gpu=1`: each takes a device lease first.
-GPU_COMMANDS = frozenset({"derive-data", "train", "evaluate", "transfer"})
+GPU_COMMANDS = frozenset({"derive-data", "train", "evaluate", "evaluate-autoattack", "transfer"})
 
 
 def take_gpu_lease(command: str, args: list[str] = ()) -> dict | None:

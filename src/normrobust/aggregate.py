@@ -1,10 +1,15 @@
 """``python -m normrobust aggregate``: every per-cell result → the tables under results/tables/.
 
-metrics.csv   dataset, arch, norm, regime, seed, metric, attack, eps, value   (long format)
-history.csv   dataset, arch, norm, regime, seed, epoch, lr, train_loss, clean_acc, robust_acc, ligs, seconds
+metrics.csv   dataset, arch, norm, regime, seed, metric, attack, eps, value, n, se   (long format; n images behind
+              the value, se its standard error over test images)
+history.csv   dataset, arch, norm, regime, seed, epoch, lr, train_loss, clean_acc, robust_acc, ligs, ligs_se, n_test,
+              seconds, robust_acc_<name>...
 transfer.csv  study, dataset, seed, source_* (arch, norm, regime, epoch, final), target_* (arch, norm, regime),
               success_rate, error_rate, n, n_total
 costs.csv     rule, target, wall_s, cpu_s, max_rss_mib, peak_gpu_mem_mib        (one row per compute job)
+derived.csv   name, method, base, source, n, steps, step, eps, source_acc, target_rate, label_rate, rf_rate,
+              rf_label_rate, nrf_rate, intended, intended_rate, seconds    (one row per derived dataset: what
+              derive-data measured, ground truth included where the base has it)
 run_info.json the resolved config, its hash, git commit, package versions, device, machine
 
 Figures, LaTeX tables and the report read only these files.
@@ -43,7 +48,7 @@ def metrics_table(docs: Iterable[dict]) -> pd.DataFrame:
     rows = []
     for d in docs:
         rows += [{**d["cell"], **r} for r in d["rows"]]
-    return pd.DataFrame(rows, columns=[*CELL_KEYS, "metric", "attack", "eps", "value"])
+    return pd.DataFrame(rows, columns=[*CELL_KEYS, "metric", "attack", "eps", "value", "n", "se"])
 
 
 def history_table(files: list[str]) -> pd.DataFrame:
@@ -68,6 +73,20 @@ def transfer_table(docs: Iterable[dict]) -> pd.DataFrame:
             "source_final", "target_arch", "target_norm", "target_regime", "success_rate", "error_rate", "n",
             "n_total"]
     return pd.DataFrame(rows, columns=cols)
+
+
+DERIVED_COLUMNS = ["name", "method", "base", "source", "n", "steps", "step", "eps", "source_acc", "target_rate",
+                   "label_rate", "rf_rate", "rf_label_rate", "nrf_rate", "intended", "intended_rate", "seconds"]
+
+
+def derived_table(docs: Iterable[dict]) -> pd.DataFrame:
+    """The derived datasets' records (``results/data/<name>.json``) → one row each; the source as a cell path."""
+    rows = []
+    for d in docs:
+        src = d.get("source") or {}
+        cell = "/".join(str(src[k]) for k in ("dataset", "arch", "norm", "regime") if k in src)
+        rows.append({**{k: d.get(k) for k in DERIVED_COLUMNS}, "source": f"{cell}/s{src.get('seed', '?')}"})
+    return pd.DataFrame(rows, columns=DERIVED_COLUMNS)
 
 
 def _bench_key(path: str | Path) -> tuple[str, str]:
@@ -160,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--histories", nargs="*", default=[], help="per-cell history.csv files")
     p.add_argument("--transfers", nargs="*", default=[], help="per-source transfer.json files")
     p.add_argument("--benchmarks", nargs="*", default=[], help="Snakemake benchmark files of the compute jobs")
+    p.add_argument("--derived", nargs="*", default=[], help="derived datasets' records (results/data/<name>.json)")
     p.add_argument("--config", required=True, help="the resolved config, as JSON")
     p.add_argument("--outdir", required=True)
     a = p.parse_args(argv)
@@ -174,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(history_table(a.histories), out / "history.csv")
     write_csv(transfer_table(transfers.values()), out / "transfer.csv")
     write_csv(costs_table(a.benchmarks, metrics, transfers), out / "costs.csv")
+    write_csv(derived_table(load_json(f) for f in a.derived), out / "derived.csv")
     devices = {d.get("device_name") or d.get("device", "unknown") for d in metrics.values()}
     save_json(run_info(json.loads(a.config), devices), out / "run_info.json")
     return 0

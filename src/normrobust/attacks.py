@@ -1,4 +1,5 @@
-"""Adversarial attacks in [0,1] pixel space: FGSM and PGD (L∞ / L2), batched.
+"""Adversarial attacks in [0,1] pixel space: FGSM and PGD (L∞ / L2), batched; AutoAttack's APGD-CE, APGD-T and
+standard ensemble through torchattacks (normrobust.autoattack).
 
 Conventions
 -----------
@@ -24,6 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import autoattack
+from .autoattack import TYPES as AUTOATTACK_TYPES
+
 __all__ = [
     "fgsm",
     "pgd",
@@ -38,7 +42,7 @@ __all__ = [
 ]
 
 NORMS = ("linf", "l2")
-TYPES = ("fgsm", "pgd")
+TYPES = ("fgsm", "pgd", *AUTOATTACK_TYPES)
 MODES = ("eval", "train_frozen")
 
 # Smallest norm we divide by in the L2 step; a zero gradient gives a zero step, never NaN.
@@ -285,6 +289,9 @@ def parse_spec(spec: dict) -> dict:
     kind = spec["type"]
     if kind not in TYPES:
         raise ValueError(f"attack spec: 'type' must be one of {list(TYPES)}, got {kind!r}")
+    if kind in AUTOATTACK_TYPES:
+        p = autoattack.parse(spec)
+        return {**p, "step": None, "targeted": False, "random_start": False}
     if "norm" not in spec and kind == "pgd":
         raise ValueError(f"attack spec: 'norm' is required for pgd (one of {list(NORMS)})")
     norm = spec.get("norm", "linf")
@@ -343,6 +350,10 @@ def attack(model: nn.Module, x: Tensor, y: Tensor, spec: dict, *, generator: tor
     p = parse_spec(spec)
     if p["type"] == "fgsm":
         return fgsm(model, x, y, p["eps"], targeted=p["targeted"])
+    if p["type"] in AUTOATTACK_TYPES:  # seeded from the generator, so a run is repeatable
+        seed = 0 if generator is None else int(
+            torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device).item())
+        return autoattack.run(model, x, y, spec, seed=seed)
     return pgd(
         model,
         x,

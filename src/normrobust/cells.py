@@ -113,6 +113,14 @@ def cells(config: dict) -> list[dict]:
     return out
 
 
+def autoattack_cells(config: dict) -> list[dict]:
+    """The cells evaluated under AutoAttack: with an ``evaluation.autoattack`` block, every cell of the enabled
+    studies whose regime trains on adversarial examples (its ``attack`` is set)."""
+    if not (config.get("evaluation") or {}).get("autoattack"):
+        return []
+    return [c for c in cells(config) if (config["regimes"][c["regime"]] or {}).get("attack")]
+
+
 def needed_datasets(config: dict) -> list[str]:
     """The datasets the enabled studies train on, with every dataset a derived one is built from."""
     out: list[str] = []

@@ -77,6 +77,9 @@ def _attack_specs(config: dict):
     for name, spec in ((config.get("evaluation") or {}).get("attacks") or {}).items():
         if isinstance(spec, dict):
             yield f"evaluation.attacks.{name}", spec
+    aa = (config.get("evaluation") or {}).get("autoattack")
+    if isinstance(aa, dict):
+        yield "evaluation.autoattack", {k: v for k, v in aa.items() if k != "n_test"}
     for name, st in (config.get("studies") or {}).items():
         t = st.get("transfer") if isinstance(st, dict) else None
         if isinstance(t, dict) and isinstance(t.get("attack"), dict):

@@ -5,7 +5,11 @@ accuracy under each configured attack over its eps grid (FGSM and PGD, L∞ and 
 confidence on the adversarial examples and on the misclassified ones ([G]); Gaussian-noise accuracy;
 LIGS (cosine of the input gradients at x and at x + N(0, σ²), eval mode); and, on datasets
 with counterfactual test sets (the generated one), accuracy on RF-only / NRF-only images
-and the NRF reliance on images whose RF and NRF disagree. Writes one JSON file.
+and the NRF reliance on images whose RF and NRF disagree (with several NRF families, also per family: its row's
+``eps`` is the family's amplitude). Writes one JSON file.
+
+Every row has ``n`` (the images behind the value) and ``se``, its standard error over test images
+(normrobust.sampling: Agresti-Coull for fractions, sd/√n for means): the verdict rule's test-sampling floor.
 """
 
 from __future__ import annotations
@@ -18,7 +22,18 @@ from . import fast, metrics
 from .data import load_prepared, to_float
 from .gpu import lease_info
 from .models.load import load_model, read_model_file
+from .sampling import mean_se, rate_se
 from .utils import log, pick_device, save_json, seeded_generator, set_threads
+
+
+def _rate(metric: str, value: float, n: int, attack: str = "none", eps: float = 0) -> dict:
+    """A metrics row of a fraction measured on ``n`` images."""
+    return {"metric": metric, "attack": attack, "eps": eps, "value": value, "n": n, "se": rate_se(value, n)}
+
+
+def _mean(metric: str, value: float, sd: float, n: int, attack: str = "none", eps: float = 0) -> dict:
+    """A metrics row of a mean over ``n`` images with per-image standard deviation ``sd``."""
+    return {"metric": metric, "attack": attack, "eps": eps, "value": value, "n": n, "se": mean_se(sd, n)}
 
 
 def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto") -> dict:
@@ -38,44 +53,66 @@ def evaluate_cell(model_path: str, data: dict, ev: dict, device) -> dict:
     n, bs = ev["n_test"], fast.eval_batch(fcfg, ev.get("batch_size", 512))
     x, y = to_float(data["test"]["x"][:n]), data["test"]["y"][:n]
     t0 = time.perf_counter()
-    rows = [{"metric": "clean_acc", "attack": "none", "eps": 0, "value": metrics.accuracy(model, x, y, batch_size=bs)}]
-    log(f"{settings['cell']}: clean accuracy {rows[0]['value']:.3f} on {len(y)} test images")
+    m = len(y)
+    rows = [_rate("clean_acc", metrics.accuracy(model, x, y, batch_size=bs), m)]
+    log(f"{settings['cell']}: clean accuracy {rows[0]['value']:.3f} on {m} test images")
     k_cls = meta["num_classes"]
-    rows.append({"metric": "shifted_acc", "attack": "none", "eps": 0,  # E4: labels t+1
-                 "value": metrics.accuracy(model, x, (y + 1) % k_cls, batch_size=bs)})
+    rows.append(_rate("shifted_acc", metrics.accuracy(model, x, (y + 1) % k_cls, batch_size=bs), m))  # E4: t+1
     for k, (name, spec) in enumerate(ev["attacks"].items()):
         for j, eps in enumerate(spec["eps"]):
             r = metrics.robust_eval(model, x, y, {**spec, "eps": eps}, batch_size=bs,
                                     generator=seeded_generator(seed, 100 + k, j, device=device))
-            rows += [{"metric": "robust_acc", "attack": name, "eps": eps, "value": r["acc"]},
-                     {"metric": "adv_confidence", "attack": name, "eps": eps, "value": r["confidence"]},
-                     {"metric": "adv_wrong_confidence", "attack": name, "eps": eps, "value": r["wrong_confidence"]}]
+            rows += [_rate("robust_acc", r["acc"], m, name, eps),
+                     _mean("adv_confidence", r["confidence"], r["confidence_sd"], r["n"], name, eps),
+                     _mean("adv_wrong_confidence", r["wrong_confidence"], r["wrong_confidence_sd"], r["n_wrong"],
+                           name, eps)]
             log(f"  {name} eps {eps}: {r['acc']:.3f} (confidence {r['confidence']:.3f}, "
                 f"on errors {r['wrong_confidence']:.3f})")
     for j, std in enumerate(ev.get("noise_std", [])):
         acc = metrics.noise_accuracy(model, x, y, std, batch_size=bs,
                                      generator=seeded_generator(seed, 200, j, device=device))
-        rows.append({"metric": "noise_acc", "attack": "gaussian", "eps": std, "value": acc})
+        rows.append(_rate("noise_acc", acc, m, "gaussian", std))
     lg = metrics.ligs(model, x, y, sigma=ev.get("ligs_sigma", 0.01), batch_size=bs,
                       generator=seeded_generator(seed, 300, device=device))
-    rows.append({"metric": "ligs", "attack": "none", "eps": 0, "value": lg["ligs"]})
+    rows.append(_mean("ligs", lg["ligs"], lg["sd"], lg["n"]))
     log(f"  LIGS {lg['ligs']:.3f} ({lg['n']} pairs, {lg['dropped']} dropped)")
     cf = data.get("counterfactual")
     if cf:
-        for name in ("rf_only", "nrf_only"):
-            acc = metrics.accuracy(model, to_float(cf[name]["x"][:n]), cf[name]["y"][:n], batch_size=bs)
-            rows.append({"metric": f"{name}_acc", "attack": "none", "eps": 0, "value": acc})
-        c = cf["conflict"]
-        rel = metrics.nrf_reliance(model, to_float(c["x"][:n]), c["y"][:n], c["y_nrf"][:n], batch_size=bs)
-        rows += [{"metric": "conflict_rf_rate", "attack": "none", "eps": 0, "value": rel["rf_rate"]},
-                 {"metric": "conflict_nrf_rate", "attack": "none", "eps": 0, "value": rel["nrf_rate"]},
-                 {"metric": "nrf_reliance", "attack": "none", "eps": 0, "value": rel["reliance"]}]
-        log(f"  NRF reliance {rel['reliance']:.3f}")
+        rows += _counterfactual_rows(model, cf, n, bs, data["meta"])
     return {"cell": settings["cell"], "attack_mode": "eval", "device": str(device), "n_test": len(y),
             "ligs_pairs": lg["n"], "ligs_dropped": lg["dropped"], "seconds": time.perf_counter() - t0,
             "rows": rows, "lease": lease_info(), "fast": fcfg, "batch_size": bs,
             "peak_gpu_mem_mib": fast.peak_mem_mib(device), "device_name": _device_name(device),
             "train_peak_gpu_mem_mib": state.get("peak_gpu_mem_mib")}  # training's, for the costs table
+
+
+def _counterfactual_rows(model, cf: dict, n: int, bs: int, meta: dict) -> list[dict]:
+    """RF-only / NRF-only accuracy and NRF reliance on the generated dataset's counterfactual test sets; with
+    several NRF families also per family j (``nrf_only_f{j}``, ``conflict_f{j}``), the row's eps = its amplitude."""
+    from .data.generated import nrf_amplitudes
+
+    def reliance_rows(c: dict, eps: float, suffix: str) -> list[dict]:
+        rel = metrics.nrf_reliance(model, to_float(c["x"][:n]), c["y"][:n], c["y_nrf"][:n], batch_size=bs)
+        m = rel["n"]
+        decided = round((rel["rf_rate"] + rel["nrf_rate"]) * m)  # images that went to the RF's or the NRF's class
+        return [_rate(f"conflict_rf_rate{suffix}", rel["rf_rate"], m, eps=eps),
+                _rate(f"conflict_nrf_rate{suffix}", rel["nrf_rate"], m, eps=eps),
+                _rate(f"nrf_reliance{suffix}", rel["reliance"], decided, eps=eps)]
+
+    rows = []
+    for name in ("rf_only", "nrf_only"):
+        acc = metrics.accuracy(model, to_float(cf[name]["x"][:n]), cf[name]["y"][:n], batch_size=bs)
+        rows.append(_rate(f"{name}_acc", acc, len(cf[name]["y"][:n])))
+    rows += reliance_rows(cf["conflict"], 0, "")
+    log(f"  NRF reliance {rows[-1]['value']:.3f}")
+    amps = nrf_amplitudes(meta.get("params") or {})
+    for j, amp in enumerate(amps if f"conflict_f{len(amps) - 1}" in cf else []):
+        acc = metrics.accuracy(model, to_float(cf[f"nrf_only_f{j}"]["x"][:n]), cf[f"nrf_only_f{j}"]["y"][:n],
+                               batch_size=bs)
+        rows.append(_rate("nrf_only_acc_family", acc, len(cf[f"nrf_only_f{j}"]["y"][:n]), eps=amp))
+        rows += reliance_rows(cf[f"conflict_f{j}"], amp, "_family")
+        log(f"  NRF family {j} (amplitude {amp:g}): reliance {rows[-1]['value']:.3f}, read alone {acc:.3f}")
+    return rows
 
 
 def _device_name(device) -> str:

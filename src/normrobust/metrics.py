@@ -47,6 +47,11 @@ def _predict(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
     return torch.cat(out)
 
 
+def _sd(v: Tensor) -> float:
+    """Sample standard deviation (ddof=1) of a 1-d tensor; nan with fewer than 2 values."""
+    return float(v.double().std().item()) if v.numel() > 1 else math.nan
+
+
 def _mean(mask: Tensor) -> float:
     return float(mask.double().mean().item()) if mask.numel() else math.nan
 
@@ -94,7 +99,9 @@ def robust_eval(
 ) -> dict:
     """:func:`robust_accuracy` (``acc``) and, from the same adversarial examples, the mean top-class
     softmax probability over all of them (``confidence``) and over the misclassified ones only
-    (``wrong_confidence``, nan when none is misclassified): [G]'s "high confidence" of FGSM errors."""
+    (``wrong_confidence``, nan when none is misclassified): [G]'s "high confidence" of FGSM errors; ``n`` and
+    ``n_wrong`` images behind them and the per-image standard deviations ``confidence_sd`` /
+    ``wrong_confidence_sd`` (for standard errors)."""
     _check_xy(x, y)
     p = parse_spec(spec)
     y = y.to(x.device)
@@ -122,10 +129,14 @@ def robust_eval(
             conf.append(top)
             wrong.append(~adv_ok)
     if not correct:
-        return {"acc": math.nan, "confidence": math.nan, "wrong_confidence": math.nan}
+        return {"acc": math.nan, "confidence": math.nan, "wrong_confidence": math.nan, "n": 0, "n_wrong": 0,
+                "confidence_sd": math.nan, "wrong_confidence_sd": math.nan}
     conf_t, wrong_t = torch.cat(conf).double(), torch.cat(wrong)
+    cw = conf_t[wrong_t]
     return {"acc": _mean(torch.cat(correct)), "confidence": float(conf_t.mean()),
-            "wrong_confidence": float(conf_t[wrong_t].mean()) if bool(wrong_t.any()) else math.nan}
+            "wrong_confidence": float(cw.mean()) if len(cw) else math.nan,
+            "n": int(len(conf_t)), "n_wrong": int(len(cw)), "confidence_sd": _sd(conf_t),
+            "wrong_confidence_sd": _sd(cw)}
 
 
 def noise_accuracy(
@@ -182,14 +193,15 @@ def ligs(
     pass per batch. The noise is drawn once for the whole set, so the result does not depend on
     ``batch_size``.
 
-    Returns ``{"ligs": mean cosine (nan if none kept), "n": kept, "dropped": dropped}``.
+    Returns ``{"ligs": mean cosine (nan if none kept), "sd": per-image standard deviation of the cosine,
+    "n": kept, "dropped": dropped}``.
     """
     _check_xy(x, y)
     if not sigma >= 0:
         raise ValueError(f"ligs: sigma must be >= 0, got {sigma}")
     y = y.to(x.device)
     v = sigma * randn_like(x, generator)
-    total, kept, dropped = 0.0, 0, 0
+    cosines, dropped = [], 0
     with attack_mode(model, "eval"):
         for s in _batches(x.shape[0], batch_size):
             xb, yb = x[s], y[s]
@@ -200,10 +212,11 @@ def ligs(
             # plain formula (no eps clamp as in F.cosine_similarity): a zero gradient gives nan
             cos = (g1 * g2).sum(1) / (g1.norm(dim=1) * g2.norm(dim=1))
             ok = torch.isfinite(cos)
-            total += float(cos[ok].sum().item())
-            kept += int(ok.sum().item())
+            cosines.append(cos[ok])
             dropped += int((~ok).sum().item())
-    return {"ligs": total / kept if kept else math.nan, "n": kept, "dropped": dropped}
+    c = torch.cat(cosines) if cosines else torch.zeros(0, dtype=torch.float64)
+    kept = int(c.numel())
+    return {"ligs": float(c.sum().item()) / kept if kept else math.nan, "sd": _sd(c), "n": kept, "dropped": dropped}
 
 
 def nrf_reliance(

@@ -9,7 +9,8 @@ Objectives:
 * ``clean``: cross-entropy on clean images (the default without an attack);
 * ``adversarial``: Madry, adversarial images only (the default with an attack);
 * ``weighted``: Goodfellow, ``clean_weight``·J(x) + (1 − ``clean_weight``)·J(x_adv);
-* ``mixed``: clean and adversarial images in one batch through one shared norm;
+* ``mixed``: clean and adversarial images in one batch through one shared norm, the two losses summed (Lc + La,
+  AdvProp's reduction: the two regimes differ only in the auxiliary norm, not in the loss scale);
 * ``advprop``: clean batch through the main norm, adversarial batch through an auxiliary copy of every norm
   layer (a network without norm layers has nothing to split: the two losses through the same network);
 * ``ligs_reg``: clean loss + ``ligs_weight``·(1 − cos(g(x), g(x+v))) by double backward.

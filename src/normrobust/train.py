@@ -9,8 +9,9 @@ uninterrupted run would (bit for bit on the CPU).
 
 Outputs in ``--out`` (the cell's directory):
   model.pt      final weights + the cell's settings (written last: its presence means done)
-  history.csv   epoch, lr, train_loss, clean_acc, robust_acc, ligs, seconds, and robust_acc_<name>
-                for each attack of training.history.extra_attacks (E2: PGD-L2 beside PGD-L∞)
+  history.csv   epoch, lr, train_loss, clean_acc, robust_acc, ligs, ligs_se (its standard error over the
+                images), n_test (images measured), seconds, and robust_acc_<name> for each attack of
+                training.history.extra_attacks (E2: PGD-L2 beside PGD-L∞)
   checkpoint.pt resume state (kept after the run; deleting it forces a fresh start)
   epochs/       weights at the epochs listed in training.save_epochs
 """
@@ -34,9 +35,10 @@ from .data import augment, load_prepared, to_float
 from .gpu import lease_info
 from .models import build_model, use_aux
 from .regimes import OBJECTIVES, clean_weight, ligs_weight, objective, uses_aux_norm
+from .sampling import mean_se
 from .utils import atomic_write, load_torch, log, pick_device, save_torch, seeded_generator, set_threads
 
-HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "seconds")
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "ligs_se", "n_test", "seconds")
 
 
 class Diverged(RuntimeError):
@@ -114,8 +116,9 @@ def batch_loss(model, x, y, regime: dict, generator, aux: bool, num_classes: int
     if obj == "weighted":  # Goodfellow: α J(x) + (1 − α) J(x + η)
         a = clean_weight(regime)
         return a * F.cross_entropy(model(x), y) + (1 - a) * F.cross_entropy(model(x_adv), y)
-    if obj == "mixed":  # clean and adversarial in one batch through one shared norm
-        return F.cross_entropy(model(torch.cat([x, x_adv])), torch.cat([y, y]))
+    if obj == "mixed":  # clean and adversarial in one batch through one shared norm; summed like AdvProp's
+        # Lc + La (mean over the 2B batch × 2), so mixed and AdvProp differ only in the auxiliary norm
+        return 2 * F.cross_entropy(model(torch.cat([x, x_adv])), torch.cat([y, y]))
     if obj == "advprop":  # clean through the main norm, adversarial through the auxiliary one
         clean = F.cross_entropy(model(x), y)
         if not aux:
@@ -183,13 +186,14 @@ def measure(model, data: dict, settings: dict, epoch: int) -> dict:
     x = to_float(data["test"]["x"][: h["n_test"]])
     y = data["test"]["y"][: h["n_test"]]
     dev = x.device
-    out = {"clean_acc": metrics.accuracy(model, x, y)}
+    out = {"clean_acc": metrics.accuracy(model, x, y), "n_test": len(y)}
     if h.get("attack"):
         out["robust_acc"] = metrics.robust_accuracy(model, x, y, h["attack"],
                                                     generator=seeded_generator(seed, epoch, 4, device=dev))
     if h.get("ligs", True):
-        out["ligs"] = metrics.ligs(model, x, y, sigma=settings.get("ligs_sigma", 0.01),
-                                   generator=seeded_generator(seed, epoch, 5, device=dev))["ligs"]
+        lg = metrics.ligs(model, x, y, sigma=settings.get("ligs_sigma", 0.01),
+                          generator=seeded_generator(seed, epoch, 5, device=dev))
+        out["ligs"], out["ligs_se"] = lg["ligs"], mean_se(lg["sd"], lg["n"])
     for k, (name, spec) in enumerate(sorted((h.get("extra_attacks") or {}).items())):
         out[f"robust_acc_{name}"] = metrics.robust_accuracy(
             model, x, y, spec, generator=seeded_generator(seed, epoch, 6 + k, device=dev))

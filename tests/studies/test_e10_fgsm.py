@@ -54,7 +54,9 @@ def test_one_fgsm_metric():
     assert (m.attack, m.eps, m.error) == ("z_linf", 16.0, True)
 
 
-@pytest.mark.parametrize("treated,expected", [((0.32, 0.30), PASS), ((0.48, 0.50), FAIL), ((0.32, 0.50), INCONCLUSIVE)])
+# two seeds: the verdict's t-interval (t = 12.7) decides only when they agree closely
+@pytest.mark.parametrize("treated,expected", [((0.30, 0.301), PASS), ((0.48, 0.481), FAIL),
+                                              ((0.32, 0.50), INCONCLUSIVE)])
 def test_ratio_claim_lowers_by_more_than_half(treated, expected):
     m = metrics_frame(_rows("maxout", "standard", (0.8, 0.8)) + _rows("maxout", "goodfellow", treated))
     r = claim_row(study_claims("e10_fgsm", run_info(E10, **CFG), metrics=m), "E10-maxout-fgsm-halves")
@@ -64,13 +66,14 @@ def test_ratio_claim_lowers_by_more_than_half(treated, expected):
     assert "0.5 ×" in r["rule"] and r["paper"] == "89.4% → 17.9%"
 
 
-@pytest.mark.parametrize("errors,expected", [((0.95, 0.99), PASS), ((0.85, 0.80), FAIL), ((0.95, 0.85), INCONCLUSIVE)])
+@pytest.mark.parametrize("errors,expected",
+                         [((0.95, 0.951), PASS), ((0.40, 0.401), FAIL), ((0.95, 0.35), INCONCLUSIVE)])
 def test_level_claim(errors, expected):
     df = study_claims("e10_fgsm", run_info(E10, **CFG), metrics=metrics_frame(_rows("softmax", "standard", errors)))
     r = claim_row(df, "E10-linear-fgsm-error")  # the softmax is recognised by its kind, not its name
     assert r["verdict"] == expected and r["paper"] == "99.9% error"
     assert r["treatment_mean"] == pytest.approx(np.mean(errors)) and np.isnan(r["baseline_mean"])
-    assert r["mean_diff"] == pytest.approx(np.mean(errors) - 0.9) and "− 0.9" in r["rule"]
+    assert r["mean_diff"] == pytest.approx(np.mean(errors) - 0.5) and "− 0.5" in r["rule"]
     assert claim_row(df, "E10-linear-confidence")["verdict"] == PASS  # 0.9 > 0.5 on both seeds
     assert claim_row(df, "E10-linear-confidence")["paper"] == "mean confidence 79.3%"
     assert claim_row(df, "E10-maxout-fgsm-error")["verdict"] == INCONCLUSIVE  # no maxout rows
@@ -83,7 +86,7 @@ def test_clean_error_and_transfer_asymmetry():
     tr = []
     base = dict(study="e10_fgsm", dataset="g", source_norm="none", target_norm="none", source_final=True,
                 source_epoch=3, success_rate=0.3, n=100, n_total=120)
-    for s, (fwd, back) in enumerate([(0.41, 0.20), (0.39, 0.22)]):
+    for s, (fwd, back) in enumerate([(0.41, 0.20), (0.40, 0.21)]):
         tr += [dict(base, seed=s, source_arch="maxout", source_regime="goodfellow", target_arch="maxout",
                     target_regime="standard", error_rate=fwd),
                dict(base, seed=s, source_arch="maxout", source_regime="standard", target_arch="maxout",
@@ -96,7 +99,8 @@ def test_clean_error_and_transfer_asymmetry():
     assert ce["verdict"] == INCONCLUSIVE and ce["metric"] == "clean_error" and ce["max_diff"] == pytest.approx(0.016)
     asym = claim_row(df, "E10-maxout-transfer-asym")
     assert asym["verdict"] == PASS and asym["metric"] == "error_rate" and asym["paper"] == "40.9% vs 19.6%"
-    assert asym["treatment_mean"] == pytest.approx(0.40) and asym["baseline_mean"] == pytest.approx(0.21)
+    assert asym["treatment_mean"] == pytest.approx(0.405) and asym["baseline_mean"] == pytest.approx(0.205)
+    assert asym["ci_low"] > 0 and asym["test_se"] > 0  # the transfer rates' binomial floor is in the interval
 
 
 def test_fgsm_error_confidence_and_transfer(mini):

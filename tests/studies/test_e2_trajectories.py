@@ -33,7 +33,22 @@ def test_claims_quote_fig3_and_test_each_adversarial_regime():
     assert claim_row(df, "E2-bn-std-robust")["paper"] == "BN 10 vs none 40, PGD-L2 0.25 (fig)"
     assert claim_row(df, "E2-bn-std-ligs")["paper"] == "BN 0.59 vs none 0.79 (fig)"
     adv = claim_row(df, "E2-bn-adv-robust")
-    assert adv["paper"] == "BN 79.5 vs none 77, PGD-L2 0.25 (fig)" and adv["direction"] == "small"
+    # [B]'s claim is one-sided (BN no longer hurts), on the metric Fig. 3 quotes when the run evaluates it
+    assert adv["paper"] == "BN 79.5 vs none 77, PGD-L2 0.25 (fig)" and adv["direction"] == "increase_or_keep"
+    assert adv["tolerance"] == 0.02 and "pgd_l2t" in adv["claim"]  # the claim names the regime it tests
+
+
+def test_robust_claims_use_fig3s_pgd_l2_025_when_evaluated():
+    from normrobust.analysis.study_view import StudyView
+    from normrobust.studies import e2_trajectories
+
+    info = run_info(E2)
+    info["config"]["evaluation"]["attacks"]["l2"] = {"type": "pgd", "norm": "l2", "eps": [0.25, 0.5], "steps": 3,
+                                                     "rel_step": 0.5}
+    assert e2_trajectories.robust_metric(StudyView.of(info, "e2_trajectories")).key == "robust_acc@l2:0.25"
+    del info["config"]["evaluation"]["attacks"]["l2"]
+    view = StudyView.of(info, "e2_trajectories")
+    assert e2_trajectories.robust_metric(view) == view.head  # else the headline
 
 
 def test_trajectories_panel_per_history_attack(mini):

@@ -39,14 +39,15 @@ def test_rank_correlation_claim(sign0, sign1, expected):
     vals = {c: [(ligs[i], 0.5 + sg * (ligs[i] - 0.8)) for sg in (sign0, sign1)] for i, c in enumerate(cells)}
     r = claim_row(study_claims("e5_synthetic", run_info(E5), metrics=_e5(vals)), "E5-rank")
     assert r["verdict"] == expected and r["n_seeds"] == 2
-    assert r["min_diff"] == pytest.approx(-1 if -1 in (sign0, sign1) else 1)
+    # ρ is clipped short of ±1 so its Fisher z stays finite
+    assert r["min_diff"] == pytest.approx(-1 if -1 in (sign0, sign1) else 1, abs=1e-3)
     assert np.isnan(r["treatment_mean"]) and "Spearman" in r["rule"]
 
 
-def test_rank_correlation_needs_three_cells():
+def test_rank_correlation_needs_four_cells():
     vals = {("none", "standard"): [(0.9, 0.2), (0.9, 0.2)], ("bn", "standard"): [(0.6, 0.5), (0.6, 0.5)]}
     r = claim_row(study_claims("e5_synthetic", run_info(E5), metrics=_e5(vals)), "E5-rank")
-    assert r["verdict"] == INCONCLUSIVE and r["n_seeds"] == 0 and "3 distinct cells" in r["note"]
+    assert r["verdict"] == INCONCLUSIVE and r["n_seeds"] == 0 and "fewer than 4 cells" in r["note"]
 
 
 def test_ligs_vs_nrf_points_and_spearman(mini):

@@ -21,7 +21,7 @@ E9 = {"e9_transfer": {"dataset": "generated", "archs": ["cnn"], "norms": ["none"
 
 def _tr(rows: list[dict]) -> pd.DataFrame:
     base = dict(study="e9_transfer", dataset="generated", source_arch="cnn", target_arch="cnn",
-                target_regime="standard", source_epoch=6, source_final=True, n=100, n_total=120, error_rate=0.5)
+                target_regime="standard", source_epoch=6, source_final=True, n=10000, n_total=12000, error_rate=0.5)
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
@@ -42,7 +42,8 @@ def _early_rows(early_bump: dict) -> list[dict]:
     return rows
 
 
-@pytest.mark.parametrize("bump,expected", [({0: 0.05, 1: 0.03}, PASS), ({0: -0.05, 1: -0.02}, "FAIL"),
+# two seeds: the t interval (t = 12.7 at one degree of freedom) needs them to agree closely for a verdict
+@pytest.mark.parametrize("bump,expected", [({0: 0.05, 1: 0.048}, PASS), ({0: -0.05, 1: -0.048}, "FAIL"),
                                            ({0: 0.05, 1: -0.02}, INCONCLUSIVE)])
 def test_early_stop_claim(bump, expected):
     df = study_claims("e9_transfer", run_info(E9), transfer=_tr(_early_rows(bump)))
@@ -59,7 +60,7 @@ def test_early_stop_claim(bump, expected):
 def test_robust_source_pooled_over_norms():
     rows = []
     std = {"none": 0.6, "bn": 0.4, "ln": 0.5}
-    small = {0: {"none": 0.65, "bn": 0.45, "ln": 0.49}, 1: {"none": 0.62, "bn": 0.41, "ln": 0.52}}
+    small = {0: {"none": 0.65, "bn": 0.45, "ln": 0.49}, 1: {"none": 0.645, "bn": 0.445, "ln": 0.495}}
     for seed in (0, 1):
         for src in std:
             for tgt in std:

@@ -17,6 +17,7 @@ import os
 import shlex
 
 from normrobust.cells import (
+    autoattack_cells,
     cell_path,
     cells,
     derived_source,
@@ -30,6 +31,7 @@ from normrobust.cells import (
     transfer_jobs,
 )
 from normrobust.config import ConfigError, check_writable, validate
+from normrobust.data.derived_settings import dataset_settings
 from normrobust.figures import code_fingerprint
 from normrobust.studies import FIGURE_STUDY, HISTORY_READS, STUDIES
 
@@ -44,11 +46,15 @@ except ConfigError as e:
 
 PY = shlex.quote(sys.executable)
 # GPU slots per device (normrobust.gpu): the config key wins over $NORMROBUST_GPU_SLOTS. An execution detail,
-# handed to the jobs through the environment, not a param (params are a rerun trigger).
+# handed to the jobs through the environment, not a param (params are a rerun trigger). The workflow sets this
+# variable, it does not read it, so it is not an `envvars:` entry.
 if config.get("gpu_slots"):
-    os.environ["NORMROBUST_GPU_SLOTS"] = str(config["gpu_slots"])
+    os.environ.update(NORMROBUST_GPU_SLOTS=str(config["gpu_slots"]))
 SEEDS = [int(s) for s in config["seeds"]]
 CELLS = cells(config)
+AUTOATTACK_CELLS = autoattack_cells(
+    config
+)  # adversarially trained cells, when evaluation.autoattack is set
 ENABLED = enabled_studies(config)
 # every model trained: the studies' cells and the derived datasets' source cells no study lists
 TRAINED = trained_cells(config)
@@ -73,6 +79,7 @@ TABLES = {
         ("history", "csv"),
         ("transfer", "csv"),
         ("costs", "csv"),
+        ("derived", "csv"),
         ("run_info", "json"),
     )
 }
@@ -124,9 +131,11 @@ def train_settings(w):
             "cell": model,
             "arch": config["archs"][w.arch],
             "regime": {"name": w.regime, **regime},
-            # a regime may override training settings (E6: weight decay, lr, optimizer)
+            # a dataset, then a regime, may override training settings (PAPER.md: lr 0.01 on D_NR and
+            # D_rand; E6: weight decay, lr, optimizer)
             "training": {
                 **config["training"],
+                **(config["datasets"][w.dataset].get("training") or {}),
                 **regime.get("training", {}),
                 "save_epochs": saved_epochs(config),
                 "history": training_history(
@@ -141,6 +150,14 @@ def train_settings(w):
 
 def model_file(c):
     return f"results/models/{cell_path(c)}/model.pt"
+
+
+def derive_settings(w):
+    """A derived dataset's settings as derive-data reads them: its source cell resolved (dataset included), the
+    keys that only change training on it (``training``) left out, so they never rebuild it.
+    """
+    entry = dataset_settings(config["datasets"][w.dataset])
+    return {**entry, "source": derived_source(config, w.dataset)}
 
 
 def derive_inputs(w):
@@ -237,12 +254,26 @@ def report_code():
     ]
 
 
+def evaluation_settings():
+    """The evaluation block for the evaluate jobs, without the AutoAttack entry (its own rule); so changing
+    AutoAttack settings never reruns the other evaluations."""
+    return {k: v for k, v in config["evaluation"].items() if k != "autoattack"}
+
+
 def all_metrics():
-    return [f"results/eval/{cell_path(c)}/metrics.json" for c in CELLS]
+    """Per-cell evaluation files: every cell's metrics, and AutoAttack's for the adversarially trained cells."""
+    return [f"results/eval/{cell_path(c)}/metrics.json" for c in CELLS] + [
+        f"results/eval/{cell_path(c)}/autoattack.json" for c in AUTOATTACK_CELLS
+    ]
 
 
 def all_histories():
     return [f"results/models/{cell_path(c)}/history.csv" for c in CELLS]
+
+
+def all_derived():
+    """The derived datasets' records (what derive-data measured), for the derived table."""
+    return [f"results/data/{d}.json" for d in DERIVED]
 
 
 def all_transfers():
@@ -263,6 +294,10 @@ def all_benchmarks():
         + [
             f"results/benchmarks/evaluate/{m}.tsv"
             for m in dict.fromkeys(model_path(c) for c in CELLS)
+        ]
+        + [
+            f"results/benchmarks/evaluate_autoattack/{m}.tsv"
+            for m in dict.fromkeys(model_path(c) for c in AUTOATTACK_CELLS)
         ]
         + [f"results/benchmarks/transfer/{key}.tsv" for key in TRANSFERS]
     )

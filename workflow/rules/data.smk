@@ -22,7 +22,8 @@ rule derive_data:
     input:
         unpack(derive_inputs),
     output:
-        "results/data/{dataset}.pt",
+        data="results/data/{dataset}.pt",
+        record="results/data/{dataset}.json",
     log:
         "results/logs/derive_data/{dataset}.log",
     benchmark:
@@ -33,9 +34,9 @@ rule derive_data:
     resources:
         gpu=1,
     params:
-        settings=lambda w: json_arg(config["datasets"][w.dataset]),
+        settings=lambda w: json_arg(derive_settings(w)),
         device=config.get("device", "auto"),
     shell:
         "{PY} -m normrobust derive-data --name {wildcards.dataset} --settings {params.settings} "
-        "--base {input.base} --source {input.source} --device {params.device} --out {output} "
+        "--base {input.base} --source {input.source} --device {params.device} --out {output.data} "
         "--threads {threads} 2> {log}"

@@ -9,6 +9,7 @@ if not TABLES_ONLY:
             histories=all_histories(),
             transfers=all_transfers(),
             benchmarks=all_benchmarks(),
+            derived=all_derived(),
         output:
             metrics=report(
                 TABLES["metrics"], caption="../report/tables.rst", category="Tables"
@@ -22,6 +23,7 @@ if not TABLES_ONLY:
             costs=report(
                 TABLES["costs"], caption="../report/tables.rst", category="Tables"
             ),
+            derived=TABLES["derived"],
             run_info=TABLES["run_info"],
         log:
             "results/logs/aggregate.log",
@@ -29,7 +31,8 @@ if not TABLES_ONLY:
             config=json_arg(config),
         shell:
             "{PY} -m normrobust aggregate --metrics {input.metrics} --histories {input.histories} "
-            "--transfers {input.transfers} --benchmarks {input.benchmarks} --config {params.config} "
+            "--transfers {input.transfers} --benchmarks {input.benchmarks} --derived {input.derived} "
+            "--config {params.config} "
             "--outdir results/tables 2> {log}"
 
 

@@ -2,7 +2,12 @@
 
 A study module builds its claims (one small class per kind of comparison, below) from its
 :class:`~normrobust.analysis.study_view.StudyView`; :func:`evaluate` measures each claim's per-seed difference
-``Δ_s`` on the tables and judges it with the verdict rule (:mod:`normrobust.analysis.verdicts`).
+``Δ_s`` and its test-sampling variance ``v_s`` on the tables, and judges them with the verdict rule
+(:mod:`normrobust.analysis.verdicts`: a 95 % interval over seeds and test images).
+
+Test-sampling variances: from metrics.csv's ``se`` column, from history.csv's ``ligs_se`` and ``n_test``, and
+for transfer rates from the rate and its ``n`` (normrobust.sampling.rate_se); the two sides of a difference are
+added as if independent (an over-estimate for paired models).
 
 Kinds of claim (``Δ_s`` for seed ``s``):
 
@@ -11,16 +16,20 @@ Kinds of claim (``Δ_s`` for seed ``s``):
   "lowers by more than half";
 * :class:`Trajectory`: ``v(last epoch) − v(first epoch)`` of one model (``history.csv``);
 * :class:`Level`: ``v(cell) − threshold``;
-* :class:`Rank`: Spearman ρ between two metrics over a set of cells of seed ``s`` (at least 3 cells);
+* :class:`Rank`: Spearman ρ between two metrics over a set of cells of seed ``s``, judged on Fisher's z = atanh ρ
+  with the sampling variance 1.06 / (m − 3) of a rank correlation over m cells (Fieller et al. 1957) as its floor,
+  reported back as ρ (at least :data:`MIN_RANK_CELLS` cells);
 * :class:`Dominance`: ``max over variants |v(variant) − v(base)| − |v(base) − v(reference)|``;
-* :class:`Transfer`: mean over the targets of the treatment sources' rate − the same for the baseline sources
-  (``transfer.csv``), averaged over matched source groups of seed ``s``;
+* :class:`~normrobust.analysis.transfer_claim.Transfer` (its own module): mean over the targets of the treatment
+  sources' rate − the same for the baseline sources (``transfer.csv``), averaged over matched source groups of seed
+  ``s``;
 * :class:`Unmeasured`: a claim of the paper this pipeline does not measure; always INCONCLUSIVE.
 
 Output columns (:data:`COLUMNS`): id, study, claim, rule (Δ and the verdict rule in words), metric, direction,
 tolerance, treatment_mean/min/max and baseline_mean/min/max (the two compared quantities over the seeds that
-have a Δ; NaN where a claim has one side), mean_diff/min_diff/max_diff (of Δ_s), n_seeds, paper (the paper's
-number, short text), verdict, note (why a claim is inconclusive).
+have a Δ; NaN where a claim has one side), mean_diff/min_diff/max_diff (of Δ_s), ci_low/ci_high (the 95 %
+interval of Δ the verdict is read from), test_se (the test-sampling standard error of Δ), n_seeds, paper (the
+paper's number, short text), verdict, note (why a claim is inconclusive).
 """
 
 from __future__ import annotations
@@ -34,31 +43,47 @@ import pandas as pd
 from .labels import fmt_num, metric_is_percent, norm_label, regime_label, sort_norms
 from .metric import Metric
 from .selection import MODEL_KEYS, select, spearman
-from .verdicts import INCONCLUSIVE, MIN_SEEDS, rule_text, tol_text, verdict
+from .verdicts import INCONCLUSIVE, MIN_SEEDS, decide, interval, rule_text, tol_text
 
 COLUMNS = ["id", "study", "claim", "rule", "metric", "direction", "tolerance", "treatment_mean", "treatment_min",
            "treatment_max", "baseline_mean", "baseline_min", "baseline_max", "mean_diff", "min_diff", "max_diff",
-           "n_seeds", "paper", "verdict", "note"]
+           "ci_low", "ci_high", "test_se", "n_seeds", "paper", "verdict", "note"]
 NUMERIC = ["tolerance", "treatment_mean", "treatment_min", "treatment_max", "baseline_mean", "baseline_min",
-           "baseline_max", "mean_diff", "min_diff", "max_diff", "n_seeds"]
-MIN_RANK_CELLS = 3  # a rank correlation needs at least this many cells in a seed
+           "baseline_max", "mean_diff", "min_diff", "max_diff", "ci_low", "ci_high", "test_se", "n_seeds"]
+MIN_RANK_CELLS = 4  # a rank correlation needs at least this many cells in a seed (its z variance needs m > 3)
+RANK_Z_VARIANCE = 1.06  # var(atanh ρ_Spearman) ≈ 1.06 / (m − 3) (Fieller, Hartley & Pearson 1957)
+RANK_CLIP = 0.9999  # |ρ| clipped below 1 before atanh (a perfect rank order has a finite z)
 UNMEASURED = "not measured by this pipeline"
 Frames = dict  # table name -> DataFrame (or None when not read)
 
 
 @dataclass
 class Measured:
-    """Per-seed values of a claim: Δ_s and the two compared quantities (NaN where one-sided)."""
+    """Per-seed values of a claim: Δ_s, the two compared quantities (NaN where one-sided), the test-sampling variance
+    of Δ_s (``var``; NaN where not recorded) and ``back``: maps Δ's scale to the reported one (Rank: tanh)."""
 
     diff: pd.Series
     treatment: pd.Series
     baseline: pd.Series
     note: str = ""
+    var: pd.Series | None = None
+    back: Any = None
 
 
-def _empty(note: str) -> Measured:
+def no_data(note: str) -> Measured:
+    """A claim without data: no seeds, and the reason."""
     e = pd.Series(dtype=float)
     return Measured(e, e, e, note)
+
+
+def _add(*parts: pd.Series, weights: tuple[float, ...] | None = None) -> pd.Series:
+    """Σ w_i · parts_i aligned on the seed index (NaN where a part lacks a seed)."""
+    weights = weights or (1.0,) * len(parts)
+    out = None
+    for w, p in zip(weights, parts):
+        p = p.astype(float) * w
+        out = p if out is None else out.add(p)
+    return out if out is not None else pd.Series(dtype=float)
 
 
 def cell(dataset: str | None, arch: str | None, norm: str | None, regime: str | None) -> dict[str, Any]:
@@ -122,16 +147,19 @@ class Pair(Claim):
         table = self.needs()[0]
         df = frames.get(table)
         if df is None:
-            return _empty(f"{table}.csv not available")
+            return no_data(f"{table}.csv not available")
         if self.epoch is not None:
             treat, base = self.of.history(df, self.treat, self.epoch), self.of.history(df, self.base, self.epoch)
+            vt, vb = (self.of.history_variances(df, c, self.epoch) for c in (self.treat, self.base))
         else:
             treat, base = self.of.values(df, self.treat), self.of.values(df, self.base)
+            vt, vb = self.of.variances(df, self.treat), self.of.variances(df, self.base)
         if treat.empty or base.empty:
             missing = [cell_text(c) for c, s in ((self.treat, treat), (self.base, base)) if s.empty]
-            return _empty(f"no {self.metric} for {', '.join(missing)}")
+            return no_data(f"no {self.metric} for {', '.join(missing)}")
         d = (treat - self.scale * base).dropna()
-        return Measured(d, treat, base, "" if len(d) else "no seed with both cells")
+        return Measured(d, treat, base, "" if len(d) else "no seed with both cells",
+                        var=_add(vt, vb, weights=(1.0, self.scale ** 2)))
 
 
 def pair(cid: str, study: str, text: str, metric: Metric, treat: dict[str, Any], base: dict[str, Any],
@@ -185,17 +213,19 @@ class Level(Claim):
     def measure(self, frames: Frames) -> Measured:
         metrics = frames.get("metrics")
         if metrics is None:
-            return _empty("metrics.csv not available")
+            return no_data("metrics.csv not available")
         v = self.of.values(metrics, self.cell)
         if v.empty:
-            return _empty(f"no {self.metric} for {cell_text(self.cell)}")
-        return Measured(v - self.threshold, v, pd.Series(np.nan, index=v.index))
+            return no_data(f"no {self.metric} for {cell_text(self.cell)}")
+        return Measured(v - self.threshold, v, pd.Series(np.nan, index=v.index),
+                        var=self.of.variances(metrics, self.cell))
 
 
 def level(cid: str, study: str, text: str, metric: Metric, c: dict[str, Any], threshold: float,
-          paper: str = "") -> Level:
+          paper: str = "", direction: str = "increase") -> Level:
+    """A :class:`Level` claim: the cell's value is above (``increase``) or below (``decrease``) ``threshold``."""
     delta = f"{metric.text}[{cell_text(c)}] − {fmt_num(threshold)} per seed"
-    return Level(id=cid, study=study, text=text, metric=metric.key, direction="increase", delta=delta, paper=paper,
+    return Level(id=cid, study=study, text=text, metric=metric.key, direction=direction, delta=delta, paper=paper,
                  of=metric, cell=c, threshold=threshold)
 
 
@@ -210,19 +240,20 @@ class Trajectory(Claim):
     def measure(self, frames: Frames) -> Measured:
         history = frames.get("history")
         if history is None:
-            return _empty("history.csv not available")
+            return no_data("history.csv not available")
         col = self.of.name
         if col not in history.columns:
-            return _empty(f"history.csv has no column {col}")
+            return no_data(f"history.csv has no column {col}")
         h = select(history, **{k: self.cell.get(k) for k in MODEL_KEYS})
         h = h[h[col].notna()].sort_values("epoch")
         if h.empty:
-            return _empty(f"no history for {cell_text(self.cell)}")
+            return no_data(f"no history for {cell_text(self.cell)}")
         g = h.groupby("seed")
         first, last = g[col].first().astype(float), g[col].last().astype(float)
         keep = g["epoch"].max() > g["epoch"].min()
         d = (last - first)[keep]
-        return Measured(d, last[keep], first[keep], "" if len(d) else "fewer than two epochs in the history")
+        var = _add(*(self.of.history_variances(history, self.cell, e) for e in ("last", "first")))
+        return Measured(d, last[keep], first[keep], "" if len(d) else "fewer than two epochs in the history", var=var)
 
 
 @dataclass(kw_only=True)
@@ -236,15 +267,19 @@ class Rank(Claim):
     def measure(self, frames: Frames) -> Measured:
         metrics = frames.get("metrics")
         if metrics is None:
-            return _empty("metrics.csv not available")
+            return no_data("metrics.csv not available")
         m = select(metrics, self.cells)
         both = pd.concat({"x": self.x.per_seed(m), "y": self.y.per_seed(m)}, axis=1).dropna().reset_index()
         if both.empty:
-            return _empty(f"no cell with both {self.x.name} and {self.y.name}")
+            return no_data(f"no cell with both {self.x.name} and {self.y.name}")
         rho = pd.Series({s: spearman(g["x"], g["y"], MIN_RANK_CELLS) for s, g in both.groupby("seed")},
                         dtype=float).dropna()
+        cells = both.groupby("seed").size().reindex(rho.index).astype(float)
         nan = pd.Series(np.nan, index=rho.index)
-        return Measured(rho, nan, nan, "" if len(rho) else f"fewer than {MIN_RANK_CELLS} distinct cells per seed")
+        note = "" if len(rho) else (f"fewer than {MIN_RANK_CELLS} cells with both metrics per seed, or one metric "
+                                    f"constant over the cells")
+        return Measured(np.arctanh(rho.clip(-RANK_CLIP, RANK_CLIP)), nan, nan, note,
+                        var=RANK_Z_VARIANCE / (cells - 3), back=np.tanh)
 
 
 @dataclass(kw_only=True)
@@ -259,87 +294,27 @@ class Dominance(Claim):
     def measure(self, frames: Frames) -> Measured:
         metrics = frames.get("metrics")
         if metrics is None:
-            return _empty("metrics.csv not available")
+            return no_data("metrics.csv not available")
         base, ref = self.of.values(metrics, self.base), self.of.values(metrics, self.ref)
         if base.empty or ref.empty:
             missing = [cell_text(c) for c, s in ((self.base, base), (self.ref, ref)) if s.empty]
-            return _empty(f"no {self.metric} for {', '.join(missing)}")
-        moves = [(v - base).abs() for v in (self.of.values(metrics, c) for c in self.variants) if not v.empty]
+            return no_data(f"no {self.metric} for {', '.join(missing)}")
+        moves, var_moves = [], []
+        for c in self.variants:
+            v = self.of.values(metrics, c)
+            if not v.empty:
+                moves.append((v - base).abs())
+                var_moves.append(self.of.variances(metrics, c))
         if not moves:
-            return _empty(f"no {self.metric} for any variant")
+            return no_data(f"no {self.metric} for any variant")
         factor = pd.concat(moves, axis=1).max(axis=1, skipna=True)
         gap = (base - ref).abs()
         d = (factor - gap).dropna()
-        return Measured(d, factor, gap, "" if len(d) else "no seed with the base, the variants and the reference")
-
-
-SOURCE = ["source_arch", "source_norm", "source_regime"]
-TARGET = ["target_arch", "target_norm", "target_regime"]
-
-
-@dataclass(kw_only=True)
-class Transfer(Claim):
-    """Mean rate over the targets of the treatment sources − that of the baseline sources, per seed.
-
-    ``treat`` / ``base``: column → value (or list of values) on transfer.csv (source_*, target_*, source_final,
-    source_epoch); ``group``: source columns matched between the two sides (Δ_s is the mean over the groups);
-    ``shared``: compare over the targets both sides have, neither source's own cell included; ``targets``:
-    target regimes to keep; ``value``: success_rate or error_rate."""
-
-    treat: dict[str, Any]
-    base: dict[str, Any]
-    dataset: str | None = None
-    group: tuple[str, ...] = ()
-    shared: bool = True
-    targets: list[str] | None = None
-    value: str = "success_rate"
-    tables: ClassVar[tuple[str, ...]] = ("transfer",)
-
-    def _rows(self, transfer: pd.DataFrame, cond: dict[str, Any]) -> pd.DataFrame:
-        t = transfer
-        for k, v in cond.items():
-            if k == "source_epoch":
-                t = t[np.isclose(t[k].astype(float), float(v))]
-            else:
-                t = select(t, **{k: v})
-        return t
-
-    def measure(self, frames: Frames) -> Measured:
-        transfer = frames.get("transfer")
-        if transfer is None:
-            return _empty("transfer.csv not available")
-        t = select(transfer, study=self.study, dataset=self.dataset, target_regime=self.targets)
-        t = t[t[self.value].notna()].assign(_v=lambda d: d[self.value].astype(float))
-        ta, tb = self._rows(t, self.treat), self._rows(t, self.base)
-        if ta.empty or tb.empty:
-            side, cond = ("treatment", self.treat) if ta.empty else ("baseline", self.base)
-            return _empty(f"no transfer rows for the {side} sources ({', '.join(f'{k}={v}' for k, v in cond.items())})")
-        group = list(self.group)
-        rows = {}
-        for seed in sorted(set(ta["seed"]) & set(tb["seed"])):
-            a_s, b_s = ta[ta["seed"] == seed], tb[tb["seed"] == seed]
-            vals = []
-            for key in ([tuple(k) for k in a_s[group].drop_duplicates().itertuples(index=False)] if group else [()]):
-                ga, gb = (select(x, **dict(zip(group, key))) for x in (a_s, b_s))
-                if ga.empty or gb.empty:
-                    continue
-                ma, mb = ga.groupby(TARGET)["_v"].mean(), gb.groupby(TARGET)["_v"].mean()
-                if self.shared:
-                    sources = pd.concat([ga[SOURCE], gb[SOURCE]]).drop_duplicates()
-                    own = {tuple(r) for r in sources.itertuples(index=False)}
-                    keep = [k for k in ma.index.intersection(mb.index) if tuple(k) not in own]
-                    if not keep:
-                        continue
-                    vals.append((float(ma.loc[keep].mean()), float(mb.loc[keep].mean())))
-                else:
-                    vals.append((float(ma.mean()), float(mb.mean())))
-            if vals:
-                rows[seed] = (np.mean([v[0] for v in vals]), np.mean([v[1] for v in vals]))
-        if not rows:
-            return _empty("no shared targets")
-        treat = pd.Series({s: v[0] for s, v in rows.items()}, dtype=float)
-        base = pd.Series({s: v[1] for s, v in rows.items()}, dtype=float)
-        return Measured(treat - base, treat, base)
+        # the largest variant's variance bounded by the largest of them; the base counted in both terms
+        vb, vr = self.of.variances(metrics, self.base), self.of.variances(metrics, self.ref)
+        var = _add(pd.concat(var_moves, axis=1).max(axis=1, skipna=False), vb, vr, weights=(1.0, 2.0, 1.0))
+        return Measured(d, factor, gap, "" if len(d) else "no seed with the base, the variants and the reference",
+                        var=var)
 
 
 @dataclass(kw_only=True)
@@ -353,7 +328,7 @@ class Unmeasured(Claim):
         return f"{UNMEASURED}: INCONCLUSIVE by construction"
 
     def measure(self, frames: Frames) -> Measured:
-        return _empty(UNMEASURED)
+        return no_data(UNMEASURED)
 
 
 def _stats(s: pd.Series) -> tuple[float, float, float]:
@@ -361,6 +336,17 @@ def _stats(s: pd.Series) -> tuple[float, float, float]:
     if s.empty:
         return np.nan, np.nan, np.nan
     return float(s.mean()), float(s.min()), float(s.max())
+
+
+def _inconclusive_note(n: int, lo: float, hi: float, direction: str, tol: float, var_missing: bool) -> str:
+    """Why a measured claim is INCONCLUSIVE, in words."""
+    if n < MIN_SEEDS:
+        return f"fewer than {MIN_SEEDS} seeds"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "the interval is unbounded (too few cells or images)"
+    edge = {"increase": 0.0, "decrease": 0.0, "increase_or_keep": -tol, "decrease_or_keep": tol}.get(direction)
+    what = f"contains {fmt_num(edge)}" if edge is not None else f"overlaps the band edge ±{fmt_num(tol)}"
+    return f"the 95% interval {what}" + ("; no test-sampling error recorded" if var_missing else "")
 
 
 def evaluate(claims: list[Claim], frames: Frames) -> pd.DataFrame:
@@ -371,20 +357,25 @@ def evaluate(claims: list[Claim], frames: Frames) -> pd.DataFrame:
         d = pd.to_numeric(m.diff, errors="coerce").astype(float)
         d = d[np.isfinite(d)]
         n = int(len(d))
-        v = verdict(d.values, c.direction, c.tol)
+        var = (m.var if m.var is not None else pd.Series(np.nan, index=d.index)).reindex(d.index).astype(float)
+        mean, lo, hi, _ = interval(d.values, var.values)
+        back = m.back or (lambda x: x)
+        mean, lo, hi = (float(back(x)) if np.isfinite(x) else x for x in (mean, lo, hi))
+        v = decide(lo, hi, c.direction, c.tol) if n >= MIN_SEEDS else INCONCLUSIVE
         note = m.note
         if v == INCONCLUSIVE and not note:
-            note = (f"fewer than {MIN_SEEDS} seeds" if n < MIN_SEEDS
-                    else "no difference on any seed" if bool((d == 0).all()) else "seeds disagree")
+            note = _inconclusive_note(n, lo, hi, c.direction, c.tol, bool(n) and bool(var.isna().all()))
         tm = _stats(m.treatment.reindex(d.index)) if n else (np.nan,) * 3
         bm = _stats(m.baseline.reindex(d.index)) if n else (np.nan,) * 3
-        dm = _stats(d)
+        dm = _stats(back(d)) if n else (np.nan,) * 3
+        test_se = float(np.sqrt(var.fillna(0).mean())) if n and m.back is None else np.nan
         rows.append({
             "id": c.id, "study": c.study, "claim": c.text, "rule": c.rule, "metric": c.metric,
             "direction": c.direction, "tolerance": c.tol,
             "treatment_mean": tm[0], "treatment_min": tm[1], "treatment_max": tm[2],
             "baseline_mean": bm[0], "baseline_min": bm[1], "baseline_max": bm[2],
-            "mean_diff": dm[0], "min_diff": dm[1], "max_diff": dm[2], "n_seeds": n,
+            "mean_diff": mean if n else np.nan, "min_diff": dm[1], "max_diff": dm[2],
+            "ci_low": lo, "ci_high": hi, "test_se": test_se, "n_seeds": n,
             "paper": c.paper, "verdict": v, "note": note,
         })
     return pd.DataFrame(rows, columns=COLUMNS)

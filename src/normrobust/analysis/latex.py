@@ -225,13 +225,19 @@ def claim_stat_tex(mean: Any, lo: Any, hi: Any, pct: bool, signed: bool = False)
 
 
 def claim_diff_tex(row: pd.Series | dict[str, Any]) -> str:
-    """``$-12.3$ [$-14.0$, $-10.6$]`` (points for accuracy-type metrics)."""
-    return claim_stat_tex(row.get("mean_diff"), row.get("min_diff"), row.get("max_diff"),
-                          metric_is_percent(row["metric"]), signed=True)
+    r"""Δ's mean and 95 % interval, ``$-12.3$ [$-14.0$, $-10.6$]`` (points for accuracy-type metrics); an unbounded
+    interval is shown as ``[$-\infty$, $\infty$]``."""
+    pct = metric_is_percent(row["metric"])
+    s = claim_stat_tex(row.get("mean_diff"), row.get("ci_low"), row.get("ci_high"), pct, signed=True)
+    lo, hi = (float(row.get(k, np.nan)) for k in ("ci_low", "ci_high"))
+    if s != "--" and (np.isinf(lo) or np.isinf(hi)):
+        s += r" [$-\infty$, $\infty$]"
+    return s
 
 
 def claim_measured_tex(row: pd.Series | dict[str, Any]) -> str:
-    """Treatment, baseline and Δ of one claims row, each mean [min, max] over seeds, on separate lines."""
+    """Treatment and baseline (mean [min, max] over seeds) and Δ (mean [95 % interval]) of one claims row, on
+    separate lines."""
     pct = metric_is_percent(row["metric"])
     parts = []
     for key in ("treatment", "baseline"):
@@ -251,7 +257,7 @@ def claims_table(claims: pd.DataFrame, caption: str | None = r"\nrltcaption",
                  titles: dict[str, str] | None = None) -> str:
     """A ``longtable`` (breaks across pages): per claim its verdict, id and statement, the verdict rule, the
     measured numbers (treatment, baseline and Δ: mean [min, max] over seeds; n seeds) and the paper's number.
-    A header row per study (``titles``: study → text).
+    A header row per study (``titles``: study → text). Δ is shown with the 95 % interval its verdict is read from.
 
     ``caption`` is LaTeX placed as the longtable's first row (default: the template's ``\\nrltcaption`` macro,
     which holds the caption and label); None for no caption row."""
@@ -260,7 +266,8 @@ def claims_table(claims: pd.DataFrame, caption: str | None = r"\nrltcaption",
             + r"{0.23\linewidth}" + p + r"{0.12\linewidth}@{}}"]
     if caption:
         head.append(caption + r" \\")
-    cols = r"Verdict, claim & Rule (fixed before the run) & Measured: mean [min, max] & Paper \\"
+    cols = (r"Verdict, claim & Rule (fixed before the run) & Measured: mean [min, max]; $\Delta$: mean [95\,\% "
+            r"interval] & Paper \\")
     head += [r"\toprule", cols, r"\midrule", r"\endfirsthead",
              r"\multicolumn{4}{@{}l}{\emph{(continued)}} \\", r"\toprule", cols, r"\midrule", r"\endhead",
              r"\midrule", r"\multicolumn{4}{r@{}}{\emph{(continued on the next page)}} \\", r"\endfoot",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..sampling import rate_se
 from .labels import attack_eps_label, fmt_num, metric_is_percent, metric_label
 from .selection import MODEL_KEYS, select
 
@@ -79,6 +80,38 @@ class Metric:
         m = m[m["value"].notna()]
         s = m.groupby("seed")["value"].mean()
         return 1.0 - s if self.error else s
+
+    def variances(self, metrics: pd.DataFrame, cell: dict[str, Any]) -> pd.Series:
+        """Per-seed test-sampling variance of :meth:`values` (se² from metrics.csv's ``se`` column; several rows of
+        a seed averaged: Σ se² / k²), indexed by seed; NaN where no standard error was recorded."""
+        m = select(self.rows(metrics), **{k: cell.get(k) for k in MODEL_KEYS})
+        m = m[m["value"].notna()]
+        if "se" not in m.columns:
+            return pd.Series(np.nan, index=m["seed"].unique(), dtype=float)
+        v = m.assign(_v=m["se"].astype(float) ** 2).groupby("seed")["_v"]
+        return v.sum(min_count=1) / v.count().pow(2)
+
+    def _history_rows(self, history: pd.DataFrame, cell: dict[str, Any], epoch: str | int) -> pd.DataFrame:
+        """The history row of each seed at ``epoch`` ('first', 'last' or a number) where this column is measured."""
+        if self.name not in history.columns:
+            return history.iloc[0:0]
+        h = select(history, **{k: cell.get(k) for k in MODEL_KEYS})
+        h = h[h[self.name].notna()].sort_values("epoch")
+        if epoch in ("first", "last"):
+            return h.groupby("seed").head(1) if epoch == "first" else h.groupby("seed").tail(1)
+        return h[h["epoch"] == int(epoch)].groupby("seed").head(1)
+
+    def history_variances(self, history: pd.DataFrame, cell: dict[str, Any], epoch: str | int) -> pd.Series:
+        """Per-seed test-sampling variance of :meth:`history`: LIGS from ``ligs_se``, accuracies from the value and
+        ``n_test`` (normrobust.sampling.rate_se); NaN where history.csv does not record them."""
+        h = self._history_rows(history, cell, epoch).set_index("seed")
+        if self.name == "ligs":
+            se = h["ligs_se"].astype(float) if "ligs_se" in h.columns else pd.Series(np.nan, index=h.index)
+        elif "n_test" in h.columns:
+            se = pd.Series(rate_se(h[self.name].astype(float), h["n_test"].astype(float)), index=h.index)
+        else:
+            se = pd.Series(np.nan, index=h.index)
+        return (se ** 2).astype(float)
 
     def history(self, history: pd.DataFrame, cell: dict[str, Any], epoch: str | int) -> pd.Series:
         """Per-seed value of this history column in one cell at the ``first`` / ``last`` / given epoch."""

@@ -34,6 +34,7 @@ from ..cells import enabled_studies
 from ..regimes import clean_weight, ligs_weight, role
 from ..utils import atomic_write, log
 from .claims import evaluate, read_claims
+from .evaluation_checks import autoattack_frame, autoattack_summary, autoattack_table, derived_table
 from .labels import (
     attack_eps_label,
     attack_label,
@@ -56,7 +57,7 @@ from .metric import headline
 from .reproduction import limitations, metric_reason, reproduction_frame, reproduction_table
 from .study_view import StudyView
 from .tables import MissingInputError, read_optional, read_run_info, read_table
-from .verdicts import FAIL, INCONCLUSIVE, MIN_SEEDS, PASS
+from .verdicts import FAIL, INCONCLUSIVE, MIN_SEEDS, PASS, t975
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "paper" / "report.tex.j2"
 TEX_INSTALL = ("apt-get install latexmk texlive-latex-base texlive-latex-recommended "
@@ -83,6 +84,14 @@ def jinja_env(template_dir: Path):
 
 
 # ------------------------------------------------------------------------------------------ claims
+
+def rule_t_example(run_info: dict[str, Any]) -> str:
+    """'this run's 3 seeds, t = 4.30': the t quantile the run's seeds give (LaTeX)."""
+    n = len((run_info.get("config") or {}).get("seeds") or [])
+    if n < MIN_SEEDS:
+        return f"this run's {n} seed{'s' if n != 1 else ''}, no interval"
+    return f"this run's {n} seeds, $t = {t975(n - 1):.2f}$"
+
 
 def claim_context(row: pd.Series) -> dict[str, Any]:
     """A claims row for the template: id, statement, Δ, n, verdict, the two sides and the paper's number."""
@@ -300,6 +309,10 @@ def render(tables_dir: str | Path, figures_dir: str | Path, outdir: str | Path, 
     write_table("reproduction", reproduction_table(repro))
     costs = read_optional(tables_dir, "costs")
     write_table("costs", costs_table(costs))
+    derived = read_optional(tables_dir, "derived")
+    write_table("derived", derived_table(derived))
+    aa = autoattack_frame(metrics, cfg)
+    write_table("autoattack", autoattack_table(aa))
     by_key = {m.KEY: m for m in studies}
 
     def reason(row: pd.Series) -> str:
@@ -320,7 +333,9 @@ def render(tables_dir: str | Path, figures_dir: str | Path, outdir: str | Path, 
         "failed": [claim_context(r) for _, r in claims[claims["verdict"] == FAIL].iterrows()],
         "inconclusive": [claim_context(r) for _, r in claims[claims["verdict"] == INCONCLUSIVE].iterrows()],
         "n_claims": len(claims), "n_pass": int(counts.get(PASS, 0)), "n_fail": int(counts.get(FAIL, 0)),
-        "n_inconclusive": int(counts.get(INCONCLUSIVE, 0)), "rule": {"min_seeds": MIN_SEEDS},
+        "n_inconclusive": int(counts.get(INCONCLUSIVE, 0)),
+        "rule": {"min_seeds": MIN_SEEDS, "t_example": rule_t_example(info)},
+        "derived": {"n": 0 if derived is None else len(derived)}, "autoattack": autoattack_summary(aa),
         "reproduction": {
             "n_rows": len(repro), "n_ours": int(np.isfinite(repro["ours"]).sum()),
             "n_same": int((repro["match"] == "same").sum()), "n_analogue": int((repro["match"] == "analogue").sum()),

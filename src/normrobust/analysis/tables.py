@@ -1,5 +1,6 @@
-"""Reading the aggregated tables: ``metrics.csv``, ``history.csv``, ``transfer.csv``, ``costs.csv`` and
-``run_info.json`` of a tables directory (default ``results/tables/``, written by the aggregate step).
+"""Reading the aggregated tables: ``metrics.csv``, ``history.csv``, ``transfer.csv``, ``costs.csv``,
+``derived.csv`` and ``run_info.json`` of a tables directory (default ``results/tables/``, written by the aggregate
+step).
 
 :func:`read_table` checks a table's columns and types them; :func:`read_run_info` loads the run's resolved
 config and provenance. An absent or unusable file raises :class:`MissingInputError`, naming it.
@@ -23,12 +24,18 @@ TABLE_COLUMNS: dict[str, list[str]] = {
                  "source_final", "target_arch", "target_norm", "target_regime", "success_rate", "error_rate", "n",
                  "n_total"],
     "costs": ["rule", "target", "wall_s", "cpu_s", "max_rss_mib", "peak_gpu_mem_mib"],
+    "derived": ["name", "method", "base", "source", "n", "target_rate", "intended", "intended_rate"],
 }
+#: numeric columns (parsed where present: metrics' n / se and history's ligs_se / n_test are absent from tables
+#: of older versions, whose claims then have no test-sampling floor and say so)
 NUMERIC_COLUMNS: dict[str, list[str]] = {
-    "metrics": ["seed", "eps", "value"],
-    "history": ["seed", "epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "seconds"],
+    "metrics": ["seed", "eps", "value", "n", "se"],
+    "history": ["seed", "epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "ligs_se", "n_test",
+                "seconds"],
     "transfer": ["seed", "source_epoch", "success_rate", "error_rate", "n", "n_total"],
     "costs": ["wall_s", "cpu_s", "max_rss_mib", "peak_gpu_mem_mib"],
+    "derived": ["n", "steps", "step", "eps", "source_acc", "target_rate", "label_rate", "rf_rate", "rf_label_rate",
+                "nrf_rate", "intended_rate", "seconds"],
 }
 TABLE_NAMES = tuple(TABLE_COLUMNS)
 
@@ -46,7 +53,7 @@ def _numbers(col: pd.Series) -> pd.Series:
 
 
 def read_table(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
-    """Load ``<tables_dir>/<name>.csv`` (name ∈ metrics, history, transfer, costs) with typed columns.
+    """Load ``<tables_dir>/<name>.csv`` (name ∈ metrics, history, transfer, costs, derived) with typed columns.
 
     Strings are kept verbatim (the norm ``none`` and the attack ``none`` are not NaN); numeric columns are
     parsed with unparsable entries as NaN; ``source_final`` is a boolean.
@@ -64,7 +71,8 @@ def read_table(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
     if name == "history":  # one robust_acc_<name> column per extra history attack
         numeric = numeric + [c for c in df.columns if c.startswith("robust_acc_")]
     for c in numeric:
-        df[c] = _numbers(df[c])
+        if c in df.columns:
+            df[c] = _numbers(df[c])
     if "source_final" in df.columns:
         df["source_final"] = df["source_final"].str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
     for c in ("seed", "epoch"):

@@ -120,7 +120,7 @@ def build_dataset(name: str, cfg: dict, data_dir: str | os.PathLike | None = Non
     if kind == "generated":
         from .generated import generate
 
-        data = generate(**{k: v for k, v in cfg.items() if k not in ("kind", "augment")})
+        data = generate(**{k: v for k, v in cfg.items() if k not in ("kind", "augment", "training")})
     elif kind == "derived":
         raise ValueError(f"datasets.{name}: kind 'derived' is built by derive-data from a trained model "
                          f"(python -m normrobust derive-data), not by prepare-data")

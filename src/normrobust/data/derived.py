@@ -18,13 +18,23 @@ A derived dataset is a config entry ``{kind: derived, method, base, source: {arc
 
 The source model runs in eval mode (``attack_mode(model, "eval")``), batched over the whole set. Settings and
 their defaults (the papers'): ``n`` (all of the base's training images; else the first n), ``steps`` (robust /
-nonrobust 1000, attacks 100), ``step`` (0.1), ``eps`` (0.5, attacks only), ``batch_size`` (500), ``seed`` (0).
+nonrobust 1000, attacks 100), ``step`` (0.1), ``eps`` (0.5, attacks only), ``batch_size`` (500), ``seed`` (0);
+``augment`` (crop / flip while training on it, default none) and ``training`` (settings overriding the config's
+``training`` for every model trained on it, e.g. PAPER.md's lr 0.01 for D_NR and D_rand) do not change the images.
+
+Checks (``min_rate``, default 0.8): the attack methods must move at least that fraction of the stored images to
+their target class on the source model; on a base with ground truth (the generated dataset's templates), the
+images must carry the intended feature by the ideal readers on at least that fraction: D_R the label's robust
+feature, D_NR the label's non-robust feature, D_rand / D_det / conflict the new label's non-robust feature. A set
+that falls short stops with one line naming the source cell and the rate: it does not implant what the study
+needs.
 
 Output: the prepared-dataset dict (see ``normrobust.data``): ``train`` = {x: uint8 derived images, y: new labels,
 base_y: the base labels of the images they come from, start_index (robust / nonrobust): the base index of each
 start image}; every other top-level entry of the base (``test``, ``counterfactual``, ``templates``) copied
 unchanged, so models trained on it are evaluated on real test images; ``meta`` = the base's meta with ``name``,
-``augment`` = {} and ``derived`` (settings + measured facts, see :func:`derive`).
+``augment`` (the setting) and ``derived`` (settings + measured facts, see :func:`derive`); the same record is
+written beside the dataset as ``<out>.json`` for the result tables.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from ..attacks import attack, attack_mode
-from ..utils import log, pick_device, save_torch, seeded_generator, set_threads
+from ..utils import log, pick_device, save_json, save_torch, seeded_generator, set_threads
 from .derived_settings import ATTACK_METHODS, DEFAULT_STEPS, DEFAULTS, FEATURE_METHODS, METHODS, resolve_settings
 
 # independent random streams of seeded_generator(seed, stream)
@@ -222,7 +232,12 @@ def derive(name: str, cfg: dict, base: dict, model: nn.Module) -> dict:
     * attacks: ``source_acc`` (source model's accuracy on the base images, base labels), ``target_rate``
       (fraction of the stored uint8 images classified as their target), ``target_rate_float`` (the same before
       uint8 rounding), ``l2_mean`` / ``l2_max`` (‖x' − x‖₂ before rounding);
-    * conflict also ``base_derived``: the base's own ``derived`` record.
+    * conflict also ``base_derived``: the base's own ``derived`` record;
+    * with ground truth (a base with the generated dataset's templates): ``rf_rate`` (fraction of images the
+      ideal RF reader assigns their base label y), ``nrf_rate`` (the ideal NRF reader assigns their new label),
+      ``rf_label_rate`` (the RF reader assigns the new label), ``intended`` ("rf" / "nrf") and ``intended_rate``.
+
+    Stops (SystemExit, one line) when ``target_rate`` or ``intended_rate`` is below ``min_rate``.
     """
     meta = base["meta"]
     n_base = int(base["train"]["x"].shape[0])
@@ -270,14 +285,57 @@ def derive(name: str, cfg: dict, base: dict, model: nn.Module) -> dict:
                       l2_mean=l2.mean().item(), l2_max=l2.max().item())
         if method == "conflict":
             record["base_derived"] = meta["derived"]
+    templates = base.get("templates")
+    if templates is not None and "rf" in templates and "nrf" in templates:
+        record.update(ground_truth(method, images, y, labels, templates))
     record["seconds"] = time.perf_counter() - t0
+    _check_rates(name, record, s["min_rate"])
     facts = {k: v for k, v in record.items() if k in ("feature_dist_start", "feature_dist_final", "feature_dist_ratio",
-                                                       "label_rate", "source_acc", "target_rate", "l2_mean")}
+                                                       "label_rate", "source_acc", "target_rate", "l2_mean",
+                                                       "rf_rate", "nrf_rate", "intended_rate")}
     log(f"derived '{name}': " + ", ".join(f"{k} {v:.4g}" for k, v in facts.items()) + f" ({record['seconds']:.1f}s)")
     train.update(x=images, y=labels)
     out = {k: v for k, v in base.items() if k not in ("train", "meta")}  # test, counterfactual, ...: unchanged
-    new_meta = {**meta, "name": name, "augment": {}, "derived": record}
+    new_meta = {**meta, "name": name, "augment": s["augment"], "derived": record}
     return _cpu({"train": {"x": train.pop("x"), "y": train.pop("y"), **train}, **out, "meta": new_meta})
+
+
+#: the feature each method is meant to implant with the dataset's label: "rf" (robust) or "nrf" (non-robust)
+INTENDED = {"robust": "rf", "nonrobust": "nrf", "rand": "nrf", "det": "nrf", "conflict": "nrf"}
+
+
+def ground_truth(method: str, images: Tensor, base_y: Tensor, labels: Tensor, templates: dict) -> dict:
+    """What the derived images carry by the generated dataset's ideal readers (normrobust.data.generated):
+    ``rf_rate`` (RF of the base label), ``rf_label_rate`` (RF of the new label), ``nrf_rate`` (NRF of the new
+    label), ``intended`` and ``intended_rate`` (the fraction carrying the feature the method is meant to implant)."""
+    from .generated import ideal_predict
+
+    dev = images.device
+    rf = ideal_predict(images, templates["rf"].to(dev))
+    nrf = ideal_predict(images, templates["nrf"].to(dev))
+    rates = {"rf_rate": (rf == base_y.to(dev)).double().mean().item(),
+             "rf_label_rate": (rf == labels.to(dev)).double().mean().item(),
+             "nrf_rate": (nrf == labels.to(dev)).double().mean().item()}
+    feature = INTENDED[method]
+    return {**rates, "intended": feature,
+            "intended_rate": rates["rf_label_rate"] if feature == "rf" else rates["nrf_rate"]}
+
+
+def _check_rates(name: str, record: dict, min_rate: float) -> None:
+    """Stop when the attacks missed their target, or the images lack their intended feature, too often."""
+    source = record["source"]
+    src = "/".join(str(source[k]) for k in ("dataset", "arch", "norm", "regime") if k in source) \
+        + f"/s{source.get('seed', '?')}"
+    if record.get("target_rate") is not None and record["target_rate"] < min_rate:
+        raise SystemExit(f"datasets.{name}: the targeted attacks on source cell {src} reach their target on "
+                         f"{record['target_rate']:.1%} of images (< min_rate {min_rate:.0%}): the source does not "
+                         f"carry the features to implant, or the attack is too weak (raise steps / eps, or choose a "
+                         f"source that relies on non-robust features)")
+    if record.get("intended_rate") is not None and record["intended_rate"] < min_rate:
+        what = {"rf": "the label's robust feature", "nrf": "the new label's non-robust feature"}[record["intended"]]
+        raise SystemExit(f"datasets.{name}: only {record['intended_rate']:.1%} of images carry {what} by the ideal "
+                         f"reader (< min_rate {min_rate:.0%}; source cell {src}): the dataset does not implant what "
+                         f"it promises")
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -317,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"source model {a.source}: cell {settings.get('cell')}")
     data = derive(a.name, cfg, base, model)
     save_torch(data, a.out)
+    save_json({"name": a.name, **data["meta"]["derived"]}, str(a.out).removesuffix(".pt") + ".json")
     log(f"wrote {a.out}: train {tuple(data['train']['x'].shape)}, test {tuple(data['test']['x'].shape)}")
     return 0
 

@@ -11,9 +11,15 @@ from numbers import Real
 METHODS = ("robust", "nonrobust", "rand", "det", "conflict")
 FEATURE_METHODS = ("robust", "nonrobust")
 ATTACK_METHODS = ("rand", "det", "conflict")
-SETTING_KEYS = ("kind", "method", "base", "source", "n", "steps", "step", "eps", "batch_size", "seed")
+SETTING_KEYS = ("kind", "method", "base", "source", "n", "steps", "step", "eps", "batch_size", "seed", "min_rate",
+                "augment", "training")
+#: keys that change how models are trained on the dataset, not the dataset: they never rebuild it
+TRAINING_KEYS = ("training",)
 SOURCE_KEYS = ("arch", "norm", "regime", "seed", "dataset")
-DEFAULTS = {"step": 0.1, "eps": 0.5, "batch_size": 500, "seed": 0}
+#: min_rate: a derived set must reach its target (attacks) and, on the generated data, carry its intended feature
+#: (by the ideal readers) on at least this fraction of its images, else making it stops (an implant that took on
+#: fewer than 4 images in 5 is not the dataset the study describes)
+DEFAULTS = {"step": 0.1, "eps": 0.5, "batch_size": 500, "seed": 0, "min_rate": 0.8}
 DEFAULT_STEPS = {"robust": 1000, "nonrobust": 1000, "rand": 100, "det": 100, "conflict": 100}
 
 
@@ -88,5 +94,20 @@ def resolve_settings(name: str, cfg: dict, n_base: int | None = None) -> dict:
     seed = cfg.get("seed", DEFAULTS["seed"])
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"{where}.seed: must be an integer >= 0, got {seed!r}")
+    min_rate = cfg.get("min_rate", DEFAULTS["min_rate"])
+    if not _is_number(min_rate) or not 0 <= min_rate <= 1:
+        raise ValueError(f"{where}.min_rate: must be a number in [0, 1] (fraction of images), got {min_rate!r}")
+    augment = cfg.get("augment") or {}
+    if not isinstance(augment, dict) or set(augment) - {"crop_pad", "flip"}:
+        raise ValueError(f"{where}.augment: must be a mapping with crop_pad and/or flip, got {augment!r}")
+    training = cfg.get("training") or {}
+    if not isinstance(training, dict):
+        raise ValueError(f"{where}.training: must be a mapping of training settings, got {training!r}")
     return {"method": method, "base": base, "source": dict(source), "n": n, "steps": int(steps),
-            "step": float(step), "eps": eps, "batch_size": int(batch_size), "seed": int(seed)}
+            "step": float(step), "eps": eps, "batch_size": int(batch_size), "seed": int(seed),
+            "min_rate": float(min_rate), "augment": dict(augment)}
+
+
+def dataset_settings(cfg: dict) -> dict:
+    """A derived dataset's config entry without the keys that only change training on it (what builds it)."""
+    return {k: v for k, v in cfg.items() if k not in TRAINING_KEYS}

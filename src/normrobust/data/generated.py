@@ -5,14 +5,20 @@ RF: a smooth coloured pattern made only of the 9 lowest real Fourier functions p
 of one cycle per image), peak `rf_amplitude` (64); the K patterns are exactly orthogonal and flattened toward
 their peak, so the ideal RF classifier needs an L∞ change of ~30/255 (≫ ε = 8/255) to flip. It is the label's
 with probability `rf_agreement` (0.75), otherwise a uniformly random other class's.
-NRF: a ±`nrf_amplitude` (3) texture, one 4×4 tile repeated over the image; per channel each class has its own
-non-constant Walsh-Hadamard tile with a random sign, so the K NRFs are exactly orthogonal to each other and
-(4-periodic, zero-mean: only ≥ 4 cycles per image) to every RF. Two NRFs differ by 2·amplitude on half the
-pixels, so any L∞ attack with ε > nrf_amplitude swaps them. A texture, unlike a fixed per-pixel pattern, is
-learnable by translation-equivariant CNNs. It agrees with the label with probability `nrf_agreement` (1.0):
-it predicts the label better than the RF. NRF SNR = amplitude·sqrt(3·S²)/noise_std ≈ 10 at 16×16, σ = 8.
-Counterfactual test sets: RF only, NRF only, RF of y with the NRF of another class. `ideal_predict` reads
-one feature family exactly. All randomness derives from `seed` (one stream per purpose); no per-image loops.
+NRF: one or more *families* of textures, family j of amplitude ``nrf_amplitude[j]`` (a number gives one family):
+each a ±amplitude texture, one ``nrf_tile``×``nrf_tile`` tile repeated over the image; per channel each (family,
+class) has its own non-constant Walsh-Hadamard tile with a random sign, so all F·K textures are exactly orthogonal
+to each other and (tile-periodic, zero-mean: only ≥ 2 cycles per image) to every RF; F·K ≤ nrf_tile² − 1. Two
+textures of a family differ by 2·amplitude on half the pixels, so any L∞ attack with ε > amplitude swaps them:
+every family is non-robust at every ε above the largest amplitude. Families of different amplitude let reliance on
+NRFs be graded: a model may read the strong family and not the weak one. A texture, unlike a fixed per-pixel
+pattern, is learnable by translation-equivariant CNNs. All families carry the same class, which agrees with the
+label with probability ``nrf_agreement`` (1.0): it predicts the label better than the RF. A family's SNR =
+amplitude·sqrt(3·S²)/noise_std (≈ 10 at amplitude 3, 16×16, σ = 8).
+Counterfactual test sets: RF only, NRF only (all families), RF of y with the NRF of another class; with F > 1
+families also, per family j, ``nrf_only_f{j}`` (family j alone) and ``conflict_f{j}`` (RF of y, family j of
+another class, no other family). `ideal_predict` reads one feature family exactly. All randomness derives from
+`seed` (one stream per purpose); no per-image loops.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ import torch
 
 from normrobust.utils import seeded_generator
 
-NRF_TILE = 4  # side of the NRF texture tile; image_size must be a multiple of it
-MAX_CLASSES = NRF_TILE * NRF_TILE - 1  # distinct non-constant Walsh tiles per channel → exact orthogonality
+NRF_TILES = (4, 8)  # allowed sides of the NRF texture tile; image_size must be a multiple of it
+NRF_TILE = NRF_TILES[0]  # the default
+MAX_CLASSES = NRF_TILES[-1] ** 2 - 1  # distinct non-constant Walsh tiles per channel → exact orthogonality
 _RF_FREQS = ((0, 1), (1, 0), (1, 1), (1, -1))  # (fy, fx) in cycles per image, plus the constant
 _RF_SATURATION_STEPS = 30
 _CHUNK = 8192  # images per in-place update (bounds temporary memory; does not change the result)
@@ -34,19 +41,22 @@ _STREAM_TEMPLATES, _STREAM_TRAIN, _STREAM_TEST, _STREAM_COUNTERFACTUAL = 0, 1, 2
 
 
 def generate(*, seed: int = 0, n_train: int = 4000, n_test: int = 1000, image_size: int = 16,
-             num_classes: int = 10, rf_amplitude: float = 64, nrf_amplitude: float = 3,
-             noise_std: float = 8, rf_agreement: float = 0.75, nrf_agreement: float = 1.0) -> dict:
+             num_classes: int = 10, rf_amplitude: float = 64, nrf_amplitude: float | list = 3,
+             noise_std: float = 8, rf_agreement: float = 0.75, nrf_agreement: float = 1.0,
+             nrf_tile: int = NRF_TILE) -> dict:
     """Build the dataset; amplitudes and noise in 1/255 units. See the module docstring for the design."""
     params = dict(seed=seed, n_train=n_train, n_test=n_test, image_size=image_size, num_classes=num_classes,
                   rf_amplitude=rf_amplitude, nrf_amplitude=nrf_amplitude, noise_std=noise_std,
-                  rf_agreement=rf_agreement, nrf_agreement=nrf_agreement)
+                  rf_agreement=rf_agreement, nrf_agreement=nrf_agreement, nrf_tile=nrf_tile)
     params = _validate(params)
-    K, S = params["num_classes"], params["image_size"]
+    K, S, amps = params["num_classes"], params["image_size"], nrf_amplitudes(params)
     sigma = params["noise_std"] / 255.0
 
     g_templates = seeded_generator(params["seed"], _STREAM_TEMPLATES)
     rf = (_rf_templates(K, S, g_templates) * (params["rf_amplitude"] / 255.0)).float()  # [K, 3*S*S]
-    nrf = (_nrf_templates(K, S, g_templates) * (params["nrf_amplitude"] / 255.0)).float()
+    walsh = _nrf_templates(len(amps), K, S, params["nrf_tile"], g_templates)  # [F, K, 3*S*S], ±1
+    families = walsh * (torch.tensor(amps, dtype=torch.float64) / 255.0)[:, None, None]
+    nrf = families.sum(0).float()  # every family of class k: the texture an image of NRF class k carries
 
     def split(n: int, stream: int) -> dict:
         g = seeded_generator(params["seed"], stream)
@@ -67,16 +77,28 @@ def generate(*, seed: int = 0, n_train: int = 4000, n_test: int = 1000, image_si
         "nrf_only": {"x": _render(None, None, nrf, y, sigma, g), "y": y.clone()},
         "conflict": {"x": _render(rf, y, nrf, y_nrf, sigma, g), "y": y.clone(), "y_nrf": y_nrf},
     }
+    if len(amps) > 1:  # per family: read alone, and against the RF (drawn after the above: they stay unchanged)
+        for j, fam in enumerate(families.float()):
+            counterfactual[f"nrf_only_f{j}"] = {"x": _render(None, None, fam, y, sigma, g), "y": y.clone()}
+            counterfactual[f"conflict_f{j}"] = {"x": _render(rf, y, fam, y_nrf, sigma, g), "y": y.clone(),
+                                                "y_nrf": y_nrf}
 
     mean, std = _channel_stats(train["x"])
     return {
         "train": train,
         "test": test,
         "counterfactual": counterfactual,
-        "templates": {"rf": rf.reshape(K, 3, S, S), "nrf": nrf.reshape(K, 3, S, S)},
+        "templates": {"rf": rf.reshape(K, 3, S, S), "nrf": nrf.reshape(K, 3, S, S),
+                      "nrf_families": families.float().reshape(len(amps), K, 3, S, S)},
         "meta": {"name": "generated", "num_classes": K, "shape": [3, S, S], "mean": mean, "std": std,
                  "params": params},
     }
+
+
+def nrf_amplitudes(params: dict) -> list[float]:
+    """The NRF families' amplitudes (1/255 units) of a generated dataset's settings: a number is one family."""
+    a = params.get("nrf_amplitude", 3)
+    return [float(v) for v in a] if isinstance(a, (list, tuple)) else [float(a)]
 
 
 def template_scores(x: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
@@ -155,15 +177,25 @@ def _rf_templates(K: int, S: int, g: torch.Generator) -> torch.Tensor:
     return r / r.abs().amax(1, keepdim=True)
 
 
-def _nrf_templates(K: int, S: int, g: torch.Generator) -> torch.Tensor:
-    """K exactly orthogonal ±1 textures [K, 3*S*S]: per channel a distinct 4×4 Walsh tile, random sign."""
-    h = torch.tensor([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]], dtype=torch.float64)
-    walsh = torch.einsum("ai,bj->abij", h, h).reshape(NRF_TILE * NRF_TILE, NRF_TILE, NRF_TILE)[1:]  # 15
-    rows = torch.stack([torch.randperm(MAX_CLASSES, generator=g)[:K] for _ in range(3)], 1)  # [K, 3]
-    signs = torch.randint(0, 2, (K, 3, 1, 1), generator=g).to(torch.float64) * 2 - 1
-    tiles = walsh[rows] * signs  # [K, 3, 4, 4]
-    reps = S // NRF_TILE
-    return tiles.repeat(1, 1, reps, reps).reshape(K, 3 * S * S)
+def _hadamard(n: int) -> torch.Tensor:
+    """Sylvester Hadamard matrix of order n (a power of 2), ±1."""
+    h = torch.ones(1, 1, dtype=torch.float64)
+    while h.shape[0] < n:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return h
+
+
+def _nrf_templates(F: int, K: int, S: int, tile: int, g: torch.Generator) -> torch.Tensor:
+    """F·K exactly orthogonal ±1 textures [F, K, 3*S*S]: per channel a distinct tile×tile Walsh tile per
+    (family, class), random sign. With one family of 4×4 tiles the draws are those of the single-family design."""
+    h = _hadamard(tile)
+    walsh = torch.einsum("ai,bj->abij", h, h).reshape(tile * tile, tile, tile)[1:]  # the non-constant ones
+    n = F * K
+    rows = torch.stack([torch.randperm(tile * tile - 1, generator=g)[:n] for _ in range(3)], 1)  # [F*K, 3]
+    signs = torch.randint(0, 2, (n, 3, 1, 1), generator=g).to(torch.float64) * 2 - 1
+    tiles = walsh[rows] * signs  # [F*K, 3, tile, tile]
+    reps = S // tile
+    return tiles.repeat(1, 1, reps, reps).reshape(F, K, 3 * S * S)
 
 
 def _channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -200,12 +232,29 @@ def _validate(p: dict) -> dict:
     integer("seed", 0)
     integer("n_train", 1)
     integer("n_test", 1)
-    integer("num_classes", 2, MAX_CLASSES)
-    integer("image_size", 2 * NRF_TILE)
-    if p["image_size"] % NRF_TILE:
-        fail("image_size", f"a multiple of {NRF_TILE} (the NRF texture tile), >= {2 * NRF_TILE}")
+    if p["nrf_tile"] not in NRF_TILES:
+        fail("nrf_tile", f"one of {', '.join(map(str, NRF_TILES))}")
+    tile = p["nrf_tile"]
+    integer("num_classes", 2, tile * tile - 1)
+    integer("image_size", 2 * tile)
+    if p["image_size"] % tile:
+        fail("image_size", f"a multiple of nrf_tile ({tile}), >= {2 * tile}")
     real("rf_amplitude", 0, 127, lo_open=True)
-    real("nrf_amplitude", 0, 127, lo_open=True)
+    amps = p["nrf_amplitude"]
+    if isinstance(amps, (list, tuple)):
+        ok = len(amps) >= 1 and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                                    and 0 < v <= 127 for v in amps)
+        if not ok:
+            fail("nrf_amplitude", "a number in (0, 127] or a non-empty list of them (one NRF family each)")
+        p["nrf_amplitude"] = [float(v) for v in amps]
+        if len(amps) * p["num_classes"] > tile * tile - 1:
+            fail("nrf_amplitude", f"at most {(tile * tile - 1) // p['num_classes']} families for "
+                                  f"{p['num_classes']} classes with nrf_tile {tile} (families × classes ≤ "
+                                  f"{tile * tile - 1}; nrf_tile 8 allows {63 // p['num_classes']})")
+        if len(amps) == 1:
+            p["nrf_amplitude"] = p["nrf_amplitude"][0]
+    else:
+        real("nrf_amplitude", 0, 127, lo_open=True)
     real("noise_std", 0, 255)
     real("rf_agreement", 0, 1)
     real("nrf_agreement", 0, 1)

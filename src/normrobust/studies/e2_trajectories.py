@@ -4,10 +4,17 @@ Cells: {BN, none} × {standard, adversarial} (the presets: ResNet-18; the defaul
 every epoch on the first ``training.history.n_test`` test images: clean accuracy, robust accuracy under the
 history attack and each extra per-epoch attack (e.g. PGD-L2 0.25), LIGS; and the final evaluation.
 
-Claims: ``E2-bn-std-robust`` (BN lowers the headline robust accuracy under standard training),
-``E2-bn-std-ligs`` (BN lowers LIGS), ``E2-bn-adv-robust[-{regime}]`` (under adversarial training BN's effect on
-robust accuracy is small: |Δ| ≤ :data:`TOL_SMALL`), ``E2-{none,bn}-rf-first`` (LIGS falls during standard
-training: robust features are learnt first).
+Claims (robust accuracy is the metric [B]'s Fig. 3 quotes, PGD-L2 ε = 0.25, when the config evaluates it; else the
+headline): ``E2-bn-std-robust`` (BN lowers robust accuracy under standard training), ``E2-bn-std-ligs`` (BN lowers
+LIGS), ``E2-bn-adv-robust[-{regime}]`` (under adversarial training BN no longer hurts robust accuracy: it lowers it
+by at most :data:`TOL_ADV`; one-sided, as [B]'s claim is; the claim names the regime it tests: [B] trains with
+targeted PGD-L2, the presets' ``pgd_l2_targeted``, the default with its PGD-L∞ regime), ``E2-{none,bn}-rf-first``
+(LIGS falls during standard training: robust features are learnt first).
+
+Design: the effects are measured on the same cells E1 trains (default) and need no more; what could make a claim
+come out either way is the data: on the generated data an NRF-reliant model loses all robust accuracy at ε ≥ the
+NRF amplitude, an RF-reliant one keeps it, so BN's effect has room in both directions, and LIGS's first-to-last
+change is judged against the LIGS standard error of ``training.history.n_test`` images.
 
 Outputs: figure ``trajectories``; the last epoch's values beside the final evaluation; section
 ``paper/sections/e2_trajectories.tex.j2``. [B]'s Fig. 3 final values are :data:`PUBLISHED`.
@@ -45,8 +52,12 @@ KEY, TAG, TITLE = "e2_trajectories", "E2", "training trajectories"
 TABLES = ("metrics", "history")
 #: what the study reads of history.csv: every epoch's robust accuracies and LIGS ([B] Fig. 3)
 HISTORY = ("robust", "ligs")
-#: "BN's effect is small" under adversarial training: |Δ robust accuracy| up to 2 points ([B]: 79.5 vs 77)
-TOL_SMALL = 0.02
+#: "BN no longer hurts" under adversarial training: BN may lower robust accuracy by at most 2 points. [B]'s claim is
+#: one-sided (their numbers, BN 79.5 vs none 77, favour BN by 2.5 points); 2 points is the smallest drop [B] would
+#: have reported as a loss at their reading precision of about ±2 points
+TOL_ADV = 0.02
+#: [B] Fig. 3's robust accuracy: PGD-L2 at this ε
+B_L2_EPS = 0.25
 
 _B = "[B] Fig. 3 (fig)"
 _SETTING = "ResNet-18, CIFAR-10, 150 epochs"
@@ -72,15 +83,26 @@ def quote(role: str, metric: str) -> str:
     return f"BN {bn.short()} vs none {none.short()}{what} (fig)"
 
 
+def robust_metric(view: StudyView) -> Metric:
+    """The robust accuracy E2's claims compare: PGD-L2 at ε = 0.25 ([B] Fig. 3) when an evaluation attack measures
+    it, else the headline."""
+    for name, spec in ((view.config.get("evaluation") or {}).get("attacks") or {}).items():
+        if spec.get("type") == "pgd" and spec.get("norm") == "l2" and any(
+                abs(float(e) - B_L2_EPS) < 1e-9 for e in spec.get("eps") or []):
+            return Metric("robust_acc", name, B_L2_EPS)
+    return view.head
+
+
 def claims(view: StudyView) -> list[Claim]:
-    out = norm_vs_none(view, TAG, "std-robust", "{norm} lowers {metric} under {regime} training", view.head,
+    rob = robust_metric(view)
+    out = norm_vs_none(view, TAG, "std-robust", "{norm} lowers {metric} under {regime} training", rob,
                        "decrease", norms=["bn"], paper={"bn": quote("standard", "robust_acc")})
     out += norm_vs_none(view, TAG, "std-ligs", "{norm} lowers LIGS under {regime} training", LIGS, "decrease",
                         norms=["bn"], paper={"bn": quote("standard", "ligs")})
     adv = [r for r in sort_regimes(view.regimes) if r != view.std]
-    out += norm_vs_none(view, TAG, "adv-robust", "{norm}'s effect on {metric} is small (|Δ| ≤ {tol}) under {regime} "
-                        "training", view.head, "small", TOL_SMALL, regimes=adv, norms=["bn"],
-                        paper={"bn": quote("adversarial", "robust_acc")}, regime_in_id=len(adv) > 1)
+    out += norm_vs_none(view, TAG, "adv-robust", "{norm} no longer hurts under {regime} training: it lowers {metric} "
+                        "by at most {tol} (or raises it)", rob, "increase_or_keep", TOL_ADV, regimes=adv,
+                        norms=["bn"], paper={"bn": quote("adversarial", "robust_acc")}, regime_in_id=len(adv) > 1)
     if view.std is None:
         return out
     for ds in view.datasets:

@@ -9,6 +9,13 @@ Claims: ``E5-{norm}-nrf`` (the norm raises NRF reliance vs no norm under standar
 (Spearman ρ(LIGS, NRF reliance) over the study's cells is negative on every seed; at least
 :data:`MIN_RANK_CELLS` cells).
 
+Design (fixed from one-seed pilots of NRF reliance alone, before any verdict was read): a rank correlation says
+something only if the cells' reliance is graded. The small CNN learnt the NRF with BN and with nothing else in every
+variant of the data tried, so its cells sat at two points and ρ would only restate "BN or not". The default uses
+the residual net on data with two NRF families of different amplitudes (config ``nrf_amplitude: [1.5, 3]``,
+``nrf_tile: 8``), where the pilots gave graded reliance across the five norms and two regimes. Either claim can
+still come out FAIL: the norms' order in reliance is measured, not set, and LIGS may rank the cells against it.
+
 Outputs: figures ``nrf_reliance`` and ``ligs_vs_nrf``; the NRF table and the rank-correlation table; section
 ``paper/sections/e5_synthetic.tex.j2``. No published numbers.
 """

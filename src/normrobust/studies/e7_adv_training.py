@@ -8,7 +8,8 @@ recognised by their objective (normrobust.regimes), not their names.
 Claims: ``E7-bn-mixed-clean`` (mixing through one BN lowers clean accuracy vs standard), ``E7-bn-advprop-clean``
 (AdvProp's auxiliary BN repairs it: higher clean accuracy than mixed), ``E7-bn-advprop-std`` (AdvProp raises clean
 accuracy or keeps it vs standard, a drop of at most :data:`TOL_KEEP`), ``E7-bn-adv-robust`` (under
-adversarial-only training BN's effect on robust accuracy is small: |Δ| ≤ :data:`TOL_SMALL`),
+adversarial-only training BN no longer hurts robust accuracy: it lowers it by at most :data:`TOL_ADV`; one-sided,
+as [B]'s claim is),
 ``E7-{norm}-fgsm-robust`` (FGSM training raises robust accuracy over standard training).
 
 Outputs: figure ``adv_training``; the table of clean and robust accuracy; section
@@ -43,10 +44,13 @@ from ..regimes import is_fgsm_training, objective
 
 KEY, TAG, TITLE = "e7_adv_training", "E7", "normalisation under adversarial training"
 TABLES = ("metrics",)
-#: "raises or keeps": a drop of up to 1 point counts as kept
+#: "raises or keeps": a drop below 1 point counts as kept; a larger drop would exceed AdvProp's published gain
+#: (+0.7 points, [A] Table 2), so it could not be the same effect
 TOL_KEEP = 0.01
-#: "BN's effect is small" under adversarial-only training: |Δ robust accuracy| up to 2 points
-TOL_SMALL = 0.02
+#: "BN no longer hurts" under adversarial-only training: BN lowers robust accuracy by at most 2 points, a one-sided
+#: claim ([B]'s Fig. 3 has BN 2.5 points above none, values in E2's PUBLISHED; 2 points is about the reading
+#: precision of their figure)
+TOL_ADV = 0.02
 PUBLISHED = [Published(KEY, "[A] Table 2", "EfficientNet-B7, ImageNet", "AdvProp − standard: clean top-1 (points)", 0.7,
                        norm="bn", role="advprop", metric="clean_diff", dataset_kind="imagenet",
                        arch_kinds=("efficientnet",), analogue_kinds=("resnet", "vgg", "cnn"))]
@@ -101,9 +105,10 @@ def claims(view: StudyView) -> list[Claim]:
                 if "none" in view.norms:
                     for a in kinds.get("adversarial", []):
                         out.append(pair(f"{TAG}-bn-adv-robust{rs('adversarial', a)}{sfx}", KEY, f"Under "
-                                        f"adversarial-only training ({regime_label(a)}) BN's effect on "
-                                        f"{view.head.text} is small (|Δ| ≤ {tol_text(view.head.key, TOL_SMALL)})"
-                                        f"{tsfx}", view.head, c("bn", a), c("none", a), "small", TOL_SMALL))
+                                        f"adversarial-only training ({regime_label(a)}) BN no longer hurts: it lowers "
+                                        f"{view.head.text} by at most {tol_text(view.head.key, TOL_ADV)} (or raises "
+                                        f"it){tsfx}", view.head, c("bn", a), c("none", a), "increase_or_keep",
+                                        TOL_ADV))
             for norm in sort_norms(view.norms):
                 for f in kinds.get("fgsm", []):
                     out.append(pair(f"{TAG}-{norm}-fgsm-robust{rs('fgsm', f)}{sfx}", KEY, f"FGSM adversarial training "

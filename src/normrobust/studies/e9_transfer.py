@@ -14,6 +14,11 @@ epoch-k source transfers better than the same cell's final model), ``E9-robust-s
 robust source transfers better than a standard source of the same norm), ``E9-rf-nrf`` (RFs transfer better than
 NRFs: not measured by this pipeline).
 
+Design: the default's sources and targets are E5's residual-net cells (five norms, standard and small-ε
+adversarial training), so the study trains nothing of its own and every source has four standard targets with a
+different norm; each claim compares means over those targets, per seed, with the binomial noise of each success
+rate carried into its interval (:mod:`normrobust.analysis.transfer_claim`).
+
 Outputs: figures ``transfer_heatmap`` (success per final source and target) and ``transfer_sources`` (success per
 kind of source); the transfer matrix and the kinds-of-source table; section ``paper/sections/e9_transfer.tex.j2``.
 """
@@ -26,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import plotting
-from ..analysis.claims import SOURCE, TARGET, Claim, Transfer, Unmeasured
+from ..analysis.claims import Claim, Unmeasured
 from ..analysis.labels import (
     REGIME_LABEL,
     REGIME_ORDER,
@@ -46,6 +51,7 @@ from ..analysis.latex import blank_repeats, empty_table, grouped, simple_table
 from ..analysis.plotting import Figure
 from ..analysis.selection import cell_order, nseeds_text, seed_stats, select
 from ..analysis.study_view import StudyView
+from ..analysis.transfer_claim import SOURCE, TARGET, Transfer
 
 KEY, TAG, TITLE = "e9_transfer", "E9", "transferability"
 TABLES = ("transfer",)
