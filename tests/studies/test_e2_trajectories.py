@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import FIXTURE_TABLES, claim_row, figure_values, metrics_frame, read_csv, run_info, study_claims
-from normrobust.analysis.verdicts import INCONCLUSIVE, PASS
+from normrobust.analysis.verdicts import FAIL, INCONCLUSIVE, PASS
 
 E2 = {"e2_trajectories": {"dataset": "generated", "archs": ["cnn"], "norms": ["none", "bn"],
                           "regimes": ["standard", "pgd_l2t"]}}
@@ -87,3 +87,13 @@ def test_last_epoch_table():
     row = next(line for line in text.splitlines() if line.startswith(" & BN"))  # standard, BN
     assert f"${last.mean() * 100:.1f} \\pm {last.std(ddof=1) * 100:.1f}$" in row
     assert "PGD-L2 $\\varepsilon$=0.25" in text and out["n_epochs"] == int(h["epoch"].max())
+
+
+@pytest.mark.parametrize("ligs,expected", [((0.97, 0.975), PASS), ((0.6, 0.62), FAIL), ((0.97, 0.5), INCONCLUSIVE)])
+def test_adversarially_trained_models_keep_ligs_near_one(ligs, expected):
+    """A level claim per norm and adversarial regime: LIGS above 0.9 ([B] Fig. 3: 0.98 for both)."""
+    rows = [("generated", "cnn", n, "pgd_l2t", s, "ligs", "none", 0.0, ligs[s]) for n in ("none", "bn") for s in (0, 1)]
+    df = study_claims("e2_trajectories", run_info(E2), metrics=metrics_frame(rows), history=_history(lambda *a: 0.5))
+    for norm in ("none", "bn"):
+        r = claim_row(df, f"E2-{norm}-adv-ligs-high")
+        assert r["verdict"] == expected and r["paper"] == "LIGS 0.98 (fig)" and "pgd_l2t" in r["claim"]

@@ -23,7 +23,8 @@ Verdicts from the interval ``[lo, hi]`` and the claim's direction (``tol`` ≥ 0
 * otherwise, or with fewer than :data:`MIN_SEEDS` seeds (no estimate of the seed spread): INCONCLUSIVE.
 
 Calibration (tests/test_verdicts.py): on simulated claims with no effect (or, for ``small``, an effect exactly at
-the tolerance) the rule gives PASS or FAIL in at most 5 % of cases; the measured rate is printed by the test.
+the tolerance) the rule gives PASS or FAIL in about 5 % of cases (its nominal level; within the Monte Carlo error of
+the test), fewer where an interval is conservative; the measured rate is printed by the test.
 """
 
 from __future__ import annotations
