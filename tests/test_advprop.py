@@ -3,8 +3,9 @@
 import torch
 
 from normrobust import train
-from normrobust.data import build_dataset
-from normrobust.models import DualNorm, build_model
+from normrobust.data.loading import build_dataset
+from normrobust.models.auxnorm import DualNorm
+from normrobust.models.build import build_model
 from normrobust.models.load import load_model
 from normrobust.regimes import uses_aux_norm
 from normrobust.utils import save_torch

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from normrobust.models import DualNorm, build_model, has_aux, use_aux
+from normrobust.models.auxnorm import DualNorm, has_aux, use_aux
+from normrobust.models.build import build_model
 from normrobust.models.norms import is_norm_layer
 
 META = {"num_classes": 10, "shape": [3, 16, 16], "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}

@@ -22,7 +22,8 @@ CASES = {
                         "studies.e1_norms.dataset: 'imagenet' is not defined under datasets (allowed: generated, "
                         "d_robust, d_nonrobust, d_rand, d_det, d_conflict)"),
     "unknown dataset kind": ("datasets:\n  generated: {kind: imagenet}\n",
-                             "datasets.generated.kind: 'imagenet' is not allowed (allowed: generated, derived, mnist"),
+                             "datasets.generated.kind: 'imagenet' is not allowed (allowed: generated, mnist, "
+                             "fashion_mnist, cifar10, svhn, derived)"),
     "unknown study": ("studies:\n  e11_bogus: {dataset: generated, archs: [cnn], norms: [bn], regimes: [standard]}\n",
                       "studies: unknown key 'e11_bogus' (allowed: e10_fgsm, e1_norms, e2_trajectories, "
                       "e3_disentangled, e4_conflict, e5_synthetic, e6_factors, e7_adv_training, e8_ligs_reg, "

@@ -86,3 +86,22 @@ def test_attack_specs_are_checked_by_the_attack_code(default):
     cfg["evaluation"]["attacks"]["fgsm_linf"]["steps"] = 5
     with pytest.raises(config.ConfigError, match=r"evaluation\.attacks\.fgsm_linf: .*steps"):
         config.validate(cfg)
+
+
+def test_schema_allowed_values_come_from_the_registries(default):
+    """Norms, arch kinds, activations, attack types, objectives and dataset kinds are registered once, in the
+    package: the schema marks where (x-registry) and does not type the values a second time."""
+    from pathlib import Path
+
+    from normrobust.models import NORMS
+
+    text = (Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    schema = config.load_schema()
+    for name, values in config.REGISTRIES.items():
+        assert f"x-registry: {name}" in text, name
+        assert f"[{', '.join(map(str, values))}]" not in text, f"{name} typed in the schema too"
+    assert schema["$defs"]["norm"]["enum"] == list(NORMS)
+    bad = copy.deepcopy(default)
+    bad["archs"]["cnn"]["activation"] = "swish"
+    with pytest.raises(config.ConfigError, match="'swish' is not allowed.*relu, leaky_relu, selu"):
+        config.validate(bad)

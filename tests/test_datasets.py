@@ -16,12 +16,12 @@ import torch
 from normrobust.data import (
     DATASET_KINDS,
     DatasetFileError,
-    build_dataset,
     dataset_num_classes,
     dataset_shape,
     resolve_data_dir,
     torchvision_sets,
 )
+from normrobust.data.loading import build_dataset
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -9,15 +9,14 @@ import torch.nn.functional as F
 
 from normrobust.data import (
     DATASET_KINDS,
-    build_dataset,
     dataset_num_classes,
     dataset_shape,
     dataset_train_size,
     derived,
-    load_prepared,
 )
 from normrobust.data.generated import generate
-from normrobust.models import build_model
+from normrobust.data.loading import build_dataset, load_prepared
+from normrobust.models.build import build_model
 from normrobust.utils import load_torch, save_torch
 
 K = 4

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from normrobust import fast, metrics, train
-from normrobust.data import build_dataset, to_float
+from normrobust.data.loading import build_dataset, to_float
 from normrobust.models.load import load_model
 from normrobust.utils import load_torch, save_torch, seeded_generator
 

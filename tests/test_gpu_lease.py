@@ -268,7 +268,8 @@ def test_without_cuda_visible_devices_every_gpu_present_is_a_candidate(clean, tm
 
 def test_snakemake_puts_overlapping_gpu_jobs_on_different_devices(tmp_path):
     one_epoch = tmp_path / "one_epoch.yaml"
-    one_epoch.write_text("training:\n  epochs: 1\n  save_epochs: []\n")
+    # the two devices are emulated: device cpu, else a job holding a GPU it cannot use stops (utils.pick_device)
+    one_epoch.write_text("device: cpu\ntraining:\n  epochs: 1\n  save_epochs: []\n")
     cells = [f"generated/cnn/{norm}/standard/s0" for norm in ("none", "bn")]
     wd = tmp_path / "wd"
     cmd = [sys.executable, "-m", "snakemake", *[f"results/models/{c}/model.pt" for c in cells],

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from normrobust.models import ACTIVATIONS, ARCH_KINDS, KIND_NORMS, NORMS, InputNorm, build_model, check_compatible
+from normrobust.models import ACTIVATIONS, ARCH_KINDS, KIND_NORMS, NORMS
+from normrobust.models.build import InputNorm, build_model, check_compatible
 from normrobust.models.norms import gn_groups, is_norm_layer, make_norm
 from normrobust.models.resnet import FixupBlock
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from normrobust import train
-from normrobust.data import build_dataset
+from normrobust.data.loading import build_dataset
 from normrobust.utils import save_torch
 
 GEN = {"kind": "generated", "seed": 5, "n_train": 200, "n_test": 60, "image_size": 8}

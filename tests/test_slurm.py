@@ -136,6 +136,9 @@ def run(cluster, tmp_path_factory):
     wd = tmp_path_factory.mktemp("slurm-wd")
     extra = wd / "slurm-test.yaml"
     extra.write_text(yaml.safe_dump({
+        # the test cluster's GPUs are emulated (gres on a machine without one): with device auto, a job bound to a
+        # GPU it cannot use stops (normrobust.utils.pick_device), so these jobs are told to use the CPU
+        "device": "cpu",
         "seeds": [0],
         "training": {"epochs": EPOCHS, "save_epochs": [], "history": {"n_test": 20},
                      "schedule": {"kind": "constant"}},

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from normrobust import train
-from normrobust.data import build_dataset
+from normrobust.data.loading import build_dataset
 from normrobust.models.load import load_model
 from normrobust.utils import save_torch
 

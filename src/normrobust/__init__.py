@@ -1,3 +1,3 @@
 """normrobust: do normalisation layers make networks lean on non-robust features?"""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -17,6 +18,7 @@ COMMANDS = {
     "figure": ("normrobust.figures", "one figure from the tables"),
     "report": ("normrobust.report", "render and build the LaTeX report"),
 }
+DEBUG_ENV = "NORMROBUST_DEBUG"
 # Commands of the rules that declare `resources: gpu=1`: each takes a device lease first.
 GPU_COMMANDS = frozenset({"derive-data", "train", "evaluate", "evaluate-autoattack", "transfer"})
 
@@ -32,9 +34,14 @@ def take_gpu_lease(command: str, args: list[str] = ()) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--version"]:
+        from . import __version__
+
+        print(f"normrobust {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         lines = [f"  {name:<13} {help_}" for name, (_, help_) in COMMANDS.items()]
-        msg = "usage: python -m normrobust <command> [options]\n\ncommands:\n" + "\n".join(lines)
+        msg = "usage: python -m normrobust [--version] <command> [options]\n\ncommands:\n" + "\n".join(lines)
         if argv and argv[0] not in ("-h", "--help"):
             print(f"unknown command '{argv[0]}' (allowed: {', '.join(COMMANDS)})\n\n{msg}", file=sys.stderr)
             return 2
@@ -42,7 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     take_gpu_lease(argv[0], argv[1:])  # sets CUDA_VISIBLE_DEVICES before the command imports torch
     module = importlib.import_module(COMMANDS[argv[0]][0])
-    return module.main(argv[1:]) or 0
+    try:
+        return module.main(argv[1:]) or 0
+    except (ValueError, KeyError, FileNotFoundError) as e:  # bad input: one line (a bug: the traceback, on demand)
+        if os.environ.get(DEBUG_ENV):
+            raise
+        what = f"missing key {e}" if isinstance(e, KeyError) else str(e).splitlines()[0] if str(e) else ""
+        print(f"normrobust {argv[0]}: {type(e).__name__}: {what} (set {DEBUG_ENV}=1 for the traceback)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -21,40 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
-from numbers import Real
 
 import torch
 from torch import Tensor, nn
 
-TYPES = ("apgd_ce", "apgd_t", "autoattack")
-KEYS = ("type", "norm", "eps", "steps", "restarts", "name")
-STEPS = 100  # APGD / FAB iterations of AutoAttack's standard version (Croce & Hein 2020, Sec. 5)
+from .attack_specs import AUTOATTACK_STEPS, parse_autoattack
+
+STEPS = AUTOATTACK_STEPS  # APGD / FAB iterations (the spec's default; normrobust.attack_specs)
 N_TARGETS = 9  # target classes of APGD-T and FAB-T in the standard version (at most K − 1)
 SQUARE_QUERIES = 5000  # Square's query budget in the standard version
 _TORCHATTACKS_NORM = {"linf": "Linf", "l2": "L2"}
-
-
-def parse(spec: dict) -> dict:
-    """Validate an AutoAttack spec; eps to absolute pixel units. Raises ValueError naming the key."""
-    unknown = sorted(set(spec) - set(KEYS))
-    if unknown:
-        raise ValueError(f"attack spec: unknown key(s) {unknown} for type {spec['type']!r}; allowed keys: "
-                         f"{list(KEYS)}")
-    norm = spec.get("norm")
-    if norm not in _TORCHATTACKS_NORM:
-        raise ValueError(f"attack spec: 'norm' must be one of {list(_TORCHATTACKS_NORM)} for {spec['type']}, "
-                         f"got {norm!r}")
-    eps = spec.get("eps")
-    if isinstance(eps, bool) or not isinstance(eps, Real) or not math.isfinite(float(eps)) or not eps > 0:
-        raise ValueError(f"attack spec: 'eps' must be a number > 0, got {eps!r}")
-    out = {"type": spec["type"], "norm": norm, "eps": float(eps) / (255.0 if norm == "linf" else 1.0)}
-    for key, default in (("steps", STEPS), ("restarts", 1)):
-        v = spec.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, Real) or int(v) != v or v < 1:
-            raise ValueError(f"attack spec: '{key}' must be an integer >= 1, got {v!r}")
-        out[key] = int(v)
-    return out
 
 
 class _Logits(nn.Module):
@@ -95,7 +71,7 @@ def run(model: nn.Module, x: Tensor, y: Tensor, spec: dict, *, seed: int = 0) ->
     """Adversarial images of the AutoAttack ``spec`` for images ``x`` (float, [0,1]) with true labels ``y``."""
     import torchattacks
 
-    p = parse(spec)
+    p = parse_autoattack(spec)
     wrapped = _Logits(model)
     with torch.no_grad():
         n_classes = int(wrapped(x[:1]).shape[1])

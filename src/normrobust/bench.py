@@ -45,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import fast, metrics
 from .attacks import attack_mode, pgd, randn_like
 from .data.generated import generate
-from .models import build_model
+from .models.build import build_model
 from .train import train_epoch
 from .utils import atomic_write, seeded_generator
 

@@ -195,3 +195,33 @@ def cell_path(c: dict[str, Any]) -> str:
 def model_path(c: dict[str, Any]) -> str:
     """The path fragment of a cell without its seed (one training job): ``{dataset}/{arch}/{norm}/{regime}``."""
     return "/".join(str(c[k]) for k in MODEL_KEYS)
+
+
+def training_settings(config: dict, model: dict[str, Any], needs: set[str]) -> dict[str, Any]:
+    """The settings one training job runs with (``train --settings``; the workflow and ``train --config --cell``
+    alike): ``model`` is a cell without its seed, ``needs`` what the studies read of its history
+    (:func:`history_needs`)."""
+    regime = config["regimes"][model["regime"]]
+    return {
+        "cell": {k: model[k] for k in ("dataset", "arch", "norm", "regime")},
+        "arch": config["archs"][model["arch"]],
+        "regime": {"name": model["regime"], **regime},
+        # a dataset, then a regime, may override training settings ([B]: lr 0.01 on D_NR and D_rand; E6: weight
+        # decay, lr, optimizer)
+        "training": {
+            **config["training"],
+            **(config["datasets"][model["dataset"]].get("training") or {}),
+            **regime.get("training", {}),
+            "save_epochs": saved_epochs(config),
+            "history": training_history(config, needs),
+        },
+        "ligs_sigma": config["evaluation"].get("ligs_sigma", 0.01),
+        "device": config.get("device", "auto"),
+    }
+
+
+def evaluation_settings(config: dict) -> dict[str, Any]:
+    """The evaluation block as the evaluate jobs read it: without the AutoAttack entry (its own rule), so changing
+    AutoAttack settings never reruns the other evaluations."""
+    return {k: v for k, v in config["evaluation"].items() if k != "autoattack"}
+

@@ -15,15 +15,16 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .attacks import parse_spec
+from . import attack_specs, resources
+from .attack_specs import parse_spec
 from .cells import derived_source, enabled_studies, needed_datasets, source_cells, study_cells, study_datasets
-from .data import dataset_shape, dataset_train_size
+from .data import DATASET_KINDS, dataset_shape, dataset_train_size
 from .data.derived_settings import resolve_settings
-from .models import check_compatible
-from .regimes import ADVERSARIAL_OBJECTIVES, uses_aux_norm
+from .models import ACTIVATIONS, ARCH_KINDS, NORMS, check_arch
+from .regimes import ADVERSARIAL_OBJECTIVES, OBJECTIVES, uses_aux_norm
 from .studies import STUDIES
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = resources.SCHEMA  # workflow/schemas/config.schema.yaml, shipped as package data
 LINF_EPS_MAX = 80  # in 1/255 steps (0.3 on MNIST is 76.5); beyond this an attack is no longer small
 
 
@@ -98,14 +99,46 @@ def _drop_nulls_in_attacks(config: dict) -> None:
             del extra[k]
 
 
+#: the package's registries: the schema names one with ``x-registry: <name>`` where its values are the allowed ones
+REGISTRIES = {
+    "norms": NORMS,
+    "arch_kinds": ARCH_KINDS,
+    "activations": ACTIVATIONS,
+    "attack_types": attack_specs.GRADIENT_TYPES,
+    "autoattack_types": attack_specs.AUTOATTACK_TYPES,
+    "attack_norms": attack_specs.NORMS,
+    "objectives": OBJECTIVES,
+    "dataset_kinds": DATASET_KINDS,
+}
+
+
+def _fill_registries(node) -> None:
+    if isinstance(node, dict):
+        if "x-registry" in node:
+            node["enum"] = list(REGISTRIES[node["x-registry"]])
+        for v in node.values():
+            _fill_registries(v)
+    elif isinstance(node, list):
+        for v in node:
+            _fill_registries(v)
+
+
+def load_schema(schema_path: Path | str = SCHEMA) -> dict:
+    """The config schema with the package's registries filled in: every ``x-registry`` node gets the registry's
+    values as its ``enum``, and the studies the package knows (normrobust.studies) are the keys allowed under
+    ``studies``. A new norm, arch kind, attack or objective is registered once, in the package."""
+    with open(schema_path) as f:
+        schema = yaml.safe_load(f)
+    _fill_registries(schema)
+    schema["properties"]["studies"]["properties"] = {k: {"$ref": "#/$defs/study"} for k in STUDIES}
+    return schema
+
+
 def validate(config: dict, schema_path: Path | str = SCHEMA) -> dict:
     """Validate ``config`` in place (schema defaults filled in); raise ConfigError on the first problem."""
     _drop_nulls_in_attacks(config)
 
-    with open(schema_path) as f:
-        schema = yaml.safe_load(f)
-    # the studies the package knows (the registry, normrobust.studies) are the keys allowed under studies
-    schema["properties"]["studies"]["properties"] = {k: {"$ref": "#/$defs/study"} for k in STUDIES}
+    schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(config))
     if errors:
@@ -229,6 +262,10 @@ def _check_derived(config: dict) -> None:
 def _check_cells(config: dict) -> None:
     """Every (dataset, arch, norm, regime) an enabled study asks for can be built: e.g. no instance
     norm over a 1x1 map, no VGG on 28x28 images, FixUp on residual nets only."""
+    try:  # with torch: the feature-map shapes too (on the meta device)
+        from .models.build import check_compatible as check
+    except ImportError:  # planning without torch (snakemake -n in CI): the checks that need no model
+        check = check_arch
     seen = set()
     groups = [(f"studies.{n}", study_cells(config, s)) for n, s in enabled_studies(config).items()]
     groups += [("datasets (a derived dataset's source)", source_cells(config))]
@@ -240,8 +277,8 @@ def _check_cells(config: dict) -> None:
             seen.add(key)
             try:
                 shape = dataset_shape(config["datasets"][c["dataset"]], datasets=config["datasets"])
-                check_compatible(config["archs"][c["arch"]], c["norm"], shape, arch_name=c["arch"],
-                                 aux_norm=uses_aux_norm(config["regimes"][c["regime"]], c["norm"]))
+                check(config["archs"][c["arch"]], c["norm"], shape, arch_name=c["arch"],
+                      aux_norm=uses_aux_norm(config["regimes"][c["regime"]], c["norm"]))
             except ValueError as e:
                 raise ConfigError(f"{sname}: {e} (dataset '{c['dataset']}', regime '{c['regime']}')") from None
 

@@ -18,8 +18,9 @@ import argparse
 import json
 import time
 
-from . import fast, metrics
-from .data import load_prepared, to_float
+from . import fast, metrics, one_cell
+from .cells import evaluation_settings
+from .data.loading import load_prepared, to_float
 from .gpu import lease_info
 from .models.load import load_model, read_model_file
 from .sampling import mean_se, rate_se
@@ -124,19 +125,36 @@ def _device_name(device) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="normrobust evaluate", description=__doc__)
-    p.add_argument("--model", required=True, nargs="+", help="the cells' model.pt (the seeds of a cell, say)")
-    p.add_argument("--data", required=True, help="prepared dataset file")
-    p.add_argument("--settings", required=True, help="the config's evaluation block, as JSON")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", required=True, nargs="+", help="output JSON, one per --model")
+    p.add_argument("--config", help="a config file: evaluate the --cell of it as the workflow would")
+    p.add_argument("--cell", help="with --config: dataset/arch/norm/regime/s<seed>")
+    p.add_argument("--model", nargs="+", help="the cells' model.pt (the seeds of a cell, say)")
+    p.add_argument("--data", help="prepared dataset file")
+    p.add_argument("--settings", help="the config's evaluation block, as JSON")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the config's, else auto)")
+    p.add_argument("--out", nargs="+", help="output JSON, one per --model")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
+    if a.config or a.cell:
+        one = one_cell.resolve(a.config, a.cell)
+        a.model = a.model or [str(one_cell.need(one.model_file, "model"))]
+        a.data = a.data or str(one_cell.need(one.data_file, "data"))
+        a.settings = a.settings or json.dumps(evaluation_settings(one.config), sort_keys=True)  # as json_arg
+        a.device = a.device or one.config.get("device", "auto")
+        a.out = a.out or [str(one.metrics_file)]
+        a.threads = one_cell.THREADS if a.threads is None else a.threads  # as the workflow's jobs
+    missing = [f"--{k}" for k in ("model", "data", "settings", "out") if getattr(a, k) is None]
+    if missing:
+        p.error(f"{', '.join(missing)} required (or --config FILE --cell {one_cell.CELL_FORMAT})")
+    a.device = a.device or "auto"
     if len(a.out) != len(a.model):
         raise SystemExit(f"--out: {len(a.out)} files for {len(a.model)} models (one output per --model)")
     set_threads(a.threads)
     device = pick_device(a.device)
     data = load_prepared(a.data, device)  # once for every model
-    ev = json.loads(a.settings)
+    try:
+        ev = json.loads(a.settings)
+    except ValueError as e:
+        raise SystemExit(f"--settings: not valid JSON ({e})") from None
     for model, out in zip(a.model, a.out):
         save_json(evaluate_cell(model, data, ev, device), out)
     return 0

@@ -14,7 +14,7 @@ import json
 import time
 
 from . import metrics
-from .data import load_prepared, to_float
+from .data.loading import load_prepared, to_float
 from .gpu import lease_info
 from .models.load import load_model
 from .sampling import rate_se

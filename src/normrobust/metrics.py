@@ -184,7 +184,7 @@ def ligs(
     batch_size: int = 512,
     generator: torch.Generator | None = None,
 ) -> dict:
-    """Local Input Gradient Similarity (PAPER.md, Vocabulary).
+    """Local Input Gradient Similarity ([B]; docs/science.md).
 
     g(x) = ∇ₓ CE(f(x), y) w.r.t. the raw [0,1] input, ground-truth label, model in eval mode;
     v ~ N(0, σ²I), one draw per image, not clipped; LIGS = mean over samples of

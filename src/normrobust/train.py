@@ -29,11 +29,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import fast, metrics
+from . import fast, metrics, one_cell
 from .attacks import attack, attack_mode
-from .data import augment, load_prepared, to_float
+from .cells import training_settings
+from .data.loading import augment, load_prepared, to_float
 from .gpu import lease_info
-from .models import build_model, use_aux
+from .models.auxnorm import use_aux
+from .models.build import build_model
 from .regimes import OBJECTIVES, clean_weight, ligs_weight, objective, uses_aux_norm
 from .sampling import mean_se
 from .utils import atomic_write, load_torch, log, pick_device, save_torch, seeded_generator, set_threads
@@ -47,6 +49,8 @@ class Diverged(RuntimeError):
 
 OPTIMIZERS = ("sgd", "adam", "adagrad")
 SCHEDULES = ("multistep", "cosine", "constant")
+#: seconds between two progress lines inside one epoch (a paper-scale epoch runs for minutes)
+HEARTBEAT_S = 60.0
 
 
 def make_optimizer(model, tr: dict):
@@ -128,6 +132,14 @@ def batch_loss(model, x, y, regime: dict, generator, aux: bool, num_classes: int
     raise ValueError(f"regime objective: unknown '{obj}' (allowed: {', '.join(OBJECTIVES)})")
 
 
+def _duration(seconds: float) -> str:
+    """12s, 3m05s, 2h07m."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    return f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def train_epoch(model, opt, data: dict, settings: dict, epoch: int, device) -> float:
     """One pass over the training set; returns the mean training loss."""
     tr, regime, seed = settings["training"], settings["regime"], settings["cell"]["seed"]
@@ -140,8 +152,13 @@ def train_epoch(model, opt, data: dict, settings: dict, epoch: int, device) -> f
     aug = data["meta"].get("augment") or {}
     lazy = torch.device(device).type == "cuda"  # on CUDA: no host sync per step, losses checked once per epoch
     total, count, losses = 0.0, 0, []
+    t0 = last_beat = time.monotonic()
     model.train()
     for i in range(0, n, bs):
+        if time.monotonic() - last_beat >= HEARTBEAT_S:  # a long epoch (paper scale) says where it is
+            last_beat, done = time.monotonic(), i / n
+            log(f"  epoch {epoch}: {i}/{n} images ({done:.0%}), {_duration(last_beat - t0)} so far, about "
+                f"{_duration((last_beat - t0) * (1 - done) / done)} to go")
         idx = perm[i:i + bs]
         x, y = to_float(x_all[idx]), y_all[idx]
         if aug:
@@ -232,6 +249,22 @@ def _try_resume(path: Path, settings: dict, model, opt, sched):
     return state["epoch"], state["history"], state.get("kept", {})
 
 
+SETTINGS_KEYS = ("cell", "arch", "regime", "training")
+
+
+def _settings(text: str) -> dict:
+    """``--settings`` JSON, checked for the keys training reads (one line naming what is missing)."""
+    try:
+        settings = json.loads(text)
+    except ValueError as e:
+        raise SystemExit(f"--settings: not valid JSON ({e})") from None
+    missing = [k for k in SETTINGS_KEYS if not isinstance(settings, dict) or k not in settings]
+    if missing:
+        raise SystemExit(f"--settings: missing key(s) {', '.join(missing)} (required: {', '.join(SETTINGS_KEYS)}; "
+                         f"or use --config FILE --cell {one_cell.CELL_FORMAT})")
+    return settings
+
+
 def train(settings: dict, data_path: str, out_dir: str, threads: int | None = None) -> list[dict]:
     """Train one cell (``settings["cell"]`` with its seed) into ``out_dir``; returns its history."""
     set_threads(threads)
@@ -288,7 +321,9 @@ def train_cell(settings: dict, data: dict, out_dir: str | Path, device) -> list[
         history.append(row)
         measured = " ".join(f"{k.replace('_acc', '')} {row[k]:.3f}" for k in ("clean_acc", "robust_acc", "ligs")
                             if k in row)
-        log(f"epoch {epoch}/{tr['epochs']}: loss {loss:.4f} {measured} ({row['seconds']:.1f}s)")
+        left = tr["epochs"] - epoch
+        eta = f"; ETA {_duration(left * sum(r['seconds'] for r in history[-3:]) / len(history[-3:]))}" if left else ""
+        log(f"epoch {epoch}/{tr['epochs']}: loss {loss:.4f} {measured} ({row['seconds']:.1f}s{eta})")
         if epoch in (tr.get("save_epochs") or []):
             kept[epoch] = {k: v.detach().clone() for k, v in net.state_dict().items()}
             save_torch({"state_dict": kept[epoch], "epoch": epoch}, out / "epochs" / f"epoch{epoch}.pt")
@@ -314,15 +349,29 @@ def _plain_meta(meta: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="normrobust train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--settings", required=True, help="the cell's settings as JSON (written by the workflow)")
-    p.add_argument("--data", required=True, help="prepared dataset file")
-    p.add_argument("--out", required=True, help="the cell's output directory (with --seeds: the directory of its "
-                                                "seeds, s<seed>/ each)")
+    p.add_argument("--config", help="a config file: train the --cell of it as the workflow would, outside Snakemake")
+    p.add_argument("--cell", help="with --config: dataset/arch/norm/regime/s<seed>")
+    p.add_argument("--settings", help="the cell's settings as JSON (written by the workflow)")
+    p.add_argument("--data", help="prepared dataset file (with --config: results/data/<dataset>.pt)")
+    p.add_argument("--out", help="the cell's output directory (with --seeds: the directory of its seeds, s<seed>/ "
+                                 "each; with --config: results/models/<cell>)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="train these seeds of the cell, one after "
                                                                         "the other")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
-    settings = json.loads(a.settings)
+    if a.config or a.cell:
+        one = one_cell.resolve(a.config, a.cell)
+        # key order as the workflow's JSON argument has it (sorted), so everything iterates the same way
+        settings = json.loads(json.dumps(training_settings(one.config, one.model, one.history_needs), sort_keys=True))
+        data = a.data or one_cell.need(one.data_file, "data")
+        # one thread unless told otherwise, as the workflow's jobs (threads change float rounding, so the weights)
+        train_seeds(settings, [one.cell["seed"]], str(data), a.out or str(one.models_dir),
+                    one_cell.THREADS if a.threads is None else a.threads)
+        return 0
+    missing = [f"--{k}" for k in ("settings", "data", "out") if getattr(a, k) is None]
+    if missing:
+        p.error(f"{', '.join(missing)} required (or --config FILE --cell {one_cell.CELL_FORMAT})")
+    settings = _settings(a.settings)
     if a.seeds is None:
         train(settings, a.data, a.out, a.threads)
     else:

@@ -17,7 +17,7 @@ import torch
 
 from . import fast, metrics
 from .attacks import attack, attack_mode
-from .data import load_prepared, to_float
+from .data.loading import load_prepared, to_float
 from .gpu import lease_info
 from .models.load import load_model
 from .utils import load_torch, log, pick_device, save_json, seeded_generator, set_threads

@@ -71,14 +71,43 @@ def _json_default(o: Any) -> Any:
 
 
 def pick_device(requested: str = "auto"):
-    """'auto' → CUDA when available, else CPU; 'cpu' / 'cuda' force it. A torch.device."""
+    """'auto' → CUDA when available, else CPU; 'cpu' / 'cuda' force it. A torch.device.
+
+    A job that holds a GPU (a local lease or a SLURM binding, :mod:`normrobust.gpu`) never falls back to the CPU
+    silently: with 'auto' and CUDA unusable it stops with one line saying what it found."""
     import torch
 
+    from .gpu import lease_info
+
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        held = lease_info() or {}
+        if held.get("source") in ("lease", "slurm") and held.get("device") not in (None, ""):
+            raise SystemExit(unusable_cuda(held))
+        return torch.device("cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"device: '{requested}' asked for, but CUDA is not available (allowed: auto, cpu, cuda)")
+        raise SystemExit(f"device: '{requested}' asked for, but CUDA is unusable: {cuda_found()} (allowed: auto, cpu, "
+                         f"cuda)")
     return torch.device(requested)
+
+
+def cuda_found() -> str:
+    """What torch and the driver report, in one line: device count, CUDA build, driver."""
+    import torch
+
+    driver = Path("/proc/driver/nvidia/version")
+    found = (driver.read_text().splitlines()[0].strip() if driver.is_file() else
+             "no NVIDIA driver loaded (/proc/driver/nvidia/version is missing)")
+    return (f"torch.cuda.device_count()={torch.cuda.device_count()}, torch {torch.__version__} built for CUDA "
+            f"{torch.version.cuda or 'none (a CPU-only build)'}, driver: {found}")
+
+
+def unusable_cuda(held: dict) -> str:
+    """The one-line error of a job that holds a GPU but cannot use CUDA."""
+    how = f"SLURM job {held.get('slurm_job_id')}" if held.get("source") == "slurm" else "a local lease"
+    return (f"device: this job holds GPU {held.get('device')} ({how}) but CUDA is unusable: {cuda_found()}; fix the "
+            f"driver or the torch build, or set device: cpu and run without --resources gpu=N")
 
 
 def set_threads(n: int | None) -> None:

@@ -16,18 +16,20 @@ import json
 import os
 import shlex
 
+from normrobust import gpu
 from normrobust.cells import (
     autoattack_cells,
     cell_path,
     cells,
     derived_source,
     enabled_studies,
+    evaluation_settings,
     history_needs,
     model_path,
     needed_datasets,
     saved_epochs,
     trained_cells,
-    training_history,
+    training_settings,
     transfer_jobs,
 )
 from normrobust.config import ConfigError, check_writable, validate
@@ -50,6 +52,13 @@ PY = shlex.quote(sys.executable)
 # variable, it does not read it, so it is not an `envvars:` entry.
 if config.get("gpu_slots"):
     os.environ.update(NORMROBUST_GPU_SLOTS=str(config["gpu_slots"]))
+# Without --resources gpu=N, a local run allows as many GPU jobs at once as this machine has GPU slots (devices found
+# x gpu_slots), so no job holds a core while it waits for a lease; with no GPU found, GPU jobs run on the CPU and
+# only --cores limits them.
+if workflow.local_exec and "gpu" not in workflow.global_resources:
+    _slots = len(gpu.candidates()) * gpu.slots_per_device()
+    if _slots:
+        workflow.register_resource("gpu", _slots)
 SEEDS = [int(s) for s in config["seeds"]]
 CELLS = cells(config)
 AUTOATTACK_CELLS = autoattack_cells(
@@ -70,7 +79,7 @@ for _j in transfer_jobs(config):
         f"{model_path(_j['source'])}/transfer/{_j['study']}/{_source}", []
     ).append(_j)
 REPORT_PDF = "results/report.pdf"
-# The aggregated tables: everything figures and the report read (DESIGN.md: figures and
+# The aggregated tables: everything figures and the report read (docs/architecture.md: figures and
 # tables are made from aggregated CSVs only).
 TABLES = {
     name: f"results/tables/{name}.{ext}"
@@ -125,26 +134,8 @@ def model_of(w):
 
 def train_settings(w):
     model = model_of(w)
-    regime = config["regimes"][w.regime]
     return json_arg(
-        {
-            "cell": model,
-            "arch": config["archs"][w.arch],
-            "regime": {"name": w.regime, **regime},
-            # a dataset, then a regime, may override training settings (PAPER.md: lr 0.01 on D_NR and
-            # D_rand; E6: weight decay, lr, optimizer)
-            "training": {
-                **config["training"],
-                **(config["datasets"][w.dataset].get("training") or {}),
-                **regime.get("training", {}),
-                "save_epochs": saved_epochs(config),
-                "history": training_history(
-                    config, HISTORY.get(tuple(model.values()), set())
-                ),
-            },
-            "ligs_sigma": config["evaluation"].get("ligs_sigma", 0.01),
-            "device": config.get("device", "auto"),
-        }
+        training_settings(config, model, HISTORY.get(tuple(model.values()), set()))
     )
 
 
@@ -252,12 +243,6 @@ def report_code():
         str(Path(workflow.basedir) / "paper" / "sections" / f"{key}.tex.j2")
         for key in STUDIES
     ]
-
-
-def evaluation_settings():
-    """The evaluation block for the evaluate jobs, without the AutoAttack entry (its own rule); so changing
-    AutoAttack settings never reruns the other evaluations."""
-    return {k: v for k, v in config["evaluation"].items() if k != "autoattack"}
 
 
 def all_metrics():

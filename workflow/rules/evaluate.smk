@@ -13,7 +13,7 @@ rule evaluate:
     resources:
         gpu=1,
     params:
-        settings=json_arg(evaluation_settings()),
+        settings=json_arg(evaluation_settings(config)),
         device=config.get("device", "auto"),
     shell:
         "{PY} -m normrobust evaluate --model {input.models} --data {input.data} "

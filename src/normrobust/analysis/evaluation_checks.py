@@ -15,13 +15,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..attack_specs import AUTOATTACK_TYPES
 from .labels import attack_eps_label, fmt_num, norm_label, tex_escape
 from .latex import empty_table, simple_table
 from .selection import MODEL_KEYS
 
 #: PGD − AutoAttack robust accuracy above which a cell is flagged (2 points, as a fraction)
 PGD_OVERESTIMATE = 0.02
-AUTOATTACK_TYPES = ("apgd_ce", "apgd_t", "autoattack")
+
 AUTOATTACK_LABEL = {"apgd_ce": "APGD-CE", "apgd_t": "APGD-T", "autoattack": "AutoAttack"}
 
 

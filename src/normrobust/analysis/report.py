@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import resources
 from ..cells import enabled_studies
 from ..regimes import clean_weight, ligs_weight, role
 from ..utils import atomic_write, log
@@ -59,7 +60,7 @@ from .study_view import StudyView
 from .tables import MissingInputError, read_optional, read_run_info, read_table
 from .verdicts import FAIL, INCONCLUSIVE, MIN_SEEDS, PASS, t975
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "paper" / "report.tex.j2"
+TEMPLATE = resources.TEMPLATE  # paper/report.tex.j2, shipped as package data
 TEX_INSTALL = ("apt-get install latexmk texlive-latex-base texlive-latex-recommended "
                "texlive-fonts-recommended texlive-latex-extra")
 UNDEFINED_RE = re.compile(r"(There were undefined references|Reference `[^']*' on page \d+ undefined|"

@@ -1,4 +1,4 @@
-"""``python -m normrobust derive-data``: build a derived training set from a trained model (PAPER.md E3, E4).
+"""``python -m normrobust derive-data``: build a derived training set from a trained model (E3, E4; docs/science.md).
 
 A derived dataset is a config entry ``{kind: derived, method, base, source: {arch, norm, regime, seed[, dataset]},
 ...}``; ``base`` names the dataset whose training images are transformed, ``source`` the trained cell whose
@@ -20,7 +20,7 @@ The source model runs in eval mode (``attack_mode(model, "eval")``), batched ove
 their defaults (the papers'): ``n`` (all of the base's training images; else the first n), ``steps`` (robust /
 nonrobust 1000, attacks 100), ``step`` (0.1), ``eps`` (0.5, attacks only), ``batch_size`` (500), ``seed`` (0);
 ``augment`` (crop / flip while training on it, default none) and ``training`` (settings overriding the config's
-``training`` for every model trained on it, e.g. PAPER.md's lr 0.01 for D_NR and D_rand) do not change the images.
+``training`` for every model trained on it, e.g. [B]'s lr 0.01 for D_NR and D_rand) do not change the images.
 
 Checks (``min_rate``, default 0.8): the attack methods must move at least that fraction of the stored images to
 their target class on the source model; on a base with ground truth (the generated dataset's templates), the
@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(a.threads)
     device = pick_device(a.device)
     from ..models.load import load_model
-    from . import load_prepared
+    from .loading import load_prepared
 
     base = load_prepared(a.base, device)
     model, settings, model_meta = load_model(a.source, device)

@@ -1,4 +1,4 @@
-"""Synthetic images with a known robust and a known non-robust feature (PAPER.md E5).
+"""Synthetic images with a known robust and a known non-robust feature (E5; docs/science.md).
 
 x = clip(0.5 + RF[rf_y] + NRF[nrf_y] + N(0, noise_std²), 0, 1) as uint8; amplitudes in 1/255 units.
 RF: a smooth coloured pattern made only of the 9 lowest real Fourier functions per channel (constant, cos/sin
@@ -28,6 +28,7 @@ import numbers
 
 import torch
 
+from normrobust.data import GENERATED_DEFAULTS
 from normrobust.utils import seeded_generator
 
 NRF_TILES = (4, 8)  # allowed sides of the NRF texture tile; image_size must be a multiple of it
@@ -40,10 +41,11 @@ _CHUNK = 8192  # images per in-place update (bounds temporary memory; does not c
 _STREAM_TEMPLATES, _STREAM_TRAIN, _STREAM_TEST, _STREAM_COUNTERFACTUAL = 0, 1, 2, 3
 
 
-def generate(*, seed: int = 0, n_train: int = 4000, n_test: int = 1000, image_size: int = 16,
-             num_classes: int = 10, rf_amplitude: float = 64, nrf_amplitude: float | list = 3,
-             noise_std: float = 8, rf_agreement: float = 0.75, nrf_agreement: float = 1.0,
-             nrf_tile: int = NRF_TILE) -> dict:
+def generate(*, seed: int = 0, n_train: int = GENERATED_DEFAULTS["n_train"],
+             n_test: int = GENERATED_DEFAULTS["n_test"], image_size: int = GENERATED_DEFAULTS["image_size"],
+             num_classes: int = GENERATED_DEFAULTS["num_classes"], rf_amplitude: float = 64,
+             nrf_amplitude: float | list = 3, noise_std: float = 8, rf_agreement: float = 0.75,
+             nrf_agreement: float = 1.0, nrf_tile: int = NRF_TILE) -> dict:
     """Build the dataset; amplitudes and noise in 1/255 units. See the module docstring for the design."""
     params = dict(seed=seed, n_train=n_train, n_test=n_test, image_size=image_size, num_classes=num_classes,
                   rf_amplitude=rf_amplitude, nrf_amplitude=nrf_amplitude, noise_std=noise_std,

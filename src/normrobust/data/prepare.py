@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..utils import log, save_torch
-from . import build_dataset
+from .loading import build_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,18 +26,11 @@ from pathlib import Path
 import torch
 
 from ..utils import seeded_generator
+from . import NUM_CLASSES, SHAPES, TORCHVISION_CLASSES, DatasetFileError
 
-TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10", "svhn": "SVHN"}
-SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "svhn": (3, 32, 32)}
-NUM_CLASSES = 10
-TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "svhn": 73257}
 CONFIG_KEYS = ("kind", "n_train", "n_test", "subset_seed", "augment", "verify", "download", "training")
 _MNIST_LIKE = ("mnist", "fashion_mnist")
 _STREAM_TRAIN, _STREAM_TEST = 0, 1  # subset streams of seeded_generator(subset_seed, stream)
-
-
-class DatasetFileError(FileNotFoundError):
-    """A dataset file is missing or does not match the official md5."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,11 @@
-"""Model registry: ``build_model(arch_cfg, norm, meta, aux_norm=False)`` and ``check_compatible``.
+"""Model catalog: what an arch config and a norm may be, checked without torch (``check_arch``); the models
+themselves are built by :func:`normrobust.models.build.build_model` (``build.py``), which also checks the
+feature-map shapes (``build.check_compatible``).
+
+The registries: :data:`NORMS` (and :data:`LAYER_NORMS`, the ones that put a layer into the net), :data:`ARCH_KINDS`
+with each kind's keys (:data:`KIND_KEYS`) and allowed norms (:data:`KIND_NORMS`), :data:`ACTIVATIONS`. The config
+schema's allowed values come from them (``x-registry`` in the schema, filled in by :func:`normrobust.config.
+load_schema`): a new norm is its name here and its layer in ``norms.py`` (README, "Adding a norm").
 
 Every model starts with its input normalisation (``InputNorm``), so it takes images in
 [0,1] and every attack works in pixel space.
@@ -26,16 +33,18 @@ from __future__ import annotations
 import math
 from numbers import Real
 
-import torch
-from torch import nn
-
-from .activations import ACTIVATIONS, activation_class
-from .auxnorm import DualNorm, add_aux_norms, has_aux, use_aux
-from .cnn import SmallCNN
-from .mlp import LinearClassifier, MaxoutNet
-from .norms import LAYER_NORMS, NORMS, is_norm_layer, make_norm
-from .resnet import ResNet
-from .vgg import VGG, VGG_STAGES
+NORMS = ("none", "bn", "ln", "in", "gn", "fixup")
+LAYER_NORMS = ("bn", "ln", "in", "gn")  # the norms that put a layer into the network
+#: activation name → the torch.nn class that implements it (activations.py builds it)
+ACTIVATION_CLASSES = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "selu": "SELU", "elu": "ELU", "gelu": "GELU",
+                      "tanh": "Tanh"}
+ACTIVATIONS = tuple(ACTIVATION_CLASSES)
+VGG_STAGES: dict[int, tuple[tuple[int, int], ...]] = {  # (channels, convs) per stage of VGG-11/13/16/19
+    11: ((64, 1), (128, 1), (256, 2), (512, 2), (512, 2)),
+    13: ((64, 2), (128, 2), (256, 2), (512, 2), (512, 2)),
+    16: ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)),
+    19: ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4)),
+}
 
 ARCH_KINDS = ("cnn", "resnet", "vgg", "linear", "maxout")
 COMMON_KEYS = ("kind", "width", "depth", "activation")
@@ -53,18 +62,6 @@ KIND_NORMS = {
     "linear": ("none",),
     "maxout": ("none", "bn"),
 }
-
-
-class InputNorm(nn.Module):
-    """(x - mean) / std per channel, as the model's first layer."""
-
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
 
 
 # --------------------------------------------------------------------------- config → settings
@@ -118,7 +115,7 @@ def _resolve(arch: dict) -> dict:
     if kind in ("linear", "maxout") and act != "relu":
         why = "it has no hidden layer" if kind == "linear" else "maxout units are their own nonlinearity"
         raise ValueError(f"activation: '{act}' has no effect on kind '{kind}' ({why}; leave it at relu)")
-    s: dict = {"kind": kind, "act": activation_class(act)}
+    s: dict = {"kind": kind, "act": act}
     if kind in ("cnn", "resnet"):
         widths = arch.get("widths", [16, 32, 64])
         if not _pos_int_list(widths):
@@ -168,102 +165,17 @@ def _check_norm(kind: str, norm: str, aux_norm: bool) -> None:
         raise ValueError(f"aux_norm needs norm layers to duplicate, and norm '{norm}' has none")
 
 
-def _make_net(s: dict, norm: str, num_classes: int, shape) -> nn.Module:
-    c = shape[0]
-    kind, act = s["kind"], s["act"]
-    if kind == "cnn":
-        return SmallCNN(norm=norm, num_classes=num_classes, in_channels=c, widths=s["widths"],
-                        convs_per_stage=s["convs_per_stage"], act=act)
-    if kind == "resnet":
-        return ResNet(norm=norm, num_classes=num_classes, in_channels=c, blocks=s["blocks"], widths=s["widths"],
-                      act=act)
-    if kind == "vgg":
-        return VGG(norm=norm, num_classes=num_classes, in_channels=c, stages=s["stages"], act=act)
-    n_in = math.prod(shape)
-    if kind == "linear":
-        return LinearClassifier(n_in, num_classes)
-    return MaxoutNet(norm=norm, in_features=n_in, num_classes=num_classes, hidden=s["hidden"], pieces=s["pieces"],
-                     dropout=s["dropout"])
-
-
-class _ShapeProblem(Exception):
-    pass
-
-
-def _walk_shapes(s: dict, norm: str, shape) -> None:
-    """A forward pass on the meta device (no memory, no compute, RNG untouched) that checks
-    every max-pool keeps at least 1x1 and that no InstanceNorm sees a 1x1 map."""
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        net = _make_net(s, norm, 2, shape).eval()
-    h, w = shape[1], shape[2]
-
-    def hook_for(name):
-        def pre(mod, args):
-            x = args[0]
-            if x.dim() != 4:
-                return
-            xh, xw = x.shape[-2:]
-            if isinstance(mod, nn.MaxPool2d) and (xh < 2 or xw < 2):
-                raise _ShapeProblem(f"input {h}x{w} shrinks below 1x1: the max-pool {name} gets a {xh}x{xw} map "
-                                    f"(needs a larger input or fewer stages)")
-            if isinstance(mod, nn.InstanceNorm2d) and xh * xw == 1:
-                raise _ShapeProblem(f"norm 'in' would normalise a 1x1 map at {name} (input {h}x{w}): "
-                                    f"instance norm over one pixel is undefined")
-        return pre
-
-    for name, mod in net.named_modules():
-        if isinstance(mod, (nn.MaxPool2d, nn.InstanceNorm2d)):
-            mod.register_forward_pre_hook(hook_for(name))
-    try:
-        with torch.no_grad():
-            net(torch.empty(2, *shape, device="meta"))
-    except _ShapeProblem as e:
-        raise ValueError(str(e)) from None
-    except RuntimeError as e:  # any other shape failure of torch itself
-        raise ValueError(f"input {h}x{w} does not fit: {str(e).splitlines()[0]}") from None
-
-
-def check_compatible(arch: dict, norm: str, shape: tuple[int, int, int], arch_name: str = "arch",
-                     aux_norm: bool = False) -> None:
-    """Raise ValueError (one line, naming ``arch_name``, ``norm`` and why) if ``norm`` cannot be used with
-    the arch config ``arch`` on images of ``shape`` = (C, H, W), or the config itself is invalid.
-
-    Cheap: the shape check runs on the meta device. ``aux_norm``: also check that the norm has layers
-    to duplicate for an auxiliary norm (AdvProp)."""
+def check_arch(arch: dict, norm: str, shape: tuple[int, int, int], arch_name: str = "arch",
+               aux_norm: bool = False) -> dict:
+    """Raise ValueError (one line, naming ``arch_name``, ``norm`` and why) if the arch config ``arch`` is invalid or
+    ``norm`` cannot be used with it on images of ``shape`` = (C, H, W); returns the resolved settings. Needs no torch;
+    :func:`normrobust.models.build.check_compatible` adds the feature-map shape check. ``aux_norm``: also check that
+    the norm has layers to duplicate for an auxiliary norm (AdvProp)."""
     try:
         s = _resolve(arch)
         _check_norm(s["kind"], norm, aux_norm)
         if not (isinstance(shape, (list, tuple)) and len(shape) == 3 and all(_pos_int(v) for v in shape)):
             raise ValueError(f"image shape must be (C, H, W) of positive integers, got {shape!r}")
-        if s["kind"] in ("cnn", "resnet", "vgg"):
-            _walk_shapes(s, norm, tuple(shape))
     except ValueError as e:
         raise ValueError(f"arch '{arch_name}' with norm '{norm}': {e}") from None
-
-
-def build_model(arch: dict, norm: str, meta: dict, aux_norm: bool = False) -> nn.Module:
-    """``arch``: the config entry of an architecture (``kind`` + its settings);
-    ``meta``: the dataset's meta (``num_classes``, ``shape``, ``mean``, ``std``).
-    ``aux_norm``: replace every norm layer by a ``DualNorm`` (main + auxiliary copy, for AdvProp);
-    the main copies are initialised exactly as without it.
-
-    The arch and norm are checked (one line naming them), but not the feature-map shapes: that check runs on the
-    meta device, whose first use costs seconds per process, and config validation has already made it for every
-    cell (:func:`check_compatible`).
-
-    Returns ``nn.Sequential(InputNorm, net)``."""
-    shape = tuple(meta["shape"])
-    try:
-        s = _resolve(arch)
-        _check_norm(s["kind"], norm, aux_norm)
-    except ValueError as e:
-        name = str(arch.get("kind")) if isinstance(arch, dict) else "arch"
-        raise ValueError(f"arch '{name}' with norm '{norm}': {e}") from None
-    net = _make_net(s, norm, meta["num_classes"], shape)
-    if aux_norm:
-        add_aux_norms(net)
-    return nn.Sequential(InputNorm(meta["mean"], meta["std"]), net)
-
-
-__all__ = ["build_model", "check_compatible", "make_norm", "NORMS", "ARCH_KINDS", "ACTIVATIONS", "InputNorm",
-           "DualNorm", "use_aux", "has_aux", "is_norm_layer", "KIND_KEYS", "KIND_NORMS", "COMMON_KEYS"]
+    return s

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..regimes import uses_aux_norm
 from ..utils import load_torch
-from . import build_model
+from .build import build_model
 
 
 def read_model_file(path: str | Path, device="cpu") -> dict:

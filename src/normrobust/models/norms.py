@@ -15,8 +15,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-NORMS = ("none", "bn", "ln", "in", "gn", "fixup")
-LAYER_NORMS = ("bn", "ln", "in", "gn")  # the norms that put a layer into the network
+from . import LAYER_NORMS, NORMS  # noqa: F401 (the registry lives in the torch-free catalog)
 
 
 def gn_groups(channels: int, max_groups: int = 32, min_per_group: int = 4) -> int:

@@ -14,14 +14,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from . import VGG_STAGES
 from .cnn import conv_block
-
-VGG_STAGES: dict[int, tuple[tuple[int, int], ...]] = {
-    11: ((64, 1), (128, 1), (256, 2), (512, 2), (512, 2)),
-    13: ((64, 2), (128, 2), (256, 2), (512, 2), (512, 2)),
-    16: ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)),
-    19: ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4)),
-}
 
 
 class VGG(nn.Module):

@@ -39,7 +39,7 @@ from ..analysis.study_view import StudyView
 
 KEY, TAG, TITLE = "e1_norms", "E1", "normalisation and vulnerability"
 TABLES = ("metrics",)
-PUBLISHED: list = []  # PAPER.md gives E1 no numbers of its own ([B]'s Fig. 3 values are E2's)
+PUBLISHED: list = []  # [B] gives E1 no numbers of its own ([B]'s Fig. 3 values are E2's)
 #: "raises or keeps" clean accuracy: a drop below 1 point still counts as kept (accuracy as a fraction); [B]'s BN
 #: gain is 2.8 points (Fig. 3, typed in E2's PUBLISHED), so a 1-point drop would already be the opposite of their effect
 TOL_KEEP = 0.01

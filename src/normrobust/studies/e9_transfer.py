@@ -55,7 +55,7 @@ from ..analysis.transfer_claim import SOURCE, TARGET, Transfer
 
 KEY, TAG, TITLE = "e9_transfer", "E9", "transferability"
 TABLES = ("transfer",)
-PUBLISHED: list = []  # [B] shows these effects in figures without numbers PAPER.md quotes
+PUBLISHED: list = []  # [B] shows these effects in figures without numbers one could read off precisely
 
 
 def targets(view: StudyView) -> list[str]:
