@@ -144,3 +144,12 @@ def test_resume_continues_the_global_random_stream(data_file, tmp_path, monkeypa
     train.train(s, data_file, tmp_path / "killed")
     a, b = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "killed" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_progress_an_eta_per_epoch_and_a_heartbeat_inside_a_long_epoch(data_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(train, "HEARTBEAT_S", 0.0)  # every step counts as "a minute later"
+    train.train(settings(epochs=2), data_file, tmp_path / "p")
+    err = capsys.readouterr().err
+    assert "epoch 1: 64/300 images (21%)" in err and "to go" in err  # inside the epoch
+    assert "epoch 1/2: loss" in err and "; ETA " in err  # after epoch 1, the rest of the cell
+    assert "epoch 2/2: loss" in err.split("epoch 1/2: loss")[1] and "ETA" not in err.split("epoch 2/2: loss")[1]

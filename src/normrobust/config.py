@@ -21,7 +21,7 @@ from .cells import derived_source, enabled_studies, needed_datasets, source_cell
 from .data import DATASET_KINDS, dataset_shape, dataset_train_size
 from .data.derived_settings import resolve_settings
 from .models import ACTIVATIONS, ARCH_KINDS, NORMS, check_arch
-from .regimes import ADVERSARIAL_OBJECTIVES, OBJECTIVES, uses_aux_norm
+from .regimes import ADVERSARIAL_OBJECTIVES, OBJECTIVES, OPTIMIZERS, SCHEDULES, uses_aux_norm
 from .studies import STUDIES
 
 SCHEMA = resources.SCHEMA  # workflow/schemas/config.schema.yaml, shipped as package data
@@ -108,6 +108,8 @@ REGISTRIES = {
     "autoattack_types": attack_specs.AUTOATTACK_TYPES,
     "attack_norms": attack_specs.NORMS,
     "objectives": OBJECTIVES,
+    "optimizers": OPTIMIZERS,
+    "schedules": SCHEDULES,
     "dataset_kinds": DATASET_KINDS,
 }
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 OBJECTIVES = ("clean", "adversarial", "weighted", "mixed", "advprop", "ligs_reg")
+OPTIMIZERS = ("sgd", "adam", "adagrad")  # train.make_optimizer
+SCHEDULES = ("multistep", "cosine", "constant")  # train.make_scheduler
 #: objectives that train on attacked images (they need an attack)
 ADVERSARIAL_OBJECTIVES = ("adversarial", "weighted", "mixed", "advprop")
 #: norms without a layer to split into a main and an auxiliary copy (AdvProp)

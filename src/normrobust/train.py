@@ -36,7 +36,7 @@ from .data.loading import augment, load_prepared, to_float
 from .gpu import lease_info
 from .models.auxnorm import use_aux
 from .models.build import build_model
-from .regimes import OBJECTIVES, clean_weight, ligs_weight, objective, uses_aux_norm
+from .regimes import OBJECTIVES, OPTIMIZERS, SCHEDULES, clean_weight, ligs_weight, objective, uses_aux_norm
 from .sampling import mean_se
 from .utils import atomic_write, load_torch, log, pick_device, save_torch, seeded_generator, set_threads
 
@@ -47,8 +47,6 @@ class Diverged(RuntimeError):
     pass
 
 
-OPTIMIZERS = ("sgd", "adam", "adagrad")
-SCHEDULES = ("multistep", "cosine", "constant")
 #: seconds between two progress lines inside one epoch (a paper-scale epoch runs for minutes)
 HEARTBEAT_S = 60.0
 
@@ -155,7 +153,7 @@ def train_epoch(model, opt, data: dict, settings: dict, epoch: int, device) -> f
     t0 = last_beat = time.monotonic()
     model.train()
     for i in range(0, n, bs):
-        if time.monotonic() - last_beat >= HEARTBEAT_S:  # a long epoch (paper scale) says where it is
+        if i and time.monotonic() - last_beat >= HEARTBEAT_S:  # a long epoch (paper scale) says where it is
             last_beat, done = time.monotonic(), i / n
             log(f"  epoch {epoch}: {i}/{n} images ({done:.0%}), {_duration(last_beat - t0)} so far, about "
                 f"{_duration((last_beat - t0) * (1 - done) / done)} to go")
