@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -104,4 +105,17 @@ def test_schema_allowed_values_come_from_the_registries(default):
     bad = copy.deepcopy(default)
     bad["archs"]["cnn"]["activation"] = "swish"
     with pytest.raises(config.ConfigError, match="'swish' is not allowed.*relu, leaky_relu, selu"):
+        config.validate(bad)
+
+
+@pytest.mark.parametrize("where,set_bad", [
+    ("training.lr: nan", lambda c: c["training"].update(lr=float("nan"))),
+    ("evaluation.attacks.pgd_linf.eps[1]: inf", lambda c: c["evaluation"]["attacks"]["pgd_linf"].update(
+        eps=[4, float("inf")])),
+])
+def test_nan_and_infinity_are_refused_at_config_time(default, where, set_bad):
+    """The schema's ranges are false for NaN, so without this `lr: .nan` reached a job."""
+    bad = copy.deepcopy(default)
+    set_bad(bad)
+    with pytest.raises(config.ConfigError, match=rf"^{re.escape(where)} is not a finite number$"):
         config.validate(bad)

@@ -92,6 +92,14 @@ def test_second_run_has_nothing_to_do(run):
     assert "Nothing to be done" in r.stdout + r.stderr
 
 
+def test_the_device_is_an_execution_detail(run):
+    """Moving a finished run between a CPU and a GPU machine (naming the device, or GPU slots) replans nothing."""
+    root, wd, _ = run
+    for setting in ("device=cpu", "device=cuda", "gpu_slots=3"):
+        r = snakemake(root, wd, "-n", "--config", setting)
+        assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+
+
 def test_editing_an_aggregated_csv_changes_the_report(run):
     root, wd, _ = run
     table = wd / "paper" / "generated" / "tables" / "main-e1-norms.tex"

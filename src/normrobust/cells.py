@@ -216,7 +216,7 @@ def training_settings(config: dict, model: dict[str, Any], needs: set[str]) -> d
             "history": training_history(config, needs),
         },
         "ligs_sigma": config["evaluation"].get("ligs_sigma", 0.01),
-        "device": config.get("device", "auto"),
+        # no device: an execution detail ($NORMROBUST_DEVICE), so moving a finished run to a GPU replans nothing
     }
 
 
@@ -224,4 +224,14 @@ def evaluation_settings(config: dict) -> dict[str, Any]:
     """The evaluation block as the evaluate jobs read it: without the AutoAttack entry (its own rule), so changing
     AutoAttack settings never reruns the other evaluations."""
     return {k: v for k, v in config["evaluation"].items() if k != "autoattack"}
+
+
+#: config keys that say how to run, not what: a change to them never makes finished work stale
+EXECUTION_KEYS = ("device", "gpu_slots")
+
+
+def recorded_config(config: dict) -> dict:
+    """The config as the tables record it (run_info.json, the aggregate rule's param): without
+    :data:`EXECUTION_KEYS`, so moving a finished run to another machine reruns nothing."""
+    return {k: v for k, v in config.items() if k not in EXECUTION_KEYS}
 

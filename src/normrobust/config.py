@@ -8,6 +8,7 @@ any problem raises ``ConfigError`` with one line naming the key and what is allo
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -136,10 +137,23 @@ def load_schema(schema_path: Path | str = SCHEMA) -> dict:
     return schema
 
 
+def _check_finite(node, where: tuple) -> None:
+    """NaN and infinity are refused everywhere (the schema's ranges are false for NaN, so ``lr: .nan`` would pass
+    them and fail inside a job)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_finite(v, (*where, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_finite(v, (*where, i))
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{_path(where)}: {node} is not a finite number")
+
+
 def validate(config: dict, schema_path: Path | str = SCHEMA) -> dict:
     """Validate ``config`` in place (schema defaults filled in); raise ConfigError on the first problem."""
     _drop_nulls_in_attacks(config)
-
+    _check_finite(config, ())
     schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(config))

@@ -145,7 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f"--{k}" for k in ("model", "data", "settings", "out") if getattr(a, k) is None]
     if missing:
         p.error(f"{', '.join(missing)} required (or --config FILE --cell {one_cell.CELL_FORMAT})")
-    a.device = a.device or "auto"
     if len(a.out) != len(a.model):
         raise SystemExit(f"--out: {len(a.out)} files for {len(a.model)} models (one output per --model)")
     set_threads(a.threads)

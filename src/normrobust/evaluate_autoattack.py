@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, nargs="+", help="the cells' model.pt (the seeds of a cell, say)")
     p.add_argument("--data", required=True, help="prepared dataset file")
     p.add_argument("--settings", required=True, help="the config's evaluation block, as JSON")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: $NORMROBUST_DEVICE, else auto)")
     p.add_argument("--out", required=True, nargs="+", help="output JSON, one per --model")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)

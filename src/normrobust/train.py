@@ -263,18 +263,21 @@ def _settings(text: str) -> dict:
     return settings
 
 
-def train(settings: dict, data_path: str, out_dir: str, threads: int | None = None) -> list[dict]:
-    """Train one cell (``settings["cell"]`` with its seed) into ``out_dir``; returns its history."""
+def train(settings: dict, data_path: str, out_dir: str, threads: int | None = None,
+          device_name: str | None = None) -> list[dict]:
+    """Train one cell (``settings["cell"]`` with its seed) into ``out_dir``; returns its history. ``device_name``:
+    auto | cpu | cuda (default: the settings' device, which older runs carry, else $NORMROBUST_DEVICE, else auto)."""
     set_threads(threads)
-    device = pick_device(settings.get("device", "auto"))
+    device = pick_device(device_name or settings.get("device"))
     return train_cell(settings, load_prepared(data_path, device), out_dir, device)
 
 
-def train_seeds(settings: dict, seeds: list[int], data_path: str, out_dir: str, threads: int | None = None) -> None:
+def train_seeds(settings: dict, seeds: list[int], data_path: str, out_dir: str, threads: int | None = None,
+                device_name: str | None = None) -> None:
     """Train the cell ``settings["cell"]`` for every seed, into ``out_dir/s<seed>``: one process, the dataset loaded
     once (the workflow's training job: the cost of starting Python and torch is paid once per cell, not per seed)."""
     set_threads(threads)
-    device = pick_device(settings.get("device", "auto"))
+    device = pick_device(device_name or settings.get("device"))
     data = load_prepared(data_path, device)
     for k, seed in enumerate(seeds):
         log(f"seed {seed} ({k + 1} of {len(seeds)})")
@@ -356,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="train these seeds of the cell, one after "
                                                                         "the other")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: $NORMROBUST_DEVICE, else auto)")
     a = p.parse_args(argv)
     if a.config or a.cell:
         one = one_cell.resolve(a.config, a.cell)
@@ -364,14 +368,14 @@ def main(argv: list[str] | None = None) -> int:
         data = a.data or one_cell.need(one.data_file, "data")
         # one thread unless told otherwise, as the workflow's jobs (threads change float rounding, so the weights)
         train_seeds(settings, [one.cell["seed"]], str(data), a.out or str(one.models_dir),
-                    one_cell.THREADS if a.threads is None else a.threads)
+                    one_cell.THREADS if a.threads is None else a.threads, a.device or one.config.get("device"))
         return 0
     missing = [f"--{k}" for k in ("settings", "data", "out") if getattr(a, k) is None]
     if missing:
         p.error(f"{', '.join(missing)} required (or --config FILE --cell {one_cell.CELL_FORMAT})")
     settings = _settings(a.settings)
     if a.seeds is None:
-        train(settings, a.data, a.out, a.threads)
+        train(settings, a.data, a.out, a.threads, a.device)
     else:
-        train_seeds(settings, a.seeds, a.data, a.out, a.threads)
+        train_seeds(settings, a.seeds, a.data, a.out, a.threads, a.device)
     return 0

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                         "targets (model.pt files), out (JSON)}; the seeds of one source cell, say")
     p.add_argument("--data", required=True)
     p.add_argument("--settings", required=True, help="the config's transfer block, as JSON")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: $NORMROBUST_DEVICE, else auto)")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     set_threads(a.threads)

@@ -70,8 +70,18 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def pick_device(requested: str = "auto"):
-    """'auto' → CUDA when available, else CPU; 'cpu' / 'cuda' force it. A torch.device.
+DEVICE_ENV = "NORMROBUST_DEVICE"
+
+
+def requested_device(value: str | None = None) -> str:
+    """The device a job asks for: its ``--device``, else ``$NORMROBUST_DEVICE`` (the workflow sets it from the
+    config's ``device``: an execution detail, so not a rule param that would make finished work stale), else auto."""
+    return value or os.environ.get(DEVICE_ENV) or "auto"
+
+
+def pick_device(requested: str | None = None):
+    """'auto' → CUDA when available, else CPU; 'cpu' / 'cuda' force it (None: :func:`requested_device`). A
+    torch.device.
 
     A job that holds a GPU (a local lease or a SLURM binding, :mod:`normrobust.gpu`) never falls back to the CPU
     silently: with 'auto' and CUDA unusable it stops with one line saying what it found."""
@@ -79,6 +89,7 @@ def pick_device(requested: str = "auto"):
 
     from .gpu import lease_info
 
+    requested = requested_device(requested)
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -27,6 +27,7 @@ from normrobust.cells import (
     history_needs,
     model_path,
     needed_datasets,
+    recorded_config,
     saved_epochs,
     trained_cells,
     training_settings,
@@ -52,6 +53,8 @@ PY = shlex.quote(sys.executable)
 # variable, it does not read it, so it is not an `envvars:` entry.
 if config.get("gpu_slots"):
     os.environ.update(NORMROBUST_GPU_SLOTS=str(config["gpu_slots"]))
+# The device (auto | cpu | cuda) likewise: moving a finished run between a CPU and a GPU machine replans nothing.
+os.environ.update(NORMROBUST_DEVICE=str(config.get("device", "auto")))
 # Without --resources gpu=N, a local run allows as many GPU jobs at once as this machine has GPU slots (devices found
 # x gpu_slots), so no job holds a core while it waits for a lease; with no GPU found, GPU jobs run on the CPU and
 # only --cores limits them.

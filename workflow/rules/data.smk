@@ -35,8 +35,7 @@ rule derive_data:
         gpu=1,
     params:
         settings=lambda w: json_arg(derive_settings(w)),
-        device=config.get("device", "auto"),
     shell:
         "{PY} -m normrobust derive-data --name {wildcards.dataset} --settings {params.settings} "
-        "--base {input.base} --source {input.source} --device {params.device} --out {output.data} "
+        "--base {input.base} --source {input.source} --out {output.data} "
         "--threads {threads} 2> {log}"

@@ -14,10 +14,9 @@ rule evaluate:
         gpu=1,
     params:
         settings=json_arg(evaluation_settings(config)),
-        device=config.get("device", "auto"),
     shell:
         "{PY} -m normrobust evaluate --model {input.models} --data {input.data} "
-        "--settings {params.settings} --device {params.device} --out {output} "
+        "--settings {params.settings} --out {output} "
         "--threads {threads} 2> {log}"
 
 
@@ -38,8 +37,7 @@ rule evaluate_autoattack:
         gpu=1,
     params:
         settings=json_arg(config["evaluation"]),
-        device=config.get("device", "auto"),
     shell:
         "{PY} -m normrobust evaluate-autoattack --model {input.models} --data {input.data} "
-        "--settings {params.settings} --device {params.device} --out {output} "
+        "--settings {params.settings} --out {output} "
         "--threads {threads} 2> {log}"

@@ -28,7 +28,7 @@ if not TABLES_ONLY:
         log:
             "results/logs/aggregate.log",
         params:
-            config=json_arg(config),
+            config=json_arg(recorded_config(config)),
         shell:
             "{PY} -m normrobust aggregate --metrics {input.metrics} --histories {input.histories} "
             "--transfers {input.transfers} --benchmarks {input.benchmarks} --derived {input.derived} "

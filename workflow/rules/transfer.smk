@@ -15,7 +15,6 @@ rule transfer:
     params:
         plan=transfer_plan,
         settings=transfer_settings,
-        device=config.get("device", "auto"),
     shell:
         "{PY} -m normrobust transfer --plan {params.plan} --data {input.data} "
-        "--settings {params.settings} --device {params.device} --threads {threads} 2> {log}"
+        "--settings {params.settings} --threads {threads} 2> {log}"

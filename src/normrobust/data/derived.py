@@ -347,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", required=True, help="the base's prepared file (results/data/<base>.pt)")
     p.add_argument("--source", required=True, help="the source cell's model.pt")
     p.add_argument("--out", required=True, help="output .pt file")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--device", default=None,
+                   help="auto (CUDA when available), cpu or cuda (default: $NORMROBUST_DEVICE, else auto)")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     try:
