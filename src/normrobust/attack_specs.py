@@ -134,8 +134,5 @@ def parse_autoattack(spec: dict) -> dict:
         raise ValueError(f"attack spec: 'eps' must be a number > 0, got {eps!r}")
     out = {"type": spec["type"], "norm": norm, "eps": float(eps) / (255.0 if norm == "linf" else 1.0)}
     for key, default in (("steps", AUTOATTACK_STEPS), ("restarts", 1)):
-        v = spec.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, Real) or int(v) != v or v < 1:
-            raise ValueError(f"attack spec: '{key}' must be an integer >= 1, got {v!r}")
-        out[key] = int(v)
+        out[key] = _integer(spec, key, default)
     return out
