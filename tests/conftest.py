@@ -40,6 +40,29 @@ def _no_gpu_lease_leak(monkeypatch):
 FIXTURE_TABLES = ROOT / "tests" / "fixtures" / "tables"
 
 
+def copy_tables_of_config(dest: Path, *configfiles: Path) -> Path:
+    """The fixture tables copied to ``dest``, their run_info.json stamped as made by the config the workflow resolves
+    from config.yaml and ``configfiles`` (merged in order, as ``--configfile`` does): the tables-only mode builds
+    figures and the report only from tables the current config made."""
+    import json
+    import shutil
+
+    import yaml
+    from snakemake.utils import update_config
+
+    from normrobust.cells import config_hash, recorded_config
+    from normrobust.config import validate
+
+    shutil.copytree(FIXTURE_TABLES, dest)
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for f in configfiles:
+        update_config(config, yaml.safe_load(Path(f).read_text()))
+    info = json.loads((dest / "run_info.json").read_text())
+    info["config_sha256"] = config_hash(recorded_config(validate(config)))
+    (dest / "run_info.json").write_text(json.dumps(info, indent=2))
+    return dest
+
+
 @pytest.fixture()
 def tables_dir(tmp_path: Path) -> Path:
     """A private copy of the fixture tables (tests may edit or delete files)."""

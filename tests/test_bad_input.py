@@ -1,11 +1,13 @@
 """Bad input: a clear error naming the setting, before any job, and nothing already computed is lost."""
 
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from normrobust import gpu
 from normrobust.models.load import load_model
 
 CASES = {
@@ -38,6 +40,13 @@ CASES = {
     "batch larger than the dataset": ("training: {batch_size: 8192}\n",
                                       "training.batch_size: 8192 is larger than the training set of dataset "
                                       "'generated' (2000 images); allowed 1..2000"),
+    "NaN learning rate": ("training: {lr: .nan}\n", "training.lr: nan is not a finite number"),
+    "infinite eps": ("evaluation:\n  attacks:\n    pgd_l2: {eps: [.inf]}\n",
+                     "evaluation.attacks.pgd_l2.eps[0]: inf is not a finite number"),
+    "a block that is not a mapping": ("training: 5\n", "training: 5 is not of type 'object'"),
+    "more images than the dataset holds": ("datasets:\n  mnist: {kind: mnist, n_train: 70000}\n",
+                                           "datasets.mnist.n_train: 70000 is more than mnist's train split holds "
+                                           "(60000 images); allowed 1..60000"),
     "study cell without a regime": ("studies:\n  e9_transfer: {regimes: [madry]}\n",
                                     "studies.e9_transfer.regimes: 'madry' is not defined under regimes"),
 }
@@ -70,6 +79,27 @@ def test_bad_config_stops_before_any_job_naming_the_setting(root, workdir, case)
     lines = [line for line in r.stderr.splitlines() if line.startswith("config error:")]
     assert len(lines) == 1 and message in lines[0], r.stderr[-2000:]
     assert "Job stats" not in r.stdout + r.stderr
+    assert snapshot(workdir) == before, "finished work must stay as it was"
+
+
+COMMAND_LINE = {
+    "training=5": "training: 5 is not of type 'object'",
+    "evaluation=[1]": "evaluation: ['1'] is not of type 'object'",
+    "device=cuda": "device: 'cuda' asks for a GPU, but this machine shows none",
+}
+
+
+@pytest.mark.parametrize("setting", COMMAND_LINE)
+def test_bad_command_line_config_stops_before_any_job(root, workdir, setting):
+    if setting == "device=cuda" and gpu.candidates():
+        pytest.skip("this machine has a GPU")
+    before = snapshot(workdir)
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(workdir),
+                        "--cores", "1", "--config", setting], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "AttributeError" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("config error:")]
+    assert len(lines) == 1 and COMMAND_LINE[setting] in lines[0], r.stderr[-2000:]
+    assert not re.search(r"^rule \w+:", r.stdout + r.stderr, re.M), "no job started"
     assert snapshot(workdir) == before, "finished work must stay as it was"
 
 

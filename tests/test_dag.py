@@ -138,12 +138,11 @@ def test_every_preset_validates_and_plans(root, tmp_path, preset):
 def test_editing_one_figure_function_redraws_that_figure_only(tmp_path):
     """The figure rule's inputs are its study module and the tables it reads; the drawing code's hash is a param:
     editing fig_conflict redraws conflict.pdf alone, editing a claim of the same module redraws no figure."""
-    import shutil
 
-    from conftest import FIXTURE_TABLES, copy_checkout, snakemake_in
+    from conftest import copy_checkout, copy_tables_of_config, snakemake_in
 
     repo, wd = copy_checkout(tmp_path / "repo"), tmp_path / "wd"
-    shutil.copytree(FIXTURE_TABLES, wd / "results" / "tables")  # tables only: figures need no training
+    copy_tables_of_config(wd / "results" / "tables")  # tables only: figures need no training
     r = snakemake_in(repo, wd, "figures")
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(list((wd / "results" / "figures").glob("*.pdf"))) == len(FIGURE_STUDY)

@@ -1,5 +1,6 @@
 """Quality gates of the workflow and the report: lint, formatting, references, reproduction table, costs."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import copy_tables_of_config
 from normrobust import aggregate
 from normrobust.analysis.latex import costs_table
 from normrobust.analysis.reproduction import limitations, metric_reason, reproduction_frame, reproduction_table
@@ -207,16 +209,50 @@ def test_aggregate_never_replaces_tables_by_empty_ones(tmp_path, capsys):
     assert "nothing to aggregate" in capsys.readouterr().err
 
 
+def _plan(workdir, *args):
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", *args, "-s", str(ROOT / "Snakefile"),
+                        "-d", str(workdir)], capture_output=True, text=True, timeout=300)
+    return r, r.stdout + r.stderr
+
+
 def test_tables_only_checkout_plans_no_training(tmp_path):
-    """A fresh checkout holding only results/tables/: `snakemake paper` plans plotting and LaTeX only."""
-    shutil.copytree(FIXTURE_TABLES, tmp_path / "results" / "tables")
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "paper", "-s", str(ROOT / "Snakefile"),
-                        "-d", str(tmp_path)], capture_output=True, text=True, timeout=300)
-    out = r.stdout + r.stderr
+    """A fresh checkout holding only results/tables/ of this config: `snakemake paper` plans plotting and LaTeX
+    only."""
+    copy_tables_of_config(tmp_path / "results" / "tables")
+    r, out = _plan(tmp_path, "paper")
     assert r.returncode == 0, out[-3000:]
     assert "built from the tables alone" in out
     jobs = set(re.findall(r"^rule (\w+):", out, flags=re.M))
     assert jobs == {"claims", "figure", "render_report", "build_report", "paper"}, jobs
+
+
+@pytest.mark.parametrize("made_by", ["another", "unrecorded"])
+def test_tables_of_another_config_stop_the_run_with_one_line(tmp_path, made_by):
+    """Tables another config made (or that record no config) are never reported as this config's: the run stops
+    before planning anything, with one line saying how to proceed, and the tables are left as they were."""
+    tables = copy_tables_of_config(tmp_path / "results" / "tables", ROOT / "workflow" / "presets" / "mnist-quick.yaml")
+    if made_by == "unrecorded":
+        info = json.loads((tables / "run_info.json").read_text())
+        del info["config_sha256"]
+        (tables / "run_info.json").write_text(json.dumps(info))
+    before = {p.name: p.read_bytes() for p in tables.iterdir()}
+    r, out = _plan(tmp_path, "paper")
+    assert r.returncode != 0
+    assert "Traceback" not in out and "nothing is trained" not in out
+    line = next(s for s in out.splitlines() if "holds the tables of another run" in s)
+    assert "mv results/tables" in line and "run_info.json" in line
+    assert ("config it does not record" in line) == (made_by == "unrecorded")
+    assert {p.name: p.read_bytes() for p in tables.iterdir()} == before
+
+
+def test_tables_only_mode_holds_for_the_preset_that_made_them(tmp_path):
+    """The same tables, made by the mnist-quick preset: with that preset they are this config's tables, wherever
+    its data lives (data_dir is an execution detail, like the device)."""
+    preset = ROOT / "workflow" / "presets" / "mnist-quick.yaml"
+    copy_tables_of_config(tmp_path / "results" / "tables", preset)
+    r, out = _plan(tmp_path, "paper", "--configfile", str(preset), "--config", f"data_dir={tmp_path}", "device=cpu")
+    assert r.returncode == 0, out[-3000:]
+    assert "built from the tables alone" in out and "another run" not in out
 
 
 # ------------------------------------------------------------------------------------------ structure

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cells import CELL_KEYS
+from .cells import CELL_KEYS, config_hash
 from .utils import atomic_write, load_json, log, save_json
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "jinja2", "snakemake", "normrobust")
@@ -132,11 +131,6 @@ def costs_table(benchmarks: list[str], metrics: dict[str, dict], transfers: dict
         rows.append(dict(rule=rule, target=target, wall_s=num("s"), cpu_s=num("cpu_time"),
                          max_rss_mib=num("max_rss"), peak_gpu_mem_mib=gpu.get(rule, {}).get(target, float("nan"))))
     return pd.DataFrame(rows, columns=["rule", "target", "wall_s", "cpu_s", "max_rss_mib", "peak_gpu_mem_mib"])
-
-
-def config_hash(config: dict) -> str:
-    """SHA-256 of the resolved config as canonical JSON: equal hashes, equal settings."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _cpu_model() -> str:

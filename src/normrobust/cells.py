@@ -7,6 +7,8 @@ config only (no data, no torch): the workflow plans with it, and the analysis se
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 CELL_KEYS = ("dataset", "arch", "norm", "regime", "seed")
@@ -227,7 +229,7 @@ def evaluation_settings(config: dict) -> dict[str, Any]:
 
 
 #: config keys that say how to run, not what: a change to them never makes finished work stale
-EXECUTION_KEYS = ("device", "gpu_slots")
+EXECUTION_KEYS = ("device", "gpu_slots", "data_dir")
 
 
 def recorded_config(config: dict) -> dict:
@@ -235,3 +237,9 @@ def recorded_config(config: dict) -> dict:
     :data:`EXECUTION_KEYS`, so moving a finished run to another machine reruns nothing."""
     return {k: v for k, v in config.items() if k not in EXECUTION_KEYS}
 
+
+def config_hash(config: dict) -> str:
+    """SHA-256 of a config as canonical JSON (after a JSON round trip, as the aggregate step receives it): equal
+    hashes, equal settings. Of :func:`recorded_config`, it says which config made a set of tables (run_info.json)."""
+    canonical = json.loads(json.dumps(config))
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -19,7 +19,7 @@ import yaml
 from . import attack_specs, resources
 from .attack_specs import parse_spec
 from .cells import derived_source, enabled_studies, needed_datasets, source_cells, study_cells, study_datasets
-from .data import DATASET_KINDS, dataset_shape, dataset_train_size
+from .data import DATASET_KINDS, check_sizes, dataset_shape, dataset_train_size
 from .data.derived_settings import resolve_settings
 from .models import ACTIVATIONS, ARCH_KINDS, NORMS, check_arch
 from .regimes import ADVERSARIAL_OBJECTIVES, OBJECTIVES, OPTIMIZERS, SCHEDULES, uses_aux_norm
@@ -63,26 +63,32 @@ def _deepest(errors):
     return max(flat, key=lambda e: (len(e.absolute_path), e.validator not in ("oneOf", "anyOf", "type")))
 
 
+def _mapping(value) -> dict:
+    """``value`` if it is a mapping, else an empty one: the walks below run before the schema has checked types
+    (``--config training=5`` must reach the schema's one-line error, not crash here)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _attack_specs(config: dict):
     """(where, spec) for every attack spec of the config."""
-    for name, r in (config.get("regimes") or {}).items():
+    for name, r in _mapping(config.get("regimes")).items():
         if isinstance(r, dict) and isinstance(r.get("attack"), dict):
             yield f"regimes.{name}.attack", r["attack"]
-    hist = (config.get("training") or {}).get("history") or {}
+    hist = _mapping(_mapping(config.get("training")).get("history"))
     if isinstance(hist.get("attack"), dict):
         yield "training.history.attack", hist["attack"]
-    for name, spec in (hist.get("extra_attacks") or {}).items():
+    for name, spec in _mapping(hist.get("extra_attacks")).items():
         if isinstance(spec, dict):
             yield f"training.history.extra_attacks.{name}", spec
-    if isinstance((config.get("transfer") or {}).get("attack"), dict):
+    if isinstance(_mapping(config.get("transfer")).get("attack"), dict):
         yield "transfer.attack", config["transfer"]["attack"]
-    for name, spec in ((config.get("evaluation") or {}).get("attacks") or {}).items():
+    for name, spec in _mapping(_mapping(config.get("evaluation")).get("attacks")).items():
         if isinstance(spec, dict):
             yield f"evaluation.attacks.{name}", spec
-    aa = (config.get("evaluation") or {}).get("autoattack")
+    aa = _mapping(config.get("evaluation")).get("autoattack")
     if isinstance(aa, dict):
         yield "evaluation.autoattack", {k: v for k, v in aa.items() if k != "n_test"}
-    for name, st in (config.get("studies") or {}).items():
+    for name, st in _mapping(config.get("studies")).items():
         t = st.get("transfer") if isinstance(st, dict) else None
         if isinstance(t, dict) and isinstance(t.get("attack"), dict):
             yield f"studies.{name}.transfer.attack", t["attack"]
@@ -94,7 +100,7 @@ def _drop_nulls_in_attacks(config: dict) -> None:
     for _, spec in list(_attack_specs(config)):
         for k in [k for k, v in spec.items() if v is None]:
             del spec[k]
-    extra = ((config.get("training") or {}).get("history") or {}).get("extra_attacks")
+    extra = _mapping(_mapping(config.get("training")).get("history")).get("extra_attacks")
     if isinstance(extra, dict):  # a preset drops an inherited per-epoch attack with `name: null`
         for k in [k for k, v in extra.items() if v is None]:
             del extra[k]
@@ -239,9 +245,14 @@ def _check_references(config: dict) -> None:
 
 
 def _check_derived(config: dict) -> None:
-    """Derived datasets (E3/E4): their base and source cell exist, and no dataset derives from itself."""
+    """Derived datasets (E3/E4): their base and source cell exist, and no dataset derives from itself; a real
+    dataset's sizes are within its official splits."""
     ds = config["datasets"]
     for name, d in ds.items():
+        try:
+            check_sizes(name, d)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if d.get("kind") != "derived":
             continue
         where = f"datasets.{name}"

@@ -21,6 +21,7 @@ from normrobust.cells import (
     autoattack_cells,
     cell_path,
     cells,
+    config_hash,
     derived_source,
     enabled_studies,
     evaluation_settings,
@@ -53,6 +54,12 @@ PY = shlex.quote(sys.executable)
 # variable, it does not read it, so it is not an `envvars:` entry.
 if config.get("gpu_slots"):
     os.environ.update(NORMROBUST_GPU_SLOTS=str(config["gpu_slots"]))
+# Where the real datasets live likewise (md5-checked, so moving them changes no result): $NORMROBUST_DATA, made
+# absolute here, where relative paths mean the working directory.
+if config.get("data_dir"):
+    os.environ.update(
+        NORMROBUST_DATA=str(Path(str(config["data_dir"])).expanduser().resolve())
+    )
 # The device (auto | cpu | cuda) likewise: moving a finished run between a CPU and a GPU machine replans nothing.
 os.environ.update(NORMROBUST_DEVICE=str(config.get("device", "auto")))
 # Without --resources gpu=N, a local run allows as many GPU jobs at once as this machine has GPU slots (devices found
@@ -118,12 +125,6 @@ wildcard_constraints:
 def json_arg(obj):
     """A value as one shell-quoted JSON argument."""
     return shlex.quote(json.dumps(obj, sort_keys=True))
-
-
-def data_dir_arg():
-    """--data-dir for real datasets when the config sets data_dir (else $NORMROBUST_DATA, else ./data)."""
-    d = config.get("data_dir")
-    return f"--data-dir {shlex.quote(str(d))}" if d else ""
 
 
 def per_seed(pattern):
@@ -291,22 +292,47 @@ def all_benchmarks():
     )
 
 
+def _tables_made_by():
+    """The config hash results/tables/run_info.json records (None when it records none or cannot be read)."""
+    try:
+        with open(TABLES["run_info"]) as f:
+            return json.load(f).get("config_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _tables_only():
-    """True in a checkout that holds the aggregated tables but no per-cell results, e.g. a fresh
-    clone with results/tables/ copied in: figures and the paper are then built from the tables
-    alone and nothing is trained (the aggregate rule is left out of the workflow)."""
+    """True in a checkout that holds the aggregated tables of this config but no per-cell results, e.g. a fresh
+    clone with results/tables/ copied in: figures and the paper are then built from the tables alone and nothing
+    is trained (the aggregate rule is left out of the workflow). Tables that another config made (run_info.json
+    records the config's hash) stop the run with one line: never a report of something else, and the tables are
+    left as they are."""
     core = [TABLES[n] for n in ("metrics", "history", "transfer", "run_info")]
     per_cell = all_metrics() + all_histories() + all_transfers()
-    return all(Path(f).exists() for f in core) and not any(
+    if not all(Path(f).exists() for f in core) or any(
         Path(f).exists() for f in per_cell
-    )
+    ):
+        return False
+    made_by, this = _tables_made_by(), config_hash(recorded_config(config))
+    if made_by != this:
+        found = (
+            f"config {str(made_by)[:12]}" if made_by else "a config it does not record"
+        )
+        sys.exit(
+            f"error: results/tables/ holds the tables of another run ({found}; this config is {this[:12]}) "
+            "and none of this config's per-cell results exist; nothing was run or changed. To run this config, "
+            f"move the old tables away first (mv results/tables results/tables-{str(made_by or 'old')[:12]}); to "
+            'rebuild their figures and report, rerun with the config they record ("config" in '
+            "results/tables/run_info.json)."
+        )
+    return True
 
 
 TABLES_ONLY = _tables_only()
 if TABLES_ONLY:
     print(
-        "normrobust: results/tables/ holds aggregated tables and there are no per-cell results: "
-        "figures and the report are built from the tables alone, nothing is trained. "
+        "normrobust: results/tables/ holds the aggregated tables of this config and there are no per-cell "
+        "results: figures and the report are built from the tables alone, nothing is trained. "
         "Delete results/tables/ to run the whole pipeline.",
         file=sys.stderr,
     )
@@ -316,3 +342,20 @@ def table_inputs():
     """The tables the plotting and report rules read; in tables-only mode only those present
     (an older results/tables/ may lack costs.csv: the report then says so)."""
     return [f for f in TABLES.values() if not TABLES_ONLY or Path(f).exists()]
+
+
+# device: cuda on a machine that runs its jobs itself and shows no GPU: stop before any job. Here, not at parse
+# time: only now does Snakemake say whether the jobs run here (not on a cluster's GPU nodes) and for real (a dry
+# run plans, and onstart is not run for it).
+onstart:
+    if (
+        str(config["device"]).startswith("cuda")
+        and workflow.local_exec
+        and not gpu.candidates()
+    ):
+        sys.exit(
+            f"config error: device: '{config['device']}' asks for a GPU, but this machine shows none (nvidia-smi -L "
+            f"lists none; CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); nothing was "
+            "run; allowed: auto (a GPU when there is one, else the CPU), cpu, cuda; or submit the jobs to GPU nodes "
+            "with a profile (--workflow-profile workflow/profiles/slurm)"
+        )

@@ -11,10 +11,9 @@ rule prepare_data:
         ),
     params:
         settings=lambda w: json_arg(config["datasets"][w.dataset]),
-        data_dir=data_dir_arg(),
     shell:
         "{PY} -m normrobust prepare-data --name {wildcards.dataset} "
-        "--settings {params.settings} {params.data_dir} --out {output} 2> {log}"
+        "--settings {params.settings} --out {output} 2> {log}"
 
 
 # E3/E4: a dataset made from a trained model (robust / non-robust features, targeted attacks).

@@ -30,13 +30,14 @@ TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar
 SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "svhn": (3, 32, 32)}
 NUM_CLASSES = 10
 TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "svhn": 73257}
+TEST_SIZES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "svhn": 26032}
 DATASET_KINDS = ("generated", *TORCHVISION_CLASSES, "derived")
 #: the generator's defaults the catalog answers from (generated.generate's signature reads them from here)
 GENERATED_DEFAULTS = {"n_train": 4000, "n_test": 1000, "image_size": 16, "num_classes": 10}
 DATA_DIR_ENV = "NORMROBUST_DATA"
 
-__all__ = ["DATASET_KINDS", "DatasetFileError", "dataset_num_classes", "dataset_shape", "dataset_train_size",
-           "resolve_data_dir"]
+__all__ = ["DATASET_KINDS", "DatasetFileError", "check_sizes", "dataset_num_classes", "dataset_shape",
+           "dataset_train_size", "resolve_data_dir"]
 
 
 class DatasetFileError(FileNotFoundError):
@@ -110,3 +111,13 @@ def dataset_train_size(cfg: dict, datasets: dict | None = None, *, _seen: tuple 
     if kind == "generated":
         return cfg.get("n_train", GENERATED_DEFAULTS["n_train"])
     return cfg.get("n_train", TRAIN_SIZES[kind])
+
+
+def check_sizes(name: str, cfg: dict) -> None:
+    """A real dataset's ``n_train`` / ``n_test`` within what the official files hold (ValueError naming the key)."""
+    kind = _kind(cfg)
+    for key, sizes in (("n_train", TRAIN_SIZES), ("n_test", TEST_SIZES)):
+        n = cfg.get(key)
+        if kind in sizes and n is not None and n > sizes[kind]:
+            raise ValueError(f"datasets.{name}.{key}: {n} is more than {kind}'s {key[2:]} split holds "
+                             f"({sizes[kind]} images); allowed 1..{sizes[kind]}, or leave it out for all of them")
