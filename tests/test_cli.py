@@ -40,7 +40,7 @@ def test_version():
     (["train", "--config", "nope.yaml", "--cell", CELL], "--config: nope.yaml not found"),
     (["evaluate", "--config", "config.yaml", "--cell", CELL], "model: results/models/generated/cnn/none/standard/s0"),
     (["evaluate", "--model", "m.pt", "--data", "d.pt", "--settings", "{}", "--out", "o.json"],
-     "FileNotFoundError: [Errno 2] No such file or directory: 'd.pt'"),
+     "DatasetFileError: d.pt not found; make it first (snakemake d.pt)"),
 ])
 def test_bad_input_gives_one_line(tmp_path, args, message):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
+import traceback
+from pathlib import Path
 
 COMMANDS = {
     "prepare-data": ("normrobust.data.prepare", "build a dataset file"),
@@ -51,14 +54,52 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[argv[0]][0])
     try:
         return module.main(argv[1:]) or 0
-    except (ValueError, KeyError, FileNotFoundError) as e:  # bad input: one line (a bug: the traceback, on demand)
+    except EXPECTED as e:  # bad input or a fault of the machine: one line (a bug: the traceback, as usual)
         if os.environ.get(DEBUG_ENV):
             raise
-        what = f"missing key {e}" if isinstance(e, KeyError) else str(e).splitlines()[0] if str(e) else ""
-        print(f"normrobust {argv[0]}: {type(e).__name__}: {what} (set {DEBUG_ENV}=1 for the traceback)",
-              file=sys.stderr)
+        saved = _save_traceback()
+        where = f"the traceback is in {saved}" if saved else f"set {DEBUG_ENV}=1 for the traceback"
+        print(f"normrobust {argv[0]}: {describe(e)} ({where})", file=sys.stderr)
         return 2
 
+
+#: failures a user can meet and fix (bad settings or files, a full disk, permissions, a damaged file, memory)
+EXPECTED = (ValueError, KeyError, OSError, EOFError, MemoryError)
+_OS_ADVICE = {
+    errno.ENOSPC: "no space left on the device: free some and rerun (files are written atomically: nothing "
+                  "finished was changed)",
+    errno.EDQUOT: "disk quota exceeded: free some space and rerun (files are written atomically: nothing finished "
+                  "was changed)",
+    errno.EACCES: "permission denied: fix the permissions or run from a directory you can write",
+    errno.EPERM: "operation not permitted: fix the permissions or run from a directory you can write",
+    errno.EROFS: "read-only file system: run from a writable working directory (snakemake -d DIR)",
+}
+
+
+def describe(e: BaseException) -> str:
+    """One line saying what failed and what to do: the error's type and the first line of its message; for the
+    machine's faults (disk full, permissions) the file and the advice."""
+    if isinstance(e, KeyError):
+        return f"KeyError: missing key {e}"
+    if isinstance(e, OSError) and e.errno in _OS_ADVICE:
+        path = f" ({e.filename})" if e.filename else ""
+        return f"{type(e).__name__}: {_OS_ADVICE[e.errno]}{path}"
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else 'no message'}"
+
+
+def _save_traceback() -> Path | None:
+    """Write the traceback next to the rule's log (stderr redirected to a file: ``<log>.traceback``); None when
+    stderr is a terminal or a pipe, or the file cannot be written (a full disk)."""
+    try:
+        log = Path(os.readlink("/proc/self/fd/2"))
+        if not log.is_file():
+            return None
+        out = log.with_name(log.name + ".traceback")
+        out.write_text(traceback.format_exc())
+        return out
+    except OSError:
+        return None
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -46,7 +46,7 @@ def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto
 def evaluate_cell(model_path: str, data: dict, ev: dict, device) -> dict:
     """Every metric of one trained cell on ``data`` (a prepared dataset already on ``device``)."""
     state = read_model_file(model_path, device)
-    model, settings, meta = load_model(model_path, device, state)
+    model, settings, meta = load_model(model_path, device, state, data_meta=data["meta"])
     fcfg = fast.resolve(ev.get("fast"), device, settings["cell"]["norm"])
     fast.setup(device)
     model = fast.wrap(model, fcfg, device)  # on the CPU by default: the model itself (plain fp32)

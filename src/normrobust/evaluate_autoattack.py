@@ -25,7 +25,7 @@ _STREAM = 400  # random stream of the AutoAttack seeds (evaluate uses 100+, 200,
 
 def evaluate_cell(model_path: str, data: dict, aa: dict, n_test: int, batch_size: int, device) -> dict:
     """AutoAttack robust accuracy of one trained cell at every ε of ``aa`` on the first ``n_test`` test images."""
-    model, settings, _ = load_model(model_path, device)
+    model, settings, _ = load_model(model_path, device, data_meta=data["meta"])
     seed = settings["cell"]["seed"]
     spec = {k: v for k, v in aa.items() if k != "n_test"}
     x, y = to_float(data["test"]["x"][:n_test]), data["test"]["y"][:n_test]

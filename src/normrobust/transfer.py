@@ -19,7 +19,7 @@ from . import fast, metrics
 from .attacks import attack, attack_mode
 from .data.loading import load_prepared, to_float
 from .gpu import lease_info
-from .models.load import load_model
+from .models.load import cell_named_by, load_model
 from .utils import load_torch, log, pick_device, save_json, seeded_generator, set_threads
 
 
@@ -33,11 +33,17 @@ def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device
 def transfer_one(source: str, targets: list[str], data: dict, tcfg: dict, device, source_epoch: str | None = None
                  ) -> dict:
     """:func:`transfer` on ``data``, a prepared dataset already on ``device``."""
-    src, settings, _ = load_model(source, device)
+    src, settings, _ = load_model(source, device, data_meta=data["meta"])
     epoch, final = settings["training"]["epochs"], True
     if source_epoch:  # an early-stopped source: the same network with the weights of a saved epoch
-        state = load_torch(source_epoch, map_location=device)
-        src.load_state_dict(state["state_dict"])
+        if cell_named_by(source_epoch) != cell_named_by(source):
+            raise SystemExit(f"--source-epoch {source_epoch} is not an epoch of the source {source}")
+        try:
+            state = load_torch(source_epoch, map_location=device)
+            src.load_state_dict(state["state_dict"])
+        except Exception as e:  # damaged, or weights of another network
+            raise SystemExit(f"{source_epoch} is damaged or not an epoch of {source} ({type(e).__name__}: "
+                             f"{str(e).strip()[:120]}); delete it and rerun snakemake to retrain that cell") from None
         epoch, final = int(state["epoch"]), False
     fcfg = fast.resolve(tcfg.get("fast"), device, settings["cell"]["norm"])
     fast.setup(device)
@@ -51,7 +57,7 @@ def transfer_one(source: str, targets: list[str], data: dict, tcfg: dict, device
                            for i in range(0, len(y), bs)])
     rows = []
     for t in targets:
-        model, tset, _ = load_model(t, device)
+        model, tset, _ = load_model(t, device, data_meta=data["meta"])
         model = fast.wrap(model, fast.resolve(tcfg.get("fast"), device, tset["cell"]["norm"]), device)
         pbs = fast.eval_batch(fcfg, 512)
         right = metrics.predict(model, x, batch_size=pbs) == y

@@ -7,10 +7,11 @@ What the datasets are (kinds, shapes, sizes) is the torch-free catalog, :mod:`no
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
-from . import DATASET_KINDS, resolve_data_dir, torchvision_sets
+from . import DATASET_KINDS, DatasetFileError, resolve_data_dir, torchvision_sets
 
 
 def build_dataset(name: str, cfg: dict, data_dir: str | os.PathLike | None = None) -> dict:
@@ -37,11 +38,42 @@ def build_dataset(name: str, cfg: dict, data_dir: str | os.PathLike | None = Non
 
 
 def load_prepared(path, device: torch.device | str = "cpu") -> dict:
-    """Load a prepared dataset file, every tensor moved to ``device``."""
+    """Load a prepared dataset file, checked (:func:`check_prepared`), every tensor moved to ``device``."""
     from ..utils import load_torch
 
-    data = load_torch(path)
+    try:
+        data = load_torch(path)
+    except FileNotFoundError:
+        raise DatasetFileError(f"{path} not found; make it first (snakemake {path})") from None
+    except Exception as e:  # truncated, tampered with, or not ours
+        raise DatasetFileError(f"{path} is damaged or not a normrobust dataset file ({type(e).__name__}: "
+                               f"{str(e).strip()[:120]}); delete it and rerun snakemake to rebuild it") from None
+    check_prepared(path, data)
     return _to(data, torch.device(device))
+
+
+def check_prepared(path, data) -> None:
+    """A prepared dataset file in the results layout holds the dataset its name says (``results/data/<name>.pt``),
+    and (anywhere) its splits are
+    what its meta declares (shape, classes, as many labels as images); DatasetFileError naming both otherwise."""
+    def bad(what: str):
+        return DatasetFileError(f"{path}: {what}; delete it and rerun snakemake to rebuild it")
+
+    if not isinstance(data, dict) or not all(k in data for k in ("train", "test", "meta")):
+        raise bad("not a normrobust dataset file (no train / test / meta)")
+    meta, stem = data["meta"], Path(path).name.removesuffix(".pt")
+    if Path(path).parent.name == "data" and meta.get("name") not in (None, stem):  # the results layout
+        raise bad(f"holds dataset '{meta.get('name')}' ({meta.get('kind', 'kind not recorded')}), not '{stem}' "
+                  f"that its name says: it was copied from elsewhere")
+    shape, k = list(meta.get("shape") or []), meta.get("num_classes")
+    for split in ("train", "test"):
+        x, y = data[split].get("x"), data[split].get("y")
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or len(x) != len(y) or not len(y):
+            raise bad(f"its {split} split is not {{x, y}} tensors of one positive length")
+        if shape and list(x.shape[1:]) != shape:
+            raise bad(f"its {split} images are {list(x.shape[1:])}, the meta declares {shape}")
+        if k is not None and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise bad(f"its {split} labels span {int(y.min())}..{int(y.max())}, the meta declares {k} classes")
 
 
 def _to(obj, device):

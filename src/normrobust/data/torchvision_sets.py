@@ -151,8 +151,17 @@ def build(name: str, cfg: dict, data_dir: str | Path) -> dict:
     files = required_files(kind, root)
     if cfg.get("download", False) and not all(f.path.is_file() for f in files):
         _download(name, kind, root)
-    check_files(name, files, verify=cfg.get("verify", True))
-    train, test, classes = _read(kind, root, files)
+    verify = cfg.get("verify", True)
+    check_files(name, files, verify=verify)
+    try:
+        train, test, classes = _read(kind, root, files)
+    except (OSError, EOFError, ValueError, AssertionError, RuntimeError, KeyError, IndexError) as e:
+        # a damaged file that verify: false let through (gzip, torchvision's parsers, unpickling)
+        what = str(e).strip().splitlines()[0][:160] if str(e).strip() else "no message"
+        hint = ("its md5 was checked, so the reader failed: see the log" if verify else
+                f"a file is damaged or not the official one: set datasets.{name}.verify: true to check every md5")
+        raise DatasetFileError(f"dataset '{name}': reading the files under {root} failed ({type(e).__name__}: "
+                               f"{what}); {hint}") from e
     seed = cfg.get("subset_seed", 0)
     train = _subset(train, cfg.get("n_train"), seed, _STREAM_TRAIN, f"datasets.{name}.n_train")
     test = _subset(test, cfg.get("n_test"), seed, _STREAM_TEST, f"datasets.{name}.n_test")

@@ -7,6 +7,7 @@ it is read with ``torch.load(..., weights_only=True)`` and checked to be ours be
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from ..regimes import uses_aux_norm
@@ -22,16 +23,63 @@ def read_model_file(path: str | Path, device="cpu") -> dict:
     except Exception as e:  # truncated, tampered, or not ours: never trusted
         raise SystemExit(f"{path} is damaged or not a normrobust model ({type(e).__name__}: {str(e)[:120]}); "
                          f"delete it and rerun snakemake to retrain that cell") from None
+    check_cell(path, json.loads(state["settings"]))
     return state
 
 
-def load_model(path: str | Path, device="cpu", state: dict | None = None):
+_CELL_KEYS = ("dataset", "arch", "norm", "regime", "seed")
+
+
+def cell_named_by(path: str | Path) -> dict | None:
+    """The cell a file's place in the results layout names (``.../models/{dataset}/{arch}/{norm}/{regime}/s{seed}/
+    model.pt`` or ``.../s{seed}/epochs/epoch{N}.pt``); None for a file elsewhere."""
+    parts = Path(path).parts
+    i = len(parts) - (3 if len(parts) > 2 and parts[-2] == "epochs" else 2)  # the s{seed} part
+    if i < 5 or parts[i - 5] != "models" or not re.fullmatch(r"s\d+", parts[i]):
+        return None
+    return dict(zip(_CELL_KEYS, [*parts[i - 4:i], int(parts[i][1:])]))
+
+
+def _cell_name(c: dict) -> str:
+    return "/".join(str(c.get(k, "?")) for k in _CELL_KEYS[:4]) + f"/s{c.get('seed', '?')}"
+
+
+def check_cell(path: str | Path, settings: dict) -> None:
+    """The model in ``path`` is of the cell its place names (a model copied from another cell or run stops here)."""
+    expected = cell_named_by(path)
+    found = settings.get("cell") or {}
+    if expected is not None and {k: found.get(k) for k in _CELL_KEYS} != expected:
+        raise SystemExit(f"{path} holds a model of {_cell_name(found)}, not of the cell its place names "
+                         f"({_cell_name(expected)}): it was copied from elsewhere; delete it and rerun snakemake to "
+                         f"retrain this cell")
+
+
+def check_data(path: str | Path, settings: dict, model_meta: dict, data_meta: dict) -> None:
+    """The model in ``path`` was trained on the dataset it is about to see (name, shape, classes)."""
+    mine = {**model_meta, "name": model_meta.get("name") or (settings.get("cell") or {}).get("dataset")}
+    differ = [k for k in ("name", "shape", "num_classes") if mine.get(k) is not None and data_meta.get(k) is not None
+              and list(map(str, _listed(mine[k]))) != list(map(str, _listed(data_meta[k])))]
+    if differ:
+        found = ", ".join(f"{k} {mine[k]} vs {data_meta[k]}" for k in differ)
+        raise SystemExit(f"{path} was trained on dataset '{mine.get('name')}', but the dataset given is "
+                         f"'{data_meta.get('name')}' ({found}); use its own dataset's file, results/data/"
+                         f"{mine.get('name')}.pt")
+
+
+def _listed(v) -> list:
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def load_model(path: str | Path, device="cpu", state: dict | None = None, data_meta: dict | None = None):
     """Rebuild a trained model from its ``model.pt`` (or its contents ``state``, from :func:`read_model_file`);
-    returns (model in eval mode, settings, meta).
+    returns (model in eval mode, settings, meta). With ``data_meta`` (the meta of the dataset it is about to see),
+    checked to have been trained on that dataset.
 
     The plain network, in fp32 and contiguous; evaluate / transfer put it on the fast path (fast.wrap)."""
     state = state if state is not None else read_model_file(path, device)
     settings = json.loads(state["settings"])
+    if data_meta is not None:
+        check_data(path, settings, state["meta"], data_meta)
     aux = uses_aux_norm(settings["regime"], settings["cell"]["norm"])
     model = build_model(settings["arch"], settings["cell"]["norm"], state["meta"], aux_norm=aux).to(device)
     model.load_state_dict(state["state_dict"])

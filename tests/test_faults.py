@@ -1,0 +1,185 @@
+"""Artefacts read downstream are checked against what the reader expects, and the machine's faults (a full disk,
+permissions, a damaged file) stop a command with one line; nothing already computed changes."""
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from normrobust import __main__ as cli_main
+from normrobust import train
+from normrobust.data import DatasetFileError
+from normrobust.data.loading import build_dataset, check_prepared, load_prepared
+from normrobust.models.load import cell_named_by, check_data, read_model_file
+from normrobust.utils import save_torch
+
+ROOT = Path(__file__).resolve().parents[1]
+GEN = {"kind": "generated", "seed": 3, "n_train": 300, "n_test": 100, "image_size": 8}
+EVAL = {"n_test": 50, "batch_size": 50, "attacks": {"fgsm_linf": {"type": "fgsm", "norm": "linf", "eps": [4]}},
+        "headline": {"attack": "fgsm_linf", "eps": 4}, "noise_std": [], "ligs_sigma": 0.01}
+
+
+def settings(norm: str) -> dict:
+    return {
+        "cell": {"dataset": "generated", "arch": "cnn", "norm": norm, "regime": "standard"},
+        "arch": {"kind": "cnn", "widths": [8, 16]},
+        "regime": {"name": "standard", "attack": None, "attack_mode": "eval"},
+        "training": {"epochs": 1, "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
+                     "schedule": {"kind": "constant"}, "save_epochs": [], "history": {"n_test": 40}},
+        "ligs_sigma": 0.01,
+    }
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """results/ with a prepared dataset and two finished cells (cnn/bn and cnn/none, seed 0)."""
+    res = tmp_path_factory.mktemp("run") / "results"
+    save_torch(build_dataset("generated", dict(GEN)), res / "data" / "generated.pt")
+    for norm in ("bn", "none"):
+        train.train_seeds(settings(norm), [0], str(res / "data" / "generated.pt"),
+                          str(res / "models" / "generated" / "cnn" / norm / "standard"), device_name="cpu")
+    return res
+
+
+def model(res: Path, norm: str) -> Path:
+    return res / "models" / "generated" / "cnn" / norm / "standard" / "s0" / "model.pt"
+
+
+def run_cli(*args: str, cwd: Path, stderr=subprocess.PIPE) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, "-m", "normrobust", *args], stdout=subprocess.PIPE, stderr=stderr,
+                          text=True, cwd=cwd, env=env, timeout=300)
+
+
+def message(r: subprocess.CompletedProcess) -> str:
+    """The one line a failed command printed (the lease log line aside)."""
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and "] gpu: " not in ln]
+    assert r.returncode != 0 and "Traceback" not in r.stderr and len(lines) == 1, r.stderr
+    return lines[0]
+
+
+def evaluate(res: Path, model_file: Path, data: Path, out: Path) -> subprocess.CompletedProcess:
+    return run_cli("evaluate", "--model", str(model_file.relative_to(res.parent)), "--data",
+                   str(data.relative_to(res.parent)), "--settings", json.dumps(EVAL), "--out",
+                   str(out.relative_to(res.parent)), "--threads", "1", cwd=res.parent)
+
+
+def test_a_foreign_model_stops_its_evaluation_naming_expected_and_found(results, tmp_path):
+    res = shutil.copytree(results, tmp_path / "results")
+    out = res / "eval" / "generated" / "cnn" / "bn" / "standard" / "s0" / "metrics.json"
+    assert evaluate(res, model(res, "bn"), res / "data" / "generated.pt", out).returncode == 0
+    done = out.read_bytes()
+    shutil.copy(model(res, "none"), model(res, "bn"))  # another cell's model copied over this one's
+    line = message(evaluate(res, model(res, "bn"), res / "data" / "generated.pt", out))
+    assert ("holds a model of generated/cnn/none/standard/s0, not of the cell its place names "
+            "(generated/cnn/bn/standard/s0)") in line
+    assert out.read_bytes() == done, "the finished evaluation is left as it was"
+
+
+def test_the_cell_a_path_names():
+    assert cell_named_by("results/models/mnist/cnn/bn/pgd_linf/s2/model.pt") == dict(
+        dataset="mnist", arch="cnn", norm="bn", regime="pgd_linf", seed=2)
+    assert cell_named_by("results/models/mnist/cnn/bn/pgd_linf/s2/epochs/epoch3.pt")["seed"] == 2
+    assert cell_named_by("elsewhere/model.pt") is None
+
+
+def test_a_model_of_another_dataset_is_not_evaluated_on_this_one(results):
+    state = read_model_file(model(results, "bn"))
+    meta = state["meta"]
+    check_data("m.pt", json.loads(state["settings"]), meta, meta)  # its own dataset: fine
+    with pytest.raises(SystemExit, match=r"trained on dataset 'generated', but the dataset given is 'mnist' \(name "
+                                         r"generated vs mnist, shape \[3, 8, 8\] vs \[1, 28, 28\]\)"):
+        check_data("m.pt", json.loads(state["settings"]), meta, {**meta, "name": "mnist", "shape": [1, 28, 28]})
+
+
+@pytest.mark.parametrize("fault", ["another dataset's file", "truncated", "not ours"])
+def test_a_wrong_or_damaged_dataset_file_stops_with_one_line(results, tmp_path, fault):
+    res = shutil.copytree(results, tmp_path / "results")
+    data = res / "data" / "generated.pt"
+    if fault == "another dataset's file":
+        other = build_dataset("d_robust", dict(GEN))
+        save_torch(other, data)
+        expected = f"{data.relative_to(res.parent)}: holds dataset 'd_robust'"
+    elif fault == "truncated":
+        data.write_bytes(data.read_bytes()[:1000])
+        expected = "is damaged or not a normrobust dataset file"
+    else:
+        save_torch({"weights": torch.zeros(3)}, data)
+        expected = "not a normrobust dataset file (no train / test / meta)"
+    out = res / "eval" / "x.json"
+    line = message(evaluate(res, model(res, "bn"), data, out))
+    assert "DatasetFileError" in line and expected in line and "rerun snakemake to rebuild it" in line, line
+    assert not out.exists()
+
+
+def test_a_dataset_file_whose_splits_contradict_its_meta_is_refused(tmp_path):
+    data = build_dataset("generated", dict(GEN))
+    check_prepared("results/data/generated.pt", data)
+    bad = {**data, "test": {"x": data["test"]["x"], "y": data["test"]["y"] + 10}}
+    with pytest.raises(DatasetFileError, match=r"test labels span 10\.\.19, the meta declares 10 classes"):
+        check_prepared("results/data/generated.pt", bad)
+    short = {**data, "train": {"x": data["train"]["x"][:5], "y": data["train"]["y"]}}
+    with pytest.raises(DatasetFileError, match="train split is not"):
+        check_prepared("results/data/generated.pt", short)
+    with pytest.raises(DatasetFileError, match="not found; make it first"):
+        load_prepared(tmp_path / "results" / "data" / "absent.pt")
+
+
+FAULTS = {
+    "disk full": (OSError(errno.ENOSPC, "No space left on device", "results/tables/metrics.csv"),
+                  "OSError: no space left on the device: free some and rerun (files are written atomically: "
+                  "nothing finished was changed) (results/tables/metrics.csv)"),
+    "permission": (PermissionError(errno.EACCES, "Permission denied", "results/models"),
+                   "PermissionError: permission denied: fix the permissions or run from a directory you can write "
+                   "(results/models)"),
+    "read-only": (OSError(errno.EROFS, "Read-only file system", "results"),
+                  "OSError: read-only file system: run from a writable working directory"),
+    "damaged gzip": (EOFError("Compressed file ended before the end-of-stream marker was reached"),
+                     "EOFError: Compressed file ended before the end-of-stream marker was reached"),
+    "bad value": (ValueError("datasets.mnist.n_train must be an integer in 1..60000, got 70000\nmore"),
+                  "ValueError: datasets.mnist.n_train must be an integer in 1..60000, got 70000 ("),
+    "missing key": (KeyError("cell"), "KeyError: missing key 'cell'"),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_the_command_line_turns_expected_failures_into_one_line(monkeypatch, capsys, fault):
+    error, expected = FAULTS[fault]
+
+    def fails(argv):
+        raise error
+
+    monkeypatch.delenv(cli_main.DEBUG_ENV, raising=False)
+    monkeypatch.setattr(cli_main.importlib, "import_module", lambda name: types.SimpleNamespace(main=fails))
+    assert cli_main.main(["aggregate", "--outdir", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("normrobust aggregate: ") and expected in err[0], err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    def fails(argv):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli_main.importlib, "import_module", lambda name: types.SimpleNamespace(main=fails))
+    with pytest.raises(ZeroDivisionError):
+        cli_main.main(["aggregate"])
+
+
+def test_a_rules_log_gets_the_line_and_the_traceback_beside_it(tmp_path):
+    """Run as a rule runs it (stderr into the rule's log): the log holds the one line, the traceback is kept in
+    <log>.traceback for whoever needs it."""
+    log = tmp_path / "evaluate.log"
+    with open(log, "w") as f:
+        r = run_cli("evaluate", "--model", "m.pt", "--data", "d.pt", "--settings", "{}", "--out", "o.json",
+                    cwd=tmp_path, stderr=f)
+    assert r.returncode == 2
+    text = log.read_text()
+    assert "Traceback" not in text and f"the traceback is in {log}.traceback" in text, text
+    assert "Traceback (most recent call last)" in Path(f"{log}.traceback").read_text()
