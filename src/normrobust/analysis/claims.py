@@ -403,13 +403,18 @@ def change_phrase(row: pd.Series | None, what: str) -> str:
 
 
 def read_claims(path) -> pd.DataFrame:
-    """A claims CSV with every column typed (numbers parsed, missing text empty)."""
-    df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN"])
-    missing = [c for c in COLUMNS if c not in df.columns]
+    """A claims CSV with every column typed (numbers parsed, missing text empty).
+
+    An empty, binary or damaged file, or a number column holding something other than a number (empty, nan or
+    ±inf, as the claims step writes them, are accepted) raises :class:`~normrobust.analysis.tables.TableError`
+    naming the file, line and column."""
+    from .tables import read_csv_checked, remake_hint
+
+    table = read_csv_checked(path, "claims file", remake_hint(path, "claims"))
+    missing = [c for c in COLUMNS if c not in table.frame.columns]
     if missing:
         raise ValueError(f"claims file {path} lacks column(s) {', '.join(missing)} (rerun the claims step)")
-    for c in NUMERIC:
-        df[c] = pd.to_numeric(df[c], errors="coerce")
+    df = table.numbers(NUMERIC, missing=("", "nan", "NaN"), allow_inf=True)  # ci_low / ci_high may be infinite
     for c in set(COLUMNS) - set(NUMERIC):
-        df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else str(v))
+        df[c] = df[c].mask(df[c].isin(["nan", "NaN"]), "").astype(str)
     return df
