@@ -14,6 +14,8 @@ Outputs in ``--out`` (the cell's directory):
                 training.history.extra_attacks (E2: PGD-L2 beside PGD-L∞)
   checkpoint.pt resume state (kept after the run; deleting it forces a fresh start)
   epochs/       weights at the epochs listed in training.save_epochs
+  .train.lock   flock'ed by the trainer for its whole life (normrobust.cell_lock): a second trainer of the cell
+                stops at once, naming the holder's pid
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import fast, metrics, one_cell
+from . import cell_lock, fast, metrics, one_cell
 from .attacks import attack, attack_mode
 from .cells import training_settings
 from .data.loading import augment, load_prepared, to_float
@@ -267,27 +269,35 @@ def train(settings: dict, data_path: str, out_dir: str, threads: int | None = No
           device_name: str | None = None) -> list[dict]:
     """Train one cell (``settings["cell"]`` with its seed) into ``out_dir``; returns its history. ``device_name``:
     auto | cpu | cuda (default: the settings' device, which older runs carry, else $NORMROBUST_DEVICE, else auto)."""
-    set_threads(threads)
-    device = pick_device(device_name or settings.get("device"))
-    return train_cell(settings, load_prepared(data_path, device), out_dir, device)
+    with cell_lock.hold([out_dir]):  # before anything of the cell is read or written
+        set_threads(threads)
+        device = pick_device(device_name or settings.get("device"))
+        return train_cell(settings, load_prepared(data_path, device), out_dir, device)
 
 
 def train_seeds(settings: dict, seeds: list[int], data_path: str, out_dir: str, threads: int | None = None,
                 device_name: str | None = None) -> None:
     """Train the cell ``settings["cell"]`` for every seed, into ``out_dir/s<seed>``: one process, the dataset loaded
-    once (the workflow's training job: the cost of starting Python and torch is paid once per cell, not per seed)."""
-    set_threads(threads)
-    device = pick_device(device_name or settings.get("device"))
-    data = load_prepared(data_path, device)
-    for k, seed in enumerate(seeds):
-        log(f"seed {seed} ({k + 1} of {len(seeds)})")
-        train_cell({**settings, "cell": {**settings["cell"], "seed": int(seed)}}, data, Path(out_dir) / f"s{seed}",
-                   device)
+    once (the workflow's training job: the cost of starting Python and torch is paid once per cell, not per seed).
+    Every seed's directory is locked first, for the whole job: a second trainer of the cell stops at once."""
+    with cell_lock.hold([Path(out_dir) / f"s{seed}" for seed in seeds]):
+        set_threads(threads)
+        device = pick_device(device_name or settings.get("device"))
+        data = load_prepared(data_path, device)
+        for k, seed in enumerate(seeds):
+            log(f"seed {seed} ({k + 1} of {len(seeds)})")
+            train_cell({**settings, "cell": {**settings["cell"], "seed": int(seed)}}, data,
+                       Path(out_dir) / f"s{seed}", device)
 
 
 def train_cell(settings: dict, data: dict, out_dir: str | Path, device) -> list[dict]:
-    """Train one cell on ``data`` (a prepared dataset on ``device``), resumably; returns its history."""
-    out = Path(out_dir)
+    """Train one cell on ``data`` (a prepared dataset on ``device``), resumably; returns its history. Holds the
+    cell's lock (normrobust.cell_lock; taken again at no cost if this process holds it already)."""
+    with cell_lock.hold([out_dir]):
+        return _train_cell(settings, data, Path(out_dir), device)
+
+
+def _train_cell(settings: dict, data: dict, out: Path, device) -> list[dict]:
     cell, tr = settings["cell"], settings["training"]
     n_train = data["train"]["x"].shape[0]
     if tr["batch_size"] > n_train:
