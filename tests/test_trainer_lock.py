@@ -93,9 +93,10 @@ def weights(path):
 def assert_refused(r, cell: Path, pid: int):
     assert r.returncode != 0
     assert "Traceback" not in r.stderr, r.stderr
-    # one line: the refusal (the dispatcher's GPU lease line, "[hh:mm:ss] gpu: ... no lease", comes before it)
-    lines = [line for line in r.stderr.splitlines() if not re.match(r"\[[\d:]+\] gpu: ", line)]
-    assert len(lines) == 1, r.stderr
+    # one line, the refusal: the cell is locked before the GPU lease (no "[hh:mm:ss] gpu: ..." line), so a second
+    # trainer stops at once even when the first one holds the only GPU
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and not re.match(r"\[[\d:]+\] gpu: ", lines[0]), r.stderr
     err = lines[0]
     assert err.startswith(f"normrobust train: {cell} is being trained by pid {pid} on host {socket.gethostname()} "
                           f"since "), err

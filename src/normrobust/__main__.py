@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
@@ -50,10 +51,25 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(msg)
         return 0
-    take_gpu_lease(argv[0], argv[1:])  # sets CUDA_VISIBLE_DEVICES before the command imports torch
-    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return run(argv)
+
+
+def hold_cells(command: str, args: list[str]):
+    """For ``train``: the lock of every cell it trains (normrobust.cell_lock), taken before the GPU lease."""
+    if command != "train" or any(a in ("-h", "--help") for a in args):
+        return contextlib.nullcontext()
+    from . import cell_lock  # stdlib only
+
+    return cell_lock.hold(cell_lock.train_cells(args))
+
+
+def run(argv: list[str]) -> int:
+    """The command ``argv[0]`` with its arguments; expected failures as one line (exit status 2)."""
     try:
-        return module.main(argv[1:]) or 0
+        with hold_cells(argv[0], argv[1:]):
+            take_gpu_lease(argv[0], argv[1:])  # sets CUDA_VISIBLE_DEVICES before the command imports torch
+            module = importlib.import_module(COMMANDS[argv[0]][0])
+            return module.main(argv[1:]) or 0
     except EXPECTED as e:  # bad input or a fault of the machine: one line (a bug: the traceback, as usual)
         if os.environ.get(DEBUG_ENV):
             raise

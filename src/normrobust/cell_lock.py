@@ -13,6 +13,7 @@ The locks of one process nest: a cell this process already holds is taken again 
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import os
 import socket
@@ -109,3 +110,18 @@ def hold(cell_dirs, command: str = "normrobust train"):
     finally:
         for key in reversed(taken):
             _release(key)
+
+
+def train_cells(args: list[str]) -> list[Path]:
+    """The cell directories a ``normrobust train`` command line trains (``--out`` with ``--seeds``: its ``s<seed>``
+    directories; ``--out`` alone: that directory; ``--config --cell``: none, locked by training itself). Read without
+    importing torch: the dispatcher locks them before it takes a GPU lease, so a second trainer stops at once instead
+    of waiting for the GPU that the first one holds."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--out")
+    p.add_argument("--seeds", nargs="+")
+    p.add_argument("--config")
+    known, _ = p.parse_known_args(args)
+    if not known.out or known.config:
+        return []
+    return [Path(known.out) / f"s{s}" for s in known.seeds] if known.seeds else [Path(known.out)]
