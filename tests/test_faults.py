@@ -4,6 +4,7 @@ permissions, a damaged file) stop a command with one line; nothing already compu
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,8 +60,8 @@ def run_cli(*args: str, cwd: Path, stderr=subprocess.PIPE) -> subprocess.Complet
 
 
 def message(r: subprocess.CompletedProcess) -> str:
-    """The one line a failed command printed (the lease log line aside)."""
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and "] gpu: " not in ln]
+    """The one line a failed command printed (its progress log lines, "[hh:mm:ss] ...", aside)."""
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not re.match(r"\[[\d:]+\] ", ln)]
     assert r.returncode != 0 and "Traceback" not in r.stderr and len(lines) == 1, r.stderr
     return lines[0]
 
@@ -183,3 +184,31 @@ def test_a_rules_log_gets_the_line_and_the_traceback_beside_it(tmp_path):
     text = log.read_text()
     assert "Traceback" not in text and f"the traceback is in {log}.traceback" in text, text
     assert "Traceback (most recent call last)" in Path(f"{log}.traceback").read_text()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not gzip", "not the format"])
+def test_a_damaged_real_dataset_read_without_md5_check_stops_with_one_line(tmp_path, damage):
+    """verify: false lets a damaged file through the md5 check; reading it then stops with one line saying to turn
+    the check back on (not EOFError / BadGzipFile / a bare AssertionError from torchvision's reader)."""
+    import gzip
+
+    from normrobust.data import torchvision_sets
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in torchvision_sets.required_files("mnist", tmp_path):
+        body = gzip.compress(b"\0\0\x08\x03" + bytes(100))  # an idx header that promises more than there is
+        if damage == "truncated":
+            body = body[:len(body) // 2]
+        elif damage == "not gzip":
+            body = b"garbage"
+        else:
+            body = gzip.compress(b"hello")
+        f.path.write_bytes(body)
+    out = tmp_path / "results" / "data" / "mnist.pt"
+    r = run_cli("prepare-data", "--name", "mnist", "--settings", json.dumps({"kind": "mnist", "verify": False}),
+                "--data-dir", str(tmp_path), "--out", str(out), cwd=tmp_path)
+    line = message(r)
+    assert line.startswith("normrobust prepare-data: DatasetFileError: dataset 'mnist': reading the files under ")
+    assert "set datasets.mnist.verify: true to check every md5" in line, line
+    assert not out.exists()
