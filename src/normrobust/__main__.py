@@ -10,6 +10,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from .utils import error_line  # stdlib only at import: torch is imported after the GPU lease
+
 COMMANDS = {
     "prepare-data": ("normrobust.data.prepare", "build a dataset file"),
     "derive-data": ("normrobust.data.derived", "build a dataset from a trained model (E3/E4: D_R, D_NR, D_rand, ...)"),
@@ -27,9 +29,13 @@ DEBUG_ENV = "NORMROBUST_DEBUG"
 GPU_COMMANDS = frozenset({"derive-data", "train", "evaluate", "evaluate-autoattack", "transfer"})
 
 
+def _asks_help(args) -> bool:
+    return any(a in ("-h", "--help") for a in args)
+
+
 def take_gpu_lease(command: str, args: list[str] = ()) -> dict | None:
     """Lease a GPU for a GPU command (see normrobust.gpu), before anything can initialise CUDA."""
-    if command not in GPU_COMMANDS or any(a in ("-h", "--help") for a in args):
+    if command not in GPU_COMMANDS or _asks_help(args):
         return None
     from . import gpu  # stdlib only: importing it does not touch CUDA
 
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def hold_cells(command: str, args: list[str]):
     """For ``train``: the lock of every cell it trains (normrobust.cell_lock), taken before the GPU lease."""
-    if command != "train" or any(a in ("-h", "--help") for a in args):
+    if command != "train" or _asks_help(args):
         return contextlib.nullcontext()
     from . import cell_lock  # stdlib only
 
@@ -100,8 +106,7 @@ def describe(e: BaseException) -> str:
     if isinstance(e, OSError) and e.errno in _OS_ADVICE:
         path = f" ({e.filename})" if e.filename else ""
         return f"{type(e).__name__}: {_OS_ADVICE[e.errno]}{path}"
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else 'no message'}"
+    return f"{type(e).__name__}: {error_line(e)}"
 
 
 def _save_traceback() -> Path | None:

@@ -30,16 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cells import CELL_KEYS, config_hash
+from .cells import CELL_KEYS, cell_from_path, config_hash
 from .utils import atomic_write, load_json, log, save_json
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "jinja2", "snakemake", "normrobust")
-
-
-def cell_from_path(path: str | Path) -> dict:
-    """``.../{dataset}/{arch}/{norm}/{regime}/s{seed}/file`` → the cell's keys."""
-    dataset, arch, norm, regime, seed = Path(path).parent.parts[-5:]
-    return dict(dataset=dataset, arch=arch, norm=norm, regime=regime, seed=int(seed.lstrip("s")))
 
 
 def metrics_table(docs: Iterable[dict]) -> pd.DataFrame:

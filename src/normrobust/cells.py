@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 CELL_KEYS = ("dataset", "arch", "norm", "regime", "seed")
@@ -192,6 +193,12 @@ def history_passes(history: dict[str, Any]) -> int:
 def cell_path(c: dict[str, Any]) -> str:
     """The cell's path fragment: ``{dataset}/{arch}/{norm}/{regime}/s{seed}``."""
     return f"{model_path(c)}/s{c['seed']}"
+
+
+def cell_from_path(path: str | Path) -> dict:
+    """``.../{dataset}/{arch}/{norm}/{regime}/s{seed}/file`` → the cell's keys."""
+    dataset, arch, norm, regime, seed = Path(path).parent.parts[-5:]
+    return dict(dataset=dataset, arch=arch, norm=norm, regime=regime, seed=int(seed.lstrip("s")))
 
 
 def model_path(c: dict[str, Any]) -> str:

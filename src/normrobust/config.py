@@ -213,6 +213,11 @@ def _check_references(config: dict) -> None:
     enabled = [n for n, s in config["studies"].items() if s.get("enabled", True)]
     if not enabled:
         raise ConfigError(f"studies: none enabled (set enabled: true on one of {', '.join(config['studies'])})")
+    for name, d in config["datasets"].items():  # a real dataset's sizes within its official splits
+        try:
+            check_sizes(name, d)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     _check_derived(config)
     tr = config["training"]
     for sname, s in config["studies"].items():
@@ -245,14 +250,9 @@ def _check_references(config: dict) -> None:
 
 
 def _check_derived(config: dict) -> None:
-    """Derived datasets (E3/E4): their base and source cell exist, and no dataset derives from itself; a real
-    dataset's sizes are within its official splits."""
+    """Derived datasets (E3/E4): their base and source cell exist, and no dataset derives from itself."""
     ds = config["datasets"]
     for name, d in ds.items():
-        try:
-            check_sizes(name, d)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
         if d.get("kind") != "derived":
             continue
         where = f"datasets.{name}"

@@ -20,7 +20,7 @@ from .attacks import attack, attack_mode
 from .data.loading import load_prepared, to_float
 from .gpu import lease_info
 from .models.load import cell_named_by, load_model
-from .utils import load_torch, log, pick_device, save_json, seeded_generator, set_threads
+from .utils import error_line, load_torch, log, pick_device, save_json, seeded_generator, set_threads
 
 
 def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device_name: str = "auto",
@@ -43,7 +43,7 @@ def transfer_one(source: str, targets: list[str], data: dict, tcfg: dict, device
             src.load_state_dict(state["state_dict"])
         except Exception as e:  # damaged, or weights of another network
             raise SystemExit(f"{source_epoch} is damaged or not an epoch of {source} ({type(e).__name__}: "
-                             f"{str(e).strip()[:120]}); delete it and rerun snakemake to retrain that cell") from None
+                             f"{error_line(e, 120)}); delete it and rerun snakemake to retrain that cell") from None
         epoch, final = int(state["epoch"]), False
     fcfg = fast.resolve(tcfg.get("fast"), device, settings["cell"]["norm"])
     fast.setup(device)

@@ -144,6 +144,12 @@ def seeded_generator(*keys: int, device="cpu"):
     return g
 
 
+def error_line(e: BaseException, limit: int | None = None) -> str:
+    """The first line of ``e``'s message (at most ``limit`` characters), for one-line error messages."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:limit] if lines else "no message"
+
+
 def log(msg: str) -> None:
     """Progress to stderr (Snakemake rules redirect it to the rule's log file)."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

@@ -39,7 +39,7 @@ def build_dataset(name: str, cfg: dict, data_dir: str | os.PathLike | None = Non
 
 def load_prepared(path, device: torch.device | str = "cpu") -> dict:
     """Load a prepared dataset file, checked (:func:`check_prepared`), every tensor moved to ``device``."""
-    from ..utils import load_torch
+    from ..utils import error_line, load_torch
 
     try:
         data = load_torch(path)
@@ -47,15 +47,15 @@ def load_prepared(path, device: torch.device | str = "cpu") -> dict:
         raise DatasetFileError(f"{path} not found; make it first (snakemake {path})") from None
     except Exception as e:  # truncated, tampered with, or not ours
         raise DatasetFileError(f"{path} is damaged or not a normrobust dataset file ({type(e).__name__}: "
-                               f"{str(e).strip()[:120]}); delete it and rerun snakemake to rebuild it") from None
+                               f"{error_line(e, 120)}); delete it and rerun snakemake to rebuild it") from None
     check_prepared(path, data)
     return _to(data, torch.device(device))
 
 
 def check_prepared(path, data) -> None:
     """A prepared dataset file in the results layout holds the dataset its name says (``results/data/<name>.pt``),
-    and (anywhere) its splits are
-    what its meta declares (shape, classes, as many labels as images); DatasetFileError naming both otherwise."""
+    and (anywhere) its splits are what its meta declares (shape, classes, as many labels as images);
+    DatasetFileError naming both otherwise."""
     def bad(what: str):
         return DatasetFileError(f"{path}: {what}; delete it and rerun snakemake to rebuild it")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..utils import seeded_generator
+from ..utils import error_line, seeded_generator
 from . import NUM_CLASSES, SHAPES, TORCHVISION_CLASSES, DatasetFileError
 
 CONFIG_KEYS = ("kind", "n_train", "n_test", "subset_seed", "augment", "verify", "download", "training")
@@ -90,8 +90,8 @@ def _download(name: str, kind: str, root: Path) -> None:
         else:
             cls(str(root), train=True, download=True)
     except Exception as e:  # torchvision's messages span lines; keep ours to one
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise DatasetFileError(f"dataset '{name}': download into {root} failed: {type(e).__name__}: {first}") from e
+        raise DatasetFileError(f"dataset '{name}': download into {root} failed: {type(e).__name__}: "
+                               f"{error_line(e)}") from e
 
 
 def _unverified(cls, **attrs):
@@ -157,11 +157,10 @@ def build(name: str, cfg: dict, data_dir: str | Path) -> dict:
         train, test, classes = _read(kind, root, files)
     except (OSError, EOFError, ValueError, AssertionError, RuntimeError, KeyError, IndexError) as e:
         # a damaged file that verify: false let through (gzip, torchvision's parsers, unpickling)
-        what = str(e).strip().splitlines()[0][:160] if str(e).strip() else "no message"
         hint = ("its md5 was checked, so the reader failed: see the log" if verify else
                 f"a file is damaged or not the official one: set datasets.{name}.verify: true to check every md5")
         raise DatasetFileError(f"dataset '{name}': reading the files under {root} failed ({type(e).__name__}: "
-                               f"{what}); {hint}") from e
+                               f"{error_line(e, 160)}); {hint}") from e
     seed = cfg.get("subset_seed", 0)
     train = _subset(train, cfg.get("n_train"), seed, _STREAM_TRAIN, f"datasets.{name}.n_train")
     test = _subset(test, cfg.get("n_test"), seed, _STREAM_TEST, f"datasets.{name}.n_test")

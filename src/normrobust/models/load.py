@@ -10,8 +10,9 @@ import json
 import re
 from pathlib import Path
 
+from ..cells import CELL_KEYS, cell_from_path, cell_path
 from ..regimes import uses_aux_norm
-from ..utils import load_torch
+from ..utils import error_line, load_torch
 from .build import build_model
 
 
@@ -21,36 +22,31 @@ def read_model_file(path: str | Path, device="cpu") -> dict:
         state = load_torch(path, map_location=device)
         json.loads(state["settings"])
     except Exception as e:  # truncated, tampered, or not ours: never trusted
-        raise SystemExit(f"{path} is damaged or not a normrobust model ({type(e).__name__}: {str(e)[:120]}); "
+        raise SystemExit(f"{path} is damaged or not a normrobust model ({type(e).__name__}: {error_line(e, 120)}); "
                          f"delete it and rerun snakemake to retrain that cell") from None
     check_cell(path, json.loads(state["settings"]))
     return state
 
 
-_CELL_KEYS = ("dataset", "arch", "norm", "regime", "seed")
-
-
 def cell_named_by(path: str | Path) -> dict | None:
     """The cell a file's place in the results layout names (``.../models/{dataset}/{arch}/{norm}/{regime}/s{seed}/
     model.pt`` or ``.../s{seed}/epochs/epoch{N}.pt``); None for a file elsewhere."""
-    parts = Path(path).parts
-    i = len(parts) - (3 if len(parts) > 2 and parts[-2] == "epochs" else 2)  # the s{seed} part
-    if i < 5 or parts[i - 5] != "models" or not re.fullmatch(r"s\d+", parts[i]):
+    p = Path(path)
+    if p.parent.name == "epochs":
+        p = p.parent
+    parts = p.parent.parts
+    if len(parts) < 6 or parts[-6] != "models" or not re.fullmatch(r"s\d+", parts[-1]):
         return None
-    return dict(zip(_CELL_KEYS, [*parts[i - 4:i], int(parts[i][1:])]))
-
-
-def _cell_name(c: dict) -> str:
-    return "/".join(str(c.get(k, "?")) for k in _CELL_KEYS[:4]) + f"/s{c.get('seed', '?')}"
+    return cell_from_path(p)
 
 
 def check_cell(path: str | Path, settings: dict) -> None:
     """The model in ``path`` is of the cell its place names (a model copied from another cell or run stops here)."""
     expected = cell_named_by(path)
-    found = settings.get("cell") or {}
-    if expected is not None and {k: found.get(k) for k in _CELL_KEYS} != expected:
-        raise SystemExit(f"{path} holds a model of {_cell_name(found)}, not of the cell its place names "
-                         f"({_cell_name(expected)}): it was copied from elsewhere; delete it and rerun snakemake to "
+    found = {k: (settings.get("cell") or {}).get(k, "?") for k in CELL_KEYS}
+    if expected is not None and found != expected:
+        raise SystemExit(f"{path} holds a model of {cell_path(found)}, not of the cell its place names "
+                         f"({cell_path(expected)}): it was copied from elsewhere; delete it and rerun snakemake to "
                          f"retrain this cell")
 
 
@@ -58,7 +54,7 @@ def check_data(path: str | Path, settings: dict, model_meta: dict, data_meta: di
     """The model in ``path`` was trained on the dataset it is about to see (name, shape, classes)."""
     mine = {**model_meta, "name": model_meta.get("name") or (settings.get("cell") or {}).get("dataset")}
     differ = [k for k in ("name", "shape", "num_classes") if mine.get(k) is not None and data_meta.get(k) is not None
-              and list(map(str, _listed(mine[k]))) != list(map(str, _listed(data_meta[k])))]
+              and _plain(mine[k]) != _plain(data_meta[k])]
     if differ:
         found = ", ".join(f"{k} {mine[k]} vs {data_meta[k]}" for k in differ)
         raise SystemExit(f"{path} was trained on dataset '{mine.get('name')}', but the dataset given is "
@@ -66,8 +62,9 @@ def check_data(path: str | Path, settings: dict, model_meta: dict, data_meta: di
                          f"{mine.get('name')}.pt")
 
 
-def _listed(v) -> list:
-    return list(v) if isinstance(v, (list, tuple)) else [v]
+def _plain(v):
+    """A shape as a list (a tuple or a list, as a meta may hold it), anything else as it is."""
+    return list(v) if isinstance(v, (list, tuple)) else v
 
 
 def load_model(path: str | Path, device="cpu", state: dict | None = None, data_meta: dict | None = None):
