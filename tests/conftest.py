@@ -175,6 +175,25 @@ def copy_checkout(dest: Path) -> Path:
     return dest
 
 
+def cli_env(**extra: str) -> dict:
+    """The environment of a ``python -m normrobust`` child: this checkout's code, no debug tracebacks, ``extra``."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **extra}
+    env.pop("NORMROBUST_DEBUG", None)
+    return env
+
+
+def normrobust_cli(*args: str, cwd: Path | None = None, env: dict | None = None, stderr=None, timeout: int = 900):
+    """``python -m normrobust <args>`` in a child process (stdout and, unless ``stderr`` is given, stderr captured
+    as text)."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "normrobust", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE if stderr is None else stderr, text=True, cwd=cwd,
+                          env=env or cli_env(), timeout=timeout)
+
+
 def snakemake_in(repo: Path, workdir: Path, *args: str, timeout: int = 600):
     """Snakemake on a copied checkout (its Snakefile, its code for the jobs too)."""
     import os

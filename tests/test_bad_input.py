@@ -67,17 +67,25 @@ def snapshot(wd):
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (wd / "results").rglob("*") if p.is_file()}
 
 
+def run_with(root, workdir, *config_args: str) -> subprocess.CompletedProcess:
+    """A real run (not a dry run) in ``workdir`` with the bad settings."""
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(workdir),
+                           "--cores", "1", *config_args], capture_output=True, text=True, timeout=120)
+
+
+def assert_stopped_by_config_error(r: subprocess.CompletedProcess, message: str) -> None:
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("config error:")]
+    assert len(lines) == 1 and message in lines[0], r.stderr[-2000:]
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_bad_config_stops_before_any_job_naming_the_setting(root, workdir, case):
     text, message = CASES[case]
     bad = workdir / "bad.yaml"
     bad.write_text(text)
     before = snapshot(workdir)
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(workdir),
-                        "--cores", "1", "--configfile", str(bad)], capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0
-    lines = [line for line in r.stderr.splitlines() if line.startswith("config error:")]
-    assert len(lines) == 1 and message in lines[0], r.stderr[-2000:]
+    assert_stopped_by_config_error(r := run_with(root, workdir, "--configfile", str(bad)), message)
     assert "Job stats" not in r.stdout + r.stderr
     assert snapshot(workdir) == before, "finished work must stay as it was"
 
@@ -94,11 +102,9 @@ def test_bad_command_line_config_stops_before_any_job(root, workdir, setting):
     if setting == "device=cuda" and gpu.candidates():
         pytest.skip("this machine has a GPU")
     before = snapshot(workdir)
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(workdir),
-                        "--cores", "1", "--config", setting], capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and "Traceback" not in r.stderr and "AttributeError" not in r.stderr
-    lines = [line for line in r.stderr.splitlines() if line.startswith("config error:")]
-    assert len(lines) == 1 and COMMAND_LINE[setting] in lines[0], r.stderr[-2000:]
+    r = run_with(root, workdir, "--config", setting)
+    assert_stopped_by_config_error(r, COMMAND_LINE[setting])
+    assert "AttributeError" not in r.stderr
     assert not re.search(r"^rule \w+:", r.stdout + r.stderr, re.M), "no job started"
     assert snapshot(workdir) == before, "finished work must stay as it was"
 

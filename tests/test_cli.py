@@ -14,19 +14,15 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import normrobust_cli
 from normrobust import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = "generated/cnn/none/standard/s0"  # a cell of the default config (E2, E7)
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "normrobust", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=900)
-
-
 def test_version():
-    r = cli("--version")
+    r = normrobust_cli("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"normrobust {__version__}"
 
 
@@ -44,7 +40,7 @@ def test_version():
 ])
 def test_bad_input_gives_one_line(tmp_path, args, message):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    r = cli(*args, cwd=tmp_path)
+    r = normrobust_cli(*args, cwd=tmp_path)
     # what is left once the lease log and argparse's usage (first line "usage:", then indented) are dropped
     lines = [ln for ln in r.stderr.splitlines()
              if ln.strip() and "] gpu: " not in ln and not ln.startswith(("usage:", " "))]
@@ -100,7 +96,7 @@ def test_one_cell_by_hand_matches_the_pipeline(tmp_path):
     (hand / "results" / "data").mkdir(parents=True)
     shutil.copy(wf / "results" / "data" / "generated.pt", hand / "results" / "data" / "generated.pt")
     for command in ("train", "evaluate"):
-        r = cli(command, "--config", str(ROOT / "config.yaml"), "--cell", CELL, cwd=hand)
+        r = normrobust_cli(command, "--config", str(ROOT / "config.yaml"), "--cell", CELL, cwd=hand)
         assert r.returncode == 0, r.stderr[-3000:]
     a, b = (torch.load(d / "results" / "models" / CELL / "model.pt", weights_only=True) for d in (wf, hand))
     assert a["settings"] == b["settings"]

@@ -3,17 +3,16 @@ permissions, a damaged file) stop a command with one line; nothing already compu
 
 import errno
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import types
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import cli_env, normrobust_cli
 from normrobust import __main__ as cli_main
 from normrobust import train
 from normrobust.data import DatasetFileError
@@ -53,10 +52,8 @@ def model(res: Path, norm: str) -> Path:
     return res / "models" / "generated" / "cnn" / norm / "standard" / "s0" / "model.pt"
 
 
-def run_cli(*args: str, cwd: Path, stderr=subprocess.PIPE) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, "-m", "normrobust", *args], stdout=subprocess.PIPE, stderr=stderr,
-                          text=True, cwd=cwd, env=env, timeout=300)
+def run_cli(*args: str, cwd: Path, stderr=None) -> subprocess.CompletedProcess:
+    return normrobust_cli(*args, cwd=cwd, env=cli_env(CUDA_VISIBLE_DEVICES=""), stderr=stderr, timeout=300)
 
 
 def message(r: subprocess.CompletedProcess) -> str:

@@ -5,28 +5,19 @@ line and the column, and leaves what was already computed as it was."""
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FIXTURE_TABLES
+from conftest import FIXTURE_TABLES, normrobust_cli
 from normrobust.analysis.claims import read_claims
 from normrobust.analysis.tables import MissingInputError, TableError, read_optional, read_run_info, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    env.pop("NORMROBUST_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "normrobust", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=600)
 
 
 def _set_cell(path: Path, line: int, column: str, value: str) -> None:
@@ -72,7 +63,7 @@ def _check_one_line_error(r: subprocess.CompletedProcess, file: str, line: int |
 def good_claims(tmp_path_factory) -> bytes:
     """The claims file made from the undamaged fixture tables."""
     out = tmp_path_factory.mktemp("good") / "claims.csv"
-    r = cli("claims", "--tables", str(FIXTURE_TABLES), "--out", str(out), cwd=out.parent)
+    r = normrobust_cli("claims", "--tables", str(FIXTURE_TABLES), "--out", str(out), cwd=out.parent)
     assert r.returncode == 0, r.stderr
     return out.read_bytes()
 
@@ -85,7 +76,7 @@ def test_claims_refuses_a_damaged_table(fault: str, tmp_path: Path, good_claims:
     out = tables / "claims.csv"
     out.write_bytes(good_claims)  # computed before the damage
     damage(tables)
-    r = cli("claims", "--tables", str(tables), "--out", str(out), cwd=tmp_path)
+    r = normrobust_cli("claims", "--tables", str(tables), "--out", str(out), cwd=tmp_path)
     _check_one_line_error(r, file, line, column)
     assert out.read_bytes() == good_claims  # nothing already computed changed
 
@@ -101,7 +92,7 @@ def test_report_render_refuses_a_damaged_table(fault: str, tmp_path: Path, good_
     outdir.mkdir()
     (outdir / "report.tex").write_text("made before\n")
     damage(tables)
-    r = cli("report", "render", "--tables", str(tables), "--figures", str(tmp_path / "figures"), "--claims",
+    r = normrobust_cli("report", "render", "--tables", str(tables), "--figures", str(tmp_path / "figures"), "--claims",
             str(claims), "--outdir", str(outdir), cwd=tmp_path)
     _check_one_line_error(r, file, line, column)
     assert (outdir / "report.tex").read_text() == "made before\n"
@@ -117,7 +108,7 @@ def test_figure_refuses_a_damaged_table(fault: str, tmp_path: Path) -> None:
     name = "robust_vs_eps" if file == "metrics.csv" else "trajectories"
     out = tmp_path / f"{name}.pdf"
     out.write_bytes(b"made before")
-    r = cli("figure", name, "--tables", str(tables), "--out", str(out), cwd=tmp_path)
+    r = normrobust_cli("figure", name, "--tables", str(tables), "--out", str(out), cwd=tmp_path)
     _check_one_line_error(r, file, line, column)
     assert out.read_bytes() == b"made before"
 
@@ -158,18 +149,22 @@ def test_the_line_is_the_files_line_despite_blank_lines(tables_dir: Path) -> Non
         read_table(tables_dir, "metrics")
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "is empty"),
-    (b"\n\n", "is empty"),
-    (b"dataset,arch\x00,norm\n", "binary"),
-    (b"dataset,\xff\xfe,norm\n", "not UTF-8"),
-    (b"generated,cnn,none,standard,0,clean_acc,none,0.0,0.7995,500,0.01\n", "has no header"),
+@pytest.mark.parametrize("name,content,message", [
+    ("metrics.csv", b"", "is empty"),
+    ("metrics.csv", b"\n\n", "is empty"),
+    ("metrics.csv", b"dataset,arch\x00,norm\n", "binary"),
+    ("metrics.csv", b"dataset,\xff\xfe,norm\n", "not UTF-8"),
+    ("metrics.csv", b"generated,cnn,none,standard,0,clean_acc,none,0.0,0.7995,500,0.01\n", "has no header"),
+    ("run_info.json", b"", "is empty"),
+    ("run_info.json", b"\x00\x01\x02", "binary"),
+    ("run_info.json", b'{"config": ', "not valid JSON"),
+    ("run_info.json", b"[1, 2]", "not a JSON object"),
 ])
-def test_an_unusable_file_is_named(tables_dir: Path, content: bytes, message: str) -> None:
-    (tables_dir / "metrics.csv").write_bytes(content)
+def test_an_unusable_file_is_named(tables_dir: Path, name: str, content: bytes, message: str) -> None:
+    (tables_dir / name).write_bytes(content)
     with pytest.raises(TableError, match=message) as e:
-        read_table(tables_dir, "metrics")
-    assert str(tables_dir / "metrics.csv") in str(e.value) and "\n" not in str(e.value)
+        read_run_info(tables_dir) if name == "run_info.json" else read_table(tables_dir, "metrics")
+    assert str(tables_dir / name) in str(e.value) and "\n" not in str(e.value)
 
 
 def test_a_damaged_row_is_named(tables_dir: Path) -> None:
@@ -188,17 +183,7 @@ def test_a_damaged_optional_table_is_not_taken_for_an_absent_one(tables_dir: Pat
         read_optional(tables_dir, "costs")
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "is empty"),
-    (b"\x00\x01\x02", "binary"),
-    (b'{"config": ', "not valid JSON"),
-    (b"[1, 2]", "not a JSON object"),
-])
-def test_run_info_is_checked(tables_dir: Path, content: bytes, message: str) -> None:
-    (tables_dir / "run_info.json").write_bytes(content)
-    with pytest.raises(TableError, match=message) as e:
-        read_run_info(tables_dir)
-    assert "run_info.json" in str(e.value) and "\n" not in str(e.value)
+def test_an_absent_run_info_is_required_or_empty(tables_dir: Path) -> None:
     (tables_dir / "run_info.json").unlink()
     assert read_run_info(tables_dir, required=False) == {}
     with pytest.raises(MissingInputError):

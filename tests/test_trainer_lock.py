@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import cli_env
 from normrobust import cell_lock, train
 from normrobust.data.loading import build_dataset
 from normrobust.utils import save_torch
@@ -50,7 +51,7 @@ def settings(epochs=1, seed=0):
 
 
 def env():
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0"}
+    return cli_env(CUDA_VISIBLE_DEVICES="", PYTHONHASHSEED="0")
 
 
 def cli_args(s, data_file, out, seeds=("0",)):
