@@ -4,11 +4,15 @@ This machine has no GPU, so two devices are emulated with CUDA_VISIBLE_DEVICES=0
 logic (lock files, environment, what is recorded) is what is tested; training runs on the CPU.
 """
 
+import errno
 import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -264,6 +268,134 @@ def test_without_cuda_visible_devices_every_gpu_present_is_a_candidate(clean, tm
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
     assert gpu.candidates() == ["0", "1"]
     assert gpu.acquire()["device"] == "0" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+# The lock directory: every failure to use it is one line naming it; two users can share it.
+NOBODY = 65534
+as_root_only = pytest.mark.skipif(os.geteuid() != 0, reason="running as a second uid needs root")
+
+
+def as_nobody(fn):
+    """fn() in a forked child running as uid/gid 65534 (root ignores permissions): ["ok", its value],
+    ["exit", the SystemExit message] or ["error", repr]."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into pytest
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            os.umask(0o022)
+            try:
+                out = ["ok", fn()]
+            except SystemExit as e:
+                out = ["exit", str(e.code)]
+            except BaseException as e:  # noqa: BLE001 - reported to the test
+                out = ["error", repr(e)]
+            os.write(w, json.dumps(out).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    assert data, "the child as uid 65534 reported nothing"
+    return json.loads(data)
+
+
+def take(devices):
+    """What a new job does: a lease on one of devices (the fork's copy of the parent's lease dropped; the
+    parent's lock stays held, by the parent's descriptor)."""
+    def fn():
+        gpu.release()
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices
+        return gpu.acquire()
+    return fn
+
+
+@pytest.fixture
+def shared(clean):
+    """A lock directory other uids can reach: tmp_path lies under pytest's private (0700) base."""
+    base = Path(tempfile.mkdtemp(prefix="normrobust-gpu-test-"))
+    base.chmod(0o755)
+    os.environ[gpu.LOCK_DIR_ENV] = str(base / "locks")
+    old_umask = os.umask(0o022)
+    yield base / "locks"
+    os.umask(old_umask)
+    shutil.rmtree(base)
+
+
+def test_a_lock_dir_that_is_a_file_stops_with_one_line(tmp_path):
+    (tmp_path / "locks").write_text("not a directory\n")
+    r = acquire_in_child(tmp_path, "0", wait=0)
+    assert r.returncode != 0 and r.stdout == ""
+    assert r.stderr.strip() == (f"gpu: NORMROBUST_LOCK_DIR={tmp_path / 'locks'} is a file, not a directory: "
+                                f"remove it or point NORMROBUST_LOCK_DIR at a directory"), r.stderr
+
+
+@as_root_only
+def test_a_lock_dir_another_user_cannot_write_stops_with_one_line_naming_it(shared):
+    os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+    shared.mkdir(mode=0o755)  # root's, not writable by others
+    kind, msg = as_nobody(take("0"))
+    assert kind == "exit" and "\n" not in msg, msg
+    assert msg.startswith(f"gpu: NORMROBUST_LOCK_DIR={shared} is not writable by uid {NOBODY} "
+                          f"(cannot create gpu-0-slot0.lock in it)"), msg
+    assert "every user sharing the GPUs" in msg and f"chmod 1777 {shared}" in msg, msg
+    # one it cannot create: its parent is not writable either
+    os.environ[gpu.LOCK_DIR_ENV] = str(shared / "sub")
+    kind, msg = as_nobody(take("0"))
+    assert kind == "exit" and "\n" not in msg, msg
+    assert msg.startswith(f"gpu: cannot create NORMROBUST_LOCK_DIR={shared / 'sub'} (uid {NOBODY} may not write "
+                          f"in {shared})") and f"mkdir -m 1777 {shared / 'sub'}" in msg, msg
+
+
+@as_root_only
+def test_two_users_share_a_lock_dir(shared):
+    os.environ["CUDA_VISIBLE_DEVICES"] = "0,1"
+    mine = gpu.acquire()  # root creates the shared directory and takes device 0
+    assert mine["device"] == "0"
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777, "the shared lock directory is writable by everyone"
+    assert stat.S_IMODE(os.stat(mine["lock"]).st_mode) == 0o666, "umask 022, yet every user can lock it"
+    kind, theirs = as_nobody(take("0,1"))  # device 0 is held by root: the other user gets device 1
+    assert kind == "ok" and theirs["device"] == "1", theirs
+    st = os.stat(theirs["lock"])
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (NOBODY, 0o666)
+    gpu.release()  # root's job ends: the other user can lock the file root made, and writes its pid there
+    kind, theirs = as_nobody(take("0"))
+    assert kind == "ok" and theirs["lock"] == mine["lock"], theirs
+    assert Path(mine["lock"]).read_text().split()[0] == str(theirs["pid"])
+
+
+@as_root_only
+def test_a_lock_file_another_user_made_0644_stops_naming_it_and_the_fix(shared):
+    shared.mkdir()
+    shared.chmod(0o1777)
+    old = shared / "gpu-0-slot0.lock"  # as an older version left it
+    old.write_text("12345 host\n")
+    old.chmod(0o644)
+    kind, msg = as_nobody(take("0"))
+    assert kind == "exit" and "\n" not in msg, msg
+    assert msg.startswith(f"gpu: lock file {old} is not writable by uid {NOBODY} (owner uid 0, mode 0644)"), msg
+    assert f"chmod a+rw {shared}/*.lock" in msg, msg
+
+
+@pytest.mark.parametrize("call, err, expect", [
+    ("open", errno.EROFS, "is on a read-only file system (cannot create gpu-0-slot0.lock in it): point "
+                          "NORMROBUST_LOCK_DIR at a writable directory"),
+    ("flock", errno.ENOLCK, "its file system may not support flock"),
+    ("open", errno.ENOSPC, "No space left on device"),
+])
+def test_other_lock_dir_failures_stop_with_one_line(clean, monkeypatch, call, err, expect):
+    def fail(*args, **kwargs):
+        raise OSError(err, os.strerror(err))
+    monkeypatch.setattr(os if call == "open" else gpu.fcntl, call, fail)
+    os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+    with pytest.raises(SystemExit) as e:
+        gpu._try_lock("0", str(clean), 0) if call == "open" else gpu.acquire()
+    msg = str(e.value.code)
+    assert "\n" not in msg and f"NORMROBUST_LOCK_DIR={clean}" in msg and expect in msg, msg
 
 
 def test_snakemake_puts_overlapping_gpu_jobs_on_different_devices(tmp_path):

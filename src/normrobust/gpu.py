@@ -21,11 +21,22 @@ should use. So each GPU command (train, evaluate, transfer, derive-data) calls :
   ``cuda:0``, and records the lease (:func:`lease_info`, also ``$NORMROBUST_GPU_LEASE`` as
   JSON) so that the command can write it into its outputs.
 
+Several users may share one lock directory (``$NORMROBUST_LOCK_DIR``): when this module has to create
+the directory named there, it makes it ``1777`` like ``/tmp`` (anyone may add lock files, only a file's
+owner may remove it); the default per-uid directory is left as the umask makes it. Lock files are made
+mode ``0666`` whatever the umask, so another user can lock them too. A lock file is always opened
+read-write, because its holder writes its pid into it (quoted when jobs wait or time out): one that this
+user cannot write (another user's ``0644`` file, from an older version) is refused with the advice
+``chmod a+rw``, not locked through a read-only descriptor, which would leave the previous holder's pid in
+it (and fails on NFS, where an exclusive lock needs a writable descriptor). Every failure to use the lock
+directory stops with one line naming the directory (and the file), what is wrong and what to do.
+
 This module imports nothing heavy (no torch): it must run before CUDA is initialised.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import json
@@ -35,6 +46,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import NoReturn
 
 LEASE_ENV = "NORMROBUST_GPU_LEASE"
 LOCK_DIR_ENV = "NORMROBUST_LOCK_DIR"
@@ -113,19 +125,104 @@ def _wait_limit() -> float:
         raise SystemExit(f"{WAIT_ENV}={raw!r} is not a number of seconds") from None
 
 
+def _where(directory: str) -> str:
+    """The lock directory as a message names it: with the setting that chose it."""
+    if os.environ.get(LOCK_DIR_ENV):
+        return f"{LOCK_DIR_ENV}={directory}"
+    return f"the GPU lock directory {directory} (the default; {LOCK_DIR_ENV} sets it)"
+
+
+def _stop(directory: str, e: OSError, path: str | None = None) -> NoReturn:
+    """One line for a failure to use the lock directory (or its file ``path``): what is wrong, what to do."""
+    where, uid, d = _where(directory), os.geteuid(), directory
+    other = f"or point {LOCK_DIR_ENV} at a directory you can write"
+    shared = bool(os.environ.get(LOCK_DIR_ENV))  # the one the user set; else the per-uid default
+    share = "every user sharing the GPUs must be able to write it" if shared else "it must be writable"
+    name = os.path.basename(path) if path else None
+    if e.errno in (errno.EACCES, errno.EPERM) and path and os.path.exists(path):
+        try:
+            st = os.stat(path)
+            owner = f"owner uid {st.st_uid}, mode {st.st_mode & 0o7777:04o}"
+        except OSError:
+            owner = "owner unknown"
+        msg = (f"lock file {path} is not writable by uid {uid} ({owner}): every user sharing the GPUs must be able "
+               f"to write the lock files in {where} (older versions made them 0644): have their owner or root run "
+               f"`chmod a+rw {os.path.join(d, '*.lock')}`")
+    elif e.errno in (errno.EACCES, errno.EPERM) and path:
+        fix = f"have its owner or root run `chmod 1777 {d}`" if shared else "have its owner or root remove it"
+        msg = f"{where} is not writable by uid {uid} (cannot create {name} in it): {share}: {fix}, {other}"
+    elif e.errno in (errno.EACCES, errno.EPERM):
+        parent = os.path.dirname(os.path.abspath(e.filename or d))
+        fix = f"create it once with `mkdir -m 1777 {d}` as a user who can, " if shared else ""
+        msg = f"cannot create {where} (uid {uid} may not write in {parent}): {share}: {fix}{other}"
+    elif e.errno == errno.EROFS:
+        msg = (f"{where} is on a read-only file system" + (f" (cannot create {name} in it)" if name else "")
+               + f": point {LOCK_DIR_ENV} at a writable directory (`mkdir -m 1777 DIR` to share it)")
+    elif e.errno in (errno.ENOTDIR, errno.EEXIST):
+        bad = os.path.abspath(d)
+        while not os.path.lexists(bad) and bad != os.path.dirname(bad):
+            bad = os.path.dirname(bad)
+        msg = (f"cannot create {where}: {bad} is a file, not a directory: remove it or point {LOCK_DIR_ENV} "
+               f"at a directory")
+    elif e.errno in (errno.ENOLCK, errno.EBADF, errno.EOPNOTSUPP, errno.EINVAL) and path:
+        msg = (f"cannot lock {path} in {where} ({e.strerror}): its file system may not support flock (NFS?): "
+               f"point {LOCK_DIR_ENV} at a local directory (`mkdir -m 1777 DIR` to share it)")
+    else:
+        msg = (f"cannot use {where} ({e.strerror or e}: {path or e.filename or d}): fix that or point "
+               f"{LOCK_DIR_ENV} at another directory")
+    raise SystemExit(f"gpu: {msg}")
+
+
+def _make_lock_dir(directory: str) -> None:
+    """Create the lock directory if it is missing (``1777`` when it is the shared one the user set)."""
+    if os.path.isdir(directory):
+        return
+    if os.path.lexists(directory):
+        what = "a file" if os.path.exists(directory) else "a broken symbolic link"
+        raise SystemExit(f"gpu: {_where(directory)} is {what}, not a directory: remove it or point "
+                         f"{LOCK_DIR_ENV} at a directory")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(directory)), exist_ok=True)
+        try:
+            os.mkdir(directory)
+        except FileExistsError:  # a job started at the same time made it
+            if not os.path.isdir(directory):
+                raise
+            return
+        if os.environ.get(LOCK_DIR_ENV):
+            os.chmod(directory, 0o1777)  # whatever the umask: every user sharing the GPUs adds lock files
+    except OSError as e:
+        _stop(directory, e)
+
+
 def _try_lock(device: str, directory: str, slot: int) -> int | None:
     path = lock_path(device, directory, slot)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        _stop(directory, e, path)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o777 != 0o666:
+            os.fchmod(fd, 0o666)  # whatever the umask: another user sharing the directory can lock it too
+    except OSError:
+        pass  # a file system without modes: this job can still lock it
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
-    except BaseException:
+    except BaseException as e:
         os.close(fd)
+        if isinstance(e, OSError):
+            _stop(directory, e, path)
         raise
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+    except OSError as e:
+        os.close(fd)
+        _stop(directory, e, path)
     return fd
 
 
@@ -175,7 +272,7 @@ def acquire() -> dict:
         _log(f"gpu: {why}: no lease, running without a GPU")
         return _publish(_base("none", None))
     directory, slots = lock_dir(), slots_per_device()
-    os.makedirs(directory, exist_ok=True)
+    _make_lock_dir(directory)
     limit, t0, last_log = _wait_limit(), time.monotonic(), None
     held = f"{len(cands)} device{'s' if len(cands) != 1 else ''}" + (f" × {slots} slots" if slots > 1 else "")
     while True:
