@@ -42,14 +42,14 @@ localrules:
 
 rule all:
     input:
-        REPORT_PDF,
+        L.report_pdf,
 
 
 rule figures:
     input:
-        figure_targets(),
+        [L.figure(f) for f in PLAN.figures()],
 
 
 rule paper:
     input:
-        REPORT_PDF,
+        L.report_pdf,

@@ -37,30 +37,26 @@ def _no_gpu_lease_leak(monkeypatch):
 
 # ------------------------------------------------------------ the figure / claims / report fixtures
 
-FIXTURE_TABLES = ROOT / "tests" / "fixtures" / "tables"
+def _fixture_tables() -> Path:
+    """The tables of config.yaml, made by code once per test session (tests/fixture_tables.py): every study the
+    config runs, every row the pipeline writes, random values."""
+    import tempfile
+
+    from fixture_tables import load_config, make_tables
+
+    return make_tables(Path(tempfile.mkdtemp(prefix="normrobust-fixture-")) / "tables", load_config())
+
+
+FIXTURE_TABLES = _fixture_tables()
 
 
 def copy_tables_of_config(dest: Path, *configfiles: Path) -> Path:
-    """The fixture tables copied to ``dest``, their run_info.json stamped as made by the config the workflow resolves
-    from config.yaml and ``configfiles`` (merged in order, as ``--configfile`` does): the tables-only mode builds
-    figures and the report only from tables the current config made."""
-    import json
-    import shutil
+    """The tables of the config the workflow resolves from config.yaml and ``configfiles`` (merged in order, as
+    ``--configfile`` does), made by code into ``dest`` (run_info.json records that config): the tables-only mode
+    builds figures and the report only from tables the current config made."""
+    from fixture_tables import load_config, make_tables
 
-    import yaml
-    from snakemake.utils import update_config
-
-    from normrobust.cells import config_hash, recorded_config
-    from normrobust.config import validate
-
-    shutil.copytree(FIXTURE_TABLES, dest)
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    for f in configfiles:
-        update_config(config, yaml.safe_load(Path(f).read_text()))
-    info = json.loads((dest / "run_info.json").read_text())
-    info["config_sha256"] = config_hash(recorded_config(validate(config)))
-    (dest / "run_info.json").write_text(json.dumps(info, indent=2))
-    return dest
+    return make_tables(dest, load_config(*configfiles))
 
 
 @pytest.fixture()
@@ -77,12 +73,28 @@ def tables_dir(tmp_path: Path) -> Path:
 def figures_dir(tmp_path_factory) -> Path:
     """Every figure built once from the fixture tables."""
     from normrobust.figures import build_figure
-    from normrobust.studies import FIGURE_STUDY
+    from normrobust.studies import figure_studies
 
     d = tmp_path_factory.mktemp("figures")
-    for name in FIGURE_STUDY:
+    for name in figure_studies():
         build_figure(name, FIXTURE_TABLES, d / f"{name}.pdf")
     return d
+
+
+def make_claims_csv(tables: Path, out: Path | None = None) -> Path:
+    """The claims step run on ``tables`` (as the workflow's claims rule runs it): its claims.csv, written to ``out``
+    (default: TABLES/claims.csv). The report reads this file; it never evaluates the claims itself."""
+    from normrobust import claims as claims_cli
+
+    out = Path(out) if out is not None else Path(tables) / "claims.csv"
+    assert claims_cli.main(["--tables", str(tables), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def fixture_claims(tmp_path_factory) -> Path:
+    """claims.csv of the fixture tables, made once per session by the claims step."""
+    return make_claims_csv(FIXTURE_TABLES, tmp_path_factory.mktemp("claims") / "claims.csv")
 
 
 @pytest.fixture()
@@ -150,9 +162,9 @@ def study_claims(key: str, info: dict, **frames) -> pd.DataFrame:
     """The claims table of one study of ``info`` measured on ``frames`` (metrics=..., history=..., transfer=...)."""
     from normrobust.analysis.claims import evaluate
     from normrobust.analysis.study_view import StudyView
-    from normrobust.studies import STUDIES
+    from normrobust.studies import analysis
 
-    return evaluate(STUDIES[key].claims(StudyView.of(info, key)), frames)
+    return evaluate(analysis(key).claims(StudyView.of(info, key)), frames)
 
 
 def claim_row(df: pd.DataFrame, cid: str) -> pd.Series:
@@ -170,7 +182,10 @@ def copy_checkout(dest: Path) -> Path:
                                     "generated", ".pytest_cache")
     for name in ("src", "workflow", "paper", "Snakefile", "config.yaml"):
         src = ROOT / name
-        (shutil.copytree(src, dest / name, ignore=ignore) if src.is_dir() else shutil.copy2(src, dest / name))
+        if src.is_dir():  # links kept: src/normrobust/resources/ links into the copy's own paper/ and workflow/
+            shutil.copytree(src, dest / name, ignore=ignore, symlinks=True)
+        else:
+            shutil.copy2(src, dest / name)
     (dest / "profiles").symlink_to("workflow/profiles")
     return dest
 

@@ -1,6 +1,6 @@
-"""Hand-built tables with every study (random values, 3 seeds), written as the aggregate step would.
-
-Figure tests read their drawn numbers back and compare them with these tables.
+"""Hand-built tables of a small config (random values, 3 seeds), written as the aggregate step would, for the study
+tests: they read a figure's drawn numbers back and compare them with these tables. (Tests over every study use the
+fixture tables made by code from config.yaml: tests/fixture_tables.py.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from normrobust.cells import study_cells
+from normrobust.plan import study_cells
 
 MINI_CONFIG = {
     "seeds": [0, 1, 2],
@@ -91,11 +91,11 @@ def mini_tables(d: Path) -> Path:
     """Every study of MINI_CONFIG with random values (3 seeds)."""
     rng = np.random.default_rng(7)
     cfg = MINI_CONFIG
-    cells = {tuple(c[k] for k in KEYS) for st in cfg["studies"].values() for c in study_cells(cfg, st)}
+    cells = {tuple(c.model) for st in cfg["studies"].values() for c in study_cells(cfg, st)}
     cells.add(("gen", "cnn", "none", "standard"))  # the no-norm base cell of E6
     rows = [dict(zip(KEYS, c), seed=s, metric=m, attack=a, eps=e, value=round(float(rng.uniform(0.05, 0.95)), 4))
             for c in sorted(cells) for s in cfg["seeds"] for m, a, e in MINI_METRICS]
-    hist = [dict(dataset="gen", arch=c["arch"], norm=c["norm"], regime=c["regime"], seed=c["seed"], epoch=e,
+    hist = [dict(dataset="gen", arch=c.arch, norm=c.norm, regime=c.regime, seed=c.seed, epoch=e,
                  lr=0.1, train_loss=1.0, clean_acc=rng.uniform(), robust_acc=rng.uniform(), ligs=rng.uniform(),
                  seconds=1.0, robust_acc_pgd_l2=round(float(rng.uniform()), 4))
             for c in study_cells(cfg, cfg["studies"]["e2_trajectories"]) for e in (1, 2, 3)]

@@ -2,17 +2,20 @@
 
 import torch
 
+import tiny
 from normrobust import train
 from normrobust.data.loading import build_dataset
 from normrobust.models.auxnorm import DualNorm
 from normrobust.models.build import build_model
 from normrobust.models.load import load_model
 from normrobust.regimes import uses_aux_norm
+from normrobust.settings import Regime
 from normrobust.utils import save_torch
 
 META = {"num_classes": 10, "shape": [3, 8, 8], "mean": [0.5] * 3, "std": [0.25] * 3}
 REGIME = {"attack": {"type": "pgd", "norm": "linf", "eps": 4, "step": 1, "steps": 3}, "objective": "advprop",
           "attack_mode": "eval"}
+ADVPROP = Regime.from_config("advprop", REGIME)
 
 
 def record_routes(model):
@@ -34,7 +37,7 @@ def test_auxiliary_statistics_see_only_adversarial_batches_and_main_only_clean()
     events = record_routes(model)
     x, y = torch.rand(32, 3, 8, 8), torch.randint(0, 10, (32,))
     model.train()
-    loss = train.batch_loss(model, x, y, REGIME, torch.Generator().manual_seed(0), aux=True, num_classes=10)
+    loss = train.batch_loss(model, x, y, ADVPROP, torch.Generator().manual_seed(0), aux=True, num_classes=10)
     loss.backward()
 
     train_fwd = [e for e in events if e[0]]
@@ -80,8 +83,8 @@ def test_advprop_cell_trains_saves_and_evaluates_with_the_main_norm(tmp_path):
          "training": {"epochs": 1, "batch_size": 50, "lr": 0.05, "schedule": {"kind": "constant"},
                       "history": {"n_test": 20, "attack": {"type": "fgsm", "norm": "linf", "eps": 4}}},
          "device": "cpu"}
-    train.train(s, str(tmp_path / "gen.pt"), tmp_path / "m")
-    model, settings, _ = load_model(tmp_path / "m" / "model.pt")
+    tiny.train(s, str(tmp_path / "gen.pt"), tmp_path / "m")
+    model, _, _, _ = load_model(tmp_path / "m" / "model.pt")
     events = record_routes(model)
     model(torch.rand(4, 3, 8, 8))
     assert events[0][2] == {("main", False)}, "evaluation uses the main norm only"
@@ -92,5 +95,5 @@ def test_advprop_without_norm_layers_sums_both_losses():
     model = build_model({"kind": "cnn", "widths": [8, 16]}, "none", META)
     assert not uses_aux_norm(REGIME, "none")
     x, y = torch.rand(8, 3, 8, 8), torch.randint(0, 10, (8,))
-    loss = train.batch_loss(model, x, y, REGIME, torch.Generator().manual_seed(0), aux=False, num_classes=10)
+    loss = train.batch_loss(model, x, y, ADVPROP, torch.Generator().manual_seed(0), aux=False, num_classes=10)
     assert torch.isfinite(loss)

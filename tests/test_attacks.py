@@ -8,11 +8,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny import fit_mlp
 from torch import nn
 
 from normrobust import attacks
 from normrobust.attacks import attack, attack_mode, fgsm, parse_spec, pgd
+from tiny import fit_mlp
 
 torch.set_num_threads(1)
 

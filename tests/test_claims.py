@@ -10,45 +10,60 @@ import pytest
 
 from conftest import FIXTURE_TABLES
 from normrobust import claims as claims_cli
-from normrobust.analysis import report
+from normrobust.analysis import claims_step
 from normrobust.analysis.claims import COLUMNS, change_phrase, find_claim, read_claims
 from normrobust.analysis.tables import MissingInputError, read_run_info
 from normrobust.analysis.verdicts import FAIL, INCONCLUSIVE, PASS
-from normrobust.studies import STUDIES
+from normrobust.studies import STUDIES, analyses
 
 # the verdict rule itself (intervals, directions, calibration): tests/test_verdicts.py
 
 
+def _with_effect(tables: Path, norm: str, robust: float) -> Path:
+    """The tables with E1's headline robust accuracy of ``norm`` set ``robust`` below no norm's, seed by seed (its
+    test-sampling error kept small): an effect no seed disagrees on."""
+    m = pd.read_csv(tables / "metrics.csv")
+    info = read_run_info(tables)
+    head = info["config"]["evaluation"]["headline"]
+    at = (m["metric"] == "robust_acc") & (m["attack"] == head["attack"]) & (m["eps"] == head["eps"]) & (
+        m["arch"] == info["config"]["studies"]["e1_norms"]["archs"][0]) & (m["regime"] == "standard") & (
+        m["dataset"] == "generated")
+    none = m[at & (m["norm"] == "none")].set_index("seed")["value"]
+    m.loc[at & (m["norm"] == "none"), "value"] = 0.6
+    m.loc[at & (m["norm"] == norm), "value"] = [0.6 - robust + 0.001 * s for s in m[at & (m["norm"] == norm)]["seed"]]
+    m.loc[at, "se"] = 0.005
+    assert len(none)
+    m.to_csv(tables / "metrics.csv", index=False)
+    return tables
+
+
 def test_every_enabled_study_has_claims_on_fixtures() -> None:
-    df = report.load_and_evaluate(list(STUDIES.values()), FIXTURE_TABLES)
+    df = claims_step.load_and_evaluate(analyses(), FIXTURE_TABLES)
     assert list(df.columns) == COLUMNS
-    assert set(df["study"]) == set(STUDIES)  # the fixtures enable every study
+    assert set(df["study"]) == set(STUDIES)  # the fixtures run every study
     assert len(df) >= 15 and df["id"].is_unique
     assert (df["rule"].str.len() > 0).all() and df["rule"].str.contains("INCONCLUSIVE").all()
-    v = df.set_index("id")["verdict"]
-    for cid in ("E1-bn-robust", "E1-ln-robust", "E2-bn-std-robust", "E3-dnonrobust-bn-clean", "E4-bn-t1",
-                "E7-bn-advprop-clean", "E8-bn-ligs_w1-robust", "E9-transfer", "E9-robust-source-pgd_small",
-                "E10-linear-fgsm-error", "E10-maxout-fgsm-error"):
-        assert v[cid] == PASS, cid
-    assert v["E9-robust-source-pgd_linf"] == FAIL  # built into the fixtures
-    for cid in ("E1-in-clean", "E3-ddet-bn-clean", "E6-bn-depth-ligs", "E9-rf-nrf", "E5-rank"):
-        assert v[cid] == INCONCLUSIVE, cid
-    ci = df.set_index("id").loc[["E1-bn-robust", "E5-rank"]]
-    assert (ci["ci_low"] < ci["mean_diff"]).all() and (ci["mean_diff"] < ci["ci_high"]).all()
+    assert set(df["verdict"]) <= {PASS, FAIL, INCONCLUSIVE}
+    measured = df[df["n_seeds"] >= 2]
+    assert len(measured) >= 15
+    ok = measured[["ci_low", "ci_high"]].notna().all(axis=1)
+    assert ((measured["ci_low"] <= measured["mean_diff"]) & (measured["mean_diff"] <= measured["ci_high"]))[ok].all()
     r = df.set_index("id").loc["E1-bn-robust"]
     assert r["treatment_min"] <= r["treatment_mean"] <= r["treatment_max"]
     assert r["mean_diff"] == pytest.approx(r["treatment_mean"] - r["baseline_mean"])
 
 
-def test_claims_cli_on_fixtures(tmp_path: Path) -> None:
+@pytest.mark.parametrize("robust, verdict", [(0.3, PASS), (-0.3, FAIL), (0.0, INCONCLUSIVE)])
+def test_a_known_effect_gets_its_verdict_through_the_claims_step(tables_dir: Path, tmp_path: Path, robust, verdict):
+    """BN below no norm by 30 points on every seed: E1-bn-robust PASSes; above: FAILs; equal: INCONCLUSIVE."""
     out = tmp_path / "claims.csv"
-    assert claims_cli.main(["--tables", str(FIXTURE_TABLES), "--out", str(out)]) == 0
+    assert claims_cli.main(["--tables", str(_with_effect(tables_dir, "bn", robust)), "--out", str(out)]) == 0
     df = read_claims(out)
     assert list(df.columns) == COLUMNS
-    v = df.set_index("id")["verdict"]
-    assert v["E1-bn-robust"] == "PASS" and v["E9-robust-source-pgd_linf"] == "FAIL"
-    assert v["E1-in-clean"] == "INCONCLUSIVE"
-    assert len(df) == len(report.load_and_evaluate(list(STUDIES.values()), FIXTURE_TABLES))
+    row = df.set_index("id").loc["E1-bn-robust"]
+    assert row["verdict"] == verdict
+    assert row["mean_diff"] == pytest.approx(-robust + 0.001 * 0.5, abs=1e-9)
+    assert len(df) == len(claims_step.load_and_evaluate(analyses(), FIXTURE_TABLES))
 
 
 def test_claims_cli_missing_file(tables_dir: Path, capsys) -> None:
@@ -59,22 +74,21 @@ def test_claims_cli_missing_file(tables_dir: Path, capsys) -> None:
 
 def test_load_reads_only_needed_tables(tables_dir: Path) -> None:
     info = json.loads((tables_dir / "run_info.json").read_text())
-    for name, st in info["config"]["studies"].items():
-        st["enabled"] = name in ("e1_norms", "e5_synthetic")
+    info["config"]["run"] = ["e1_norms", "e5_synthetic"]
     (tables_dir / "run_info.json").write_text(json.dumps(info))
     (tables_dir / "history.csv").unlink()
     (tables_dir / "transfer.csv").unlink()
-    modules = list(STUDIES.values())
-    assert report.needed_tables(modules, info) == {"metrics"}
-    assert set(report.load_and_evaluate(modules, tables_dir)["study"]) == {"e1_norms", "e5_synthetic"}
-    info["config"]["studies"]["e10_fgsm"]["enabled"] = True  # now transfer.csv is needed
+    modules = analyses()
+    assert claims_step.needed_tables(modules, info) == {"metrics"}
+    assert set(claims_step.load_and_evaluate(modules, tables_dir)["study"]) == {"e1_norms", "e5_synthetic"}
+    info["config"]["run"].append("e10_fgsm")  # now transfer.csv is needed
     (tables_dir / "run_info.json").write_text(json.dumps(info))
     with pytest.raises(MissingInputError, match="transfer.csv"):
-        report.load_and_evaluate(modules, tables_dir)
+        claims_step.load_and_evaluate(modules, tables_dir)
 
 
 def test_a_claims_file_from_another_version_is_refused(tmp_path: Path) -> None:
-    df = report.load_and_evaluate(list(STUDIES.values()), FIXTURE_TABLES)
+    df = claims_step.load_and_evaluate(analyses(), FIXTURE_TABLES)
     p = tmp_path / "claims.csv"
     df.drop(columns=["rule"]).to_csv(p, index=False)
     with pytest.raises(ValueError, match="lacks column.*rule"):

@@ -4,7 +4,9 @@ import re
 import pytest
 import yaml
 
-from normrobust import cells, config
+from normrobust import config
+from normrobust.layout import Cell
+from normrobust.plan import Plan
 
 
 @pytest.fixture
@@ -15,12 +17,11 @@ def default(root):
 
 def test_default_config_is_valid_and_asks_for_at_least_5_norms_2_regimes_2_seeds(default):
     cfg = config.validate(copy.deepcopy(default))
-    planned = cells.cells(cfg)
-    assert len({c["norm"] for c in planned}) >= 5
-    assert len({c["regime"] for c in planned}) >= 2
-    assert len({c["seed"] for c in planned}) >= 2
-    keys = [tuple(c[k] for k in cells.CELL_KEYS) for c in planned]
-    assert len(keys) == len(set(keys)), "a cell shared by studies must appear once"
+    planned = Plan(cfg).cells
+    assert len({c.norm for c in planned}) >= 5
+    assert len({c.regime for c in planned}) >= 2
+    assert len({c.seed for c in planned}) >= 2
+    assert len(planned) == len(set(planned)), "a cell shared by studies must appear once"
     assert cfg["datasets"]["generated"]["kind"] == "generated"
 
 
@@ -50,8 +51,7 @@ def test_bad_values_name_the_key_and_the_allowed_values(default, change, message
 
 
 def test_cell_path_layout():
-    assert cells.cell_path(dict(dataset="generated", arch="cnn", norm="bn", regime="standard", seed=1)) == \
-        "generated/cnn/bn/standard/s1"
+    assert Cell("generated", "cnn", "bn", "standard", 1).path == "generated/cnn/bn/standard/s1"
 
 
 @pytest.mark.parametrize("change, message", [

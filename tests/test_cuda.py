@@ -8,9 +8,11 @@ import json
 import pytest
 import torch
 
-from normrobust import evaluate, fast, metrics, train
-from normrobust.data.loading import build_dataset, to_float
+import tiny
+from normrobust import evaluate, fast, metrics
+from normrobust.data.loading import build_dataset, load_prepared, to_float
 from normrobust.models.load import load_model
+from normrobust.settings import EvalSettings
 from normrobust.utils import save_torch, seeded_generator
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -37,8 +39,8 @@ def data_file(tmp_path_factory):
 
 @pytest.mark.parametrize("norm", ["none", "bn", "gn"])
 def test_fast_path_training_learns_like_the_plain_path(data_file, tmp_path, norm):
-    hist_gpu = train.train(settings(norm, "cuda"), str(data_file), tmp_path / "gpu")
-    hist_cpu = train.train(settings(norm, "cpu"), str(data_file), tmp_path / "cpu")
+    hist_gpu = tiny.train(settings(norm, "cuda"), str(data_file), tmp_path / "gpu")
+    hist_cpu = tiny.train(settings(norm, "cpu"), str(data_file), tmp_path / "cpu")
     state = torch.load(tmp_path / "gpu" / "model.pt", weights_only=True)
     assert state["device"].startswith("cuda") and state["fast"]["amp"] == "bf16"
     assert state["peak_gpu_mem_mib"] > 0
@@ -48,10 +50,10 @@ def test_fast_path_training_learns_like_the_plain_path(data_file, tmp_path, norm
 
 
 def test_measurements_on_cuda_match_the_cpu(data_file, tmp_path):
-    train.train(settings("bn", "cpu", epochs=2), str(data_file), tmp_path / "m")
+    tiny.train(settings("bn", "cpu", epochs=2), str(data_file), tmp_path / "m")
     data = torch.load(data_file, weights_only=True)
     x, y = to_float(data["test"]["x"]), data["test"]["y"]
-    model, _, _ = load_model(tmp_path / "m" / "model.pt")
+    model, _, _, _ = load_model(tmp_path / "m" / "model.pt")
     gpu = fast.wrap(load_model(tmp_path / "m" / "model.pt", "cuda")[0], fast.resolve(None, "cuda", "bn"), "cuda")
     acc_c, acc_g = metrics.accuracy(model, x, y), metrics.accuracy(gpu, x.cuda(), y.cuda())
     assert abs(acc_c - acc_g) <= 0.01
@@ -64,9 +66,9 @@ def test_measurements_on_cuda_match_the_cpu(data_file, tmp_path):
 
 
 def test_evaluate_on_cuda_records_the_device(data_file, tmp_path):
-    train.train(settings("none", "cuda", epochs=1), str(data_file), tmp_path / "m")
-    out = evaluate.evaluate(str(tmp_path / "m" / "model.pt"), str(data_file),
-                            {"n_test": 200, "attacks": {"pgd_linf": {**PGD, "eps": [4]}}, "ligs_sigma": 0.01},
-                            "cuda")
+    tiny.train(settings("none", "cuda", epochs=1), str(data_file), tmp_path / "m")
+    ev = EvalSettings.from_dict({"n_test": 200, "attacks": {"pgd_linf": {**PGD, "eps": [4]}}, "ligs_sigma": 0.01})
+    device = torch.device("cuda")
+    out = evaluate.evaluate_cell(str(tmp_path / "m" / "model.pt"), load_prepared(str(data_file), device), ev, device)
     assert out["device_name"].startswith("cuda (") and out["peak_gpu_mem_mib"] > 0
     json.dumps(out)  # plain values only

@@ -7,8 +7,11 @@ import sys
 import pytest
 import yaml
 
-from normrobust import cells, config
-from normrobust.studies import FIGURE_STUDY, STUDIES
+from normrobust import config
+from normrobust.plan import Plan, history_passes, study_cells, study_models
+from normrobust.studies import STUDIES, analysis, figure_studies
+
+FIGURE_STUDY = figure_studies()
 
 
 def dry_run(root, tmp_path, *args):
@@ -26,19 +29,18 @@ def test_default_dag_has_every_stage_and_one_training_job_per_cell(root, tmp_pat
     assert r.returncode == 0, r.stderr + r.stdout
     counts = job_counts(r.stdout)
     with open(root / "config.yaml") as f:
-        cfg = config.validate(yaml.safe_load(f))
-    n_cells = len(cells.cells(cfg))
+        plan = Plan(config.validate(yaml.safe_load(f)))
+    n_cells = len(plan.cells)
     assert n_cells >= 5 * 2 * 2
-    assert set(cells.enabled_studies(cfg)) == set(STUDIES), "the default config enables every study"
-    # one job per cell without its seed (it trains every seed), the derived datasets' source models included
-    models = {cells.model_path(c) for c in cells.trained_cells(cfg)}
-    assert counts["train"] == len(models) == n_cells // len(cfg["seeds"])
-    assert counts["evaluate"] == len({cells.model_path(c) for c in cells.cells(cfg)})
-    jobs = cells.transfer_jobs(cfg)
-    assert counts["transfer"] == len(jobs) // len(cfg["seeds"])
-    assert {j["study"] for j in jobs} == {"e9_transfer", "e10_fgsm"}
-    assert any(j["epoch"] == 1 for j in jobs), "E9's early-stopped sources"
-    assert all(t["regime"] == "standard" for j in jobs if j["study"] == "e9_transfer" for t in j["targets"])
+    assert set(plan.studies) == set(STUDIES), "the default config runs every study"
+    # one job per model (it trains every seed), the derived datasets' source models included
+    assert counts["train"] == len(plan.trained) == n_cells // len(plan.seeds)
+    assert counts["evaluate"] == len(plan.models)
+    jobs = plan.transfer_jobs
+    assert counts["transfer"] == len(plan.transfer_groups) == len(jobs) // len(plan.seeds)
+    assert {j.study for j in jobs} == {"e9_transfer", "e10_fgsm"}
+    assert any(j.epoch == 1 for j in jobs), "E9's early-stopped sources"
+    assert all(t.regime == "standard" for j in jobs if j.study == "e9_transfer" for t in j.targets)
     assert counts["prepare_data"] == 1
     assert counts["derive_data"] == 5, "E3's D_R, D_NR, D_rand, D_det and E4's conflict set"
     assert counts["figure"] == len(FIGURE_STUDY)
@@ -53,32 +55,41 @@ def test_figures_target_stops_before_the_report(root, tmp_path):
     assert counts["figure"] == len(FIGURE_STUDY) and "build_report" not in counts
 
 
-def test_disabled_study_drops_its_jobs(root, tmp_path):
+def test_a_study_not_run_drops_its_jobs(root, tmp_path):
+    plan = Plan(config.load(root / "config.yaml"))
     off = tmp_path / "off.yaml"
-    off.write_text("studies:\n  e9_transfer: {enabled: false}\n")
+    off.write_text(f"run: {[k for k in plan.studies if k != 'e9_transfer']}\n")
     r = dry_run(root, tmp_path, "--configfile", str(off))
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
-    cfg = config.load(root / "config.yaml")
-    assert counts["transfer"] == len([j for j in cells.transfer_jobs(cfg) if j["study"] == "e10_fgsm"]) // len(
-        cfg["seeds"])  # a job handles every seed of its source cell
-    assert counts["figure"] == len(FIGURE_STUDY) - len(STUDIES["e9_transfer"].FIGURES)
-    off.write_text("studies:\n  e3_disentangled: {enabled: false}\n  e4_conflict: {enabled: false}\n")
+    assert counts["transfer"] == len([k for k in plan.transfer_groups if k[1] == "e10_fgsm"])
+    assert counts["figure"] == len(FIGURE_STUDY) - len(analysis("e9_transfer").FIGURES)
+    off.write_text(f"run: {[k for k in plan.studies if k not in ('e3_disentangled', 'e4_conflict')]}\n")
     counts = job_counts(dry_run(root, tmp_path, "--configfile", str(off)).stdout)
     assert "derive_data" not in counts, "no study needs a derived dataset"
 
 
+def test_enabled_is_refused_with_the_new_way(root):
+    with open(root / "config.yaml") as f:
+        cfg = yaml.safe_load(f)
+    cfg["studies"]["e9_transfer"]["enabled"] = False
+    with pytest.raises(config.ConfigError, match=r"studies.e9_transfer.enabled: a study runs when the config lists "
+                                                 r"it under run"):
+        config.validate(cfg)
+
+
 def test_one_at_a_time_design_and_dataset_lists(root):
     cfg = config.load(root / "config.yaml")
-    e6 = cells.study_cells(cfg, cfg["studies"]["e6_factors"])
-    pairs = {(c["arch"], c["regime"]) for c in e6}
+    e6 = study_cells(cfg, cfg["studies"]["e6_factors"])
+    pairs = {(c.arch, c.regime) for c in e6}
     assert pairs == {("cnn", "standard"), ("cnn_wide", "standard"), ("cnn_deep", "standard"),
                      ("cnn_selu", "standard"), ("cnn", "wd_high"), ("cnn", "lr_high"), ("cnn", "adam"),
                      ("cnn", "adagrad")}
     assert len(e6) == len(pairs) * len(cfg["seeds"])
-    e3 = cells.study_cells(cfg, cfg["studies"]["e3_disentangled"])
-    assert {c["dataset"] for c in e3} == {"d_robust", "d_nonrobust", "d_rand", "d_det"}
-    assert cells.needed_datasets(cfg)[0] == "generated" and "d_conflict" in cells.needed_datasets(cfg)
+    e3 = study_cells(cfg, cfg["studies"]["e3_disentangled"])
+    assert {c.dataset for c in e3} == {"d_robust", "d_nonrobust", "d_rand", "d_det"}
+    datasets = Plan(cfg).datasets
+    assert datasets[0] == "generated" and "d_conflict" in datasets
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -148,7 +159,7 @@ def test_editing_one_figure_function_redraws_that_figure_only(tmp_path):
     assert len(list((wd / "results" / "figures").glob("*.pdf"))) == len(FIGURE_STUDY)
     assert "Nothing to be done" in snakemake_in(repo, wd, "figures").stderr
 
-    module = repo / "src" / "normrobust" / "studies" / "e4_conflict.py"
+    module = repo / "src" / "normrobust" / "studies" / "e4_conflict" / "analysis.py"
     text = module.read_text()
     edited = text.replace('ax.set_title("accuracy on the real test set")', 'ax.set_title("accuracy, real test set")')
     assert edited != text
@@ -168,34 +179,24 @@ def test_editing_one_figure_function_redraws_that_figure_only(tmp_path):
 
 
 def test_paper_preset_measures_per_epoch_only_what_a_study_reads(root):
-    """History settings belong to the studies that read them: E2's cells keep [B]'s full per-epoch measurement,
-    every other cell's per-epoch work falls (only the loss and clean accuracy)."""
-    from normrobust.studies import HISTORY_READS
+    """History settings belong to the studies that read them: E2's models keep [B]'s full per-epoch measurement,
+    every other model's per-epoch work falls (only the loss and clean accuracy)."""
+    from fixture_tables import load_config
+    from normrobust.settings import History
 
-    with open(root / "config.yaml") as f:
-        cfg = yaml.safe_load(f)
-    with open(root / "workflow" / "presets" / "paper-cifar10.yaml") as f:
-        preset = yaml.safe_load(f)
-
-    def merge(a, b):
-        for k, v in b.items():
-            a[k] = merge(a.get(k) or {}, v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
-        return a
-
-    cfg = config.validate(merge(cfg, preset))
-    needs = cells.history_needs(cfg, HISTORY_READS)
-    full = cells.history_passes({**cfg["training"]["history"], "ligs": True})
-    e2 = set(cells.study_models(cfg["studies"]["e2_trajectories"]))
+    plan = Plan(load_config(root / "workflow" / "presets" / "paper-cifar10.yaml"))
+    h = plan.config["training"]["history"]
+    full = History.from_dict({**h, "ligs": True})
+    e2 = set(study_models(plan.studies["e2_trajectories"]))
     before = after = 0
-    for c in cells.trained_cells(cfg):
-        model = tuple(c[k] for k in cells.MODEL_KEYS)
-        hist = cells.training_history(cfg, needs.get(model, set()))
-        passes = cells.history_passes(hist)
-        before, after = before + full, after + passes
+    for model in plan.trained:
+        hist = plan.train_settings(model).training.history
+        passes = history_passes(hist)
+        before, after = before + history_passes(full), after + passes
         if model in e2:
-            assert hist == {**cfg["training"]["history"], "ligs": True} and passes == full, model
-        elif not needs.get(model):
-            assert passes < full and "attack" not in hist and not hist["ligs"], model
-    epochs = cfg["training"]["epochs"]
+            assert hist == full and passes == history_passes(full), model
+        elif not plan.history_needs.get(model):
+            assert passes < history_passes(full) and hist.attack is None and not hist.ligs, model
+    epochs = plan.config["training"]["epochs"]
     print(f"paper preset, per-epoch history: {before * epochs:.3g} image passes before, {after * epochs:.3g} after")
     assert after < before / 2

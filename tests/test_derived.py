@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import tiny
 from normrobust.data import (
     DATASET_KINDS,
     dataset_num_classes,
@@ -227,11 +228,13 @@ def test_cli_writes_the_dataset(tmp_path, base, model):
     """The CLI: base file + a model.pt as train.py writes it → the derived file, same as the library call."""
     base_path, model_path, out = tmp_path / "gen.pt", tmp_path / "cell" / "model.pt", tmp_path / "d_det.pt"
     save_torch(base, base_path)
-    settings = {"cell": {"dataset": "gen", "arch": "cnn", "norm": "bn", "regime": "standard", "seed": 0},
-                "arch": ARCH, "regime": {"name": "standard", "attack": None}}
+    settings, seed = tiny.settings_of({"cell": {"dataset": "gen", "arch": "cnn", "norm": "bn", "regime": "standard"},
+                                       "arch": ARCH, "regime": {"name": "standard", "attack": None},
+                                       "training": {"epochs": 1, "batch_size": 16, "lr": 0.1,
+                                                    "history": {"n_test": 10}}})
     plain_meta = {k: v for k, v in base["meta"].items() if not isinstance(v, torch.Tensor)}
-    save_torch({"state_dict": model.state_dict(), "settings": json.dumps(settings, sort_keys=True),
-                "meta": plain_meta, "epochs": 1}, model_path)
+    save_torch({"state_dict": model.state_dict(), "settings": settings.to_json(),
+                "cell": settings.model.cell(seed).as_dict(), "meta": plain_meta, "epochs": 1}, model_path)
     cfg = entry("det", steps=10, n=50, batch_size=16)
 
     def argv(settings, dest):

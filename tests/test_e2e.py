@@ -13,16 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from normrobust import cells
-from normrobust.studies import FIGURE_STUDY
+from normrobust.layout import MODEL_KEYS
+from normrobust.plan import Plan, study_models
+from normrobust.studies import figure_studies
+
+FIGURE_STUDY = figure_studies()
 
 pytestmark = pytest.mark.slow
 
 
-def snakemake(root, workdir, *args, timeout=600, env=None):
+def snakemake(root, workdir, *args, timeout=600, env=None, configfiles=()):
     # targets go before --configfile, which takes every argument after it as a file
     cmd = [sys.executable, "-m", "snakemake", *args, "-s", str(root / "Snakefile"), "-d", str(workdir),
-           "--cores", "2", "--configfile", str(root / "tests" / "configs" / "tiny.yaml")]
+           "--cores", "2", "--configfile", str(root / "tests" / "configs" / "tiny.yaml"), *map(str, configfiles)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -56,7 +59,8 @@ def test_tables_hold_real_results(run):
     _, wd, _ = run
     t = wd / "results" / "tables"
     cfg = json.loads((t / "run_info.json").read_text())["config"]  # config.yaml + tiny.yaml, resolved
-    planned = cells.cells(cfg)
+    plan = Plan(cfg)
+    planned = plan.cells
     m = pd.read_csv(t / "metrics.csv")
     keys = ["dataset", "arch", "norm", "regime", "seed"]
     assert len(m.groupby(keys)) == len(planned) == 50  # 25 models (config.yaml's studies, narrowed by tiny.yaml) x 2
@@ -74,19 +78,19 @@ def test_tables_hold_real_results(run):
     assert {"shifted_acc", "adv_confidence", "adv_wrong_confidence"} <= set(m.metric)
     h = pd.read_csv(t / "history.csv")
     assert len(h) == len(planned) * 3 and h.clean_acc.between(0, 1).all(), "loss and clean accuracy every epoch"
-    e2 = {tuple(c[k] for k in cells.MODEL_KEYS) for c in cells.study_cells(cfg, cfg["studies"]["e2_trajectories"])}
-    read = pd.Series([tuple(r) in e2 for r in h[list(cells.MODEL_KEYS)].itertuples(index=False)], index=h.index)
+    e2 = {tuple(m) for m in study_models(cfg["studies"]["e2_trajectories"])}
+    read = pd.Series([tuple(r) in e2 for r in h[list(MODEL_KEYS)].itertuples(index=False)], index=h.index)
     assert h[read].robust_acc_pgd_l2.between(0, 1).all() and h[read].ligs.notna().all(), "E2: PGD-L2 every epoch"
-    e6 = {tuple(c[k] for k in cells.MODEL_KEYS) for c in cells.study_cells(cfg, cfg["studies"]["e6_factors"])}
-    unread = [tuple(r) not in e2 | e6 for r in h[list(cells.MODEL_KEYS)].itertuples(index=False)]
+    e6 = {tuple(m) for m in study_models(cfg["studies"]["e6_factors"])}
+    unread = [tuple(r) not in e2 | e6 for r in h[list(MODEL_KEYS)].itertuples(index=False)]
     assert h[unread].robust_acc.isna().all() and h[unread].ligs.isna().all(), "no study reads them: not measured"
     tr = pd.read_csv(t / "transfer.csv")
-    assert len(tr) == sum(len(j["targets"]) for j in cells.transfer_jobs(cfg))
+    assert len(tr) == sum(len(j.targets) for j in plan.transfer_jobs)
     assert set(tr.study) == {"e9_transfer", "e10_fgsm"} and (~tr.source_final).any(), "early-stopped sources"
     assert tr.success_rate.between(0, 1).all() and tr.error_rate.between(0, 1).all()
     claims = pd.read_csv(t / "claims.csv")
     assert len(claims) >= 15 and claims.rule.notna().all() and set(claims.verdict) <= {"PASS", "FAIL", "INCONCLUSIVE"}
-    assert set(claims.study) == set(cells.enabled_studies(cfg)), "every study has claims"
+    assert set(claims.study) == set(plan.studies), "every study has claims"
 
 
 def test_second_run_has_nothing_to_do(run):
@@ -96,12 +100,19 @@ def test_second_run_has_nothing_to_do(run):
     assert "Nothing to be done" in r.stdout + r.stderr
 
 
-def test_the_device_is_an_execution_detail(run):
-    """Moving a finished run between a CPU and a GPU machine (naming the device, or GPU slots) replans nothing."""
+@pytest.mark.parametrize("change", [
+    "device: cpu", "device: cuda", "gpu_slots: 3", "data_dir: /elsewhere",
+    "evaluation: {batch_size: 7}", "evaluation: {fast: {eval_batch_size: 64}}", "evaluation: {fast: {amp: true}}",
+    "training: {fast: {channels_last: false}}", "training: {fast: {compile: true}}",
+    "transfer: {batch_size: 3}", "transfer: {fast: {channels_last: false}}",
+])
+def test_an_execution_detail_never_makes_finished_work_stale(run, tmp_path, change):
+    """Moving a finished run to another machine (device, GPU slots, data directory) or changing how its jobs run
+    (batch sizes, the fast path) replans nothing: these reach the jobs through the environment, never a param."""
     root, wd, _ = run
-    for setting in ("device=cpu", "device=cuda", "gpu_slots=3"):
-        r = snakemake(root, wd, "-n", "--config", setting)
-        assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+    (tmp_path / "change.yaml").write_text(change + "\n")
+    r = snakemake(root, wd, "-n", configfiles=[tmp_path / "change.yaml"])
+    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, (change, (r.stdout + r.stderr)[-2000:])
 
 
 def test_editing_an_aggregated_csv_changes_the_report(run):
@@ -168,8 +179,7 @@ def test_report_has_every_section_and_filled_tables(run):
     assert set(costs.rule) == {"prepare_data", "derive_data", "train", "evaluate", "transfer"}
     train = costs[costs.rule == "train"]
     cfg = json.loads((wd / "results" / "tables" / "run_info.json").read_text())["config"]
-    models = {cells.model_path(c) for c in cells.trained_cells(cfg)}
-    assert (train.wall_s > 0).all() and len(train) == len(models) == 25, "one training job per model: all its seeds"
+    assert (train.wall_s > 0).all() and len(train) == len(Plan(cfg).trained) == 25, "one training job per model"
 
 
 def test_fresh_checkout_with_only_the_tables_rebuilds_figures_and_paper(run, tmp_path):

@@ -6,9 +6,11 @@ import copy
 import pytest
 import torch
 
+import tiny
 from normrobust import fast, metrics, train
 from normrobust.data.loading import build_dataset, to_float
 from normrobust.models.load import load_model
+from normrobust.settings import Execution
 from normrobust.utils import load_torch, save_torch, seeded_generator
 
 PGD = {"type": "pgd", "norm": "linf", "eps": 8, "rel_step": 0.25, "steps": 10}
@@ -33,8 +35,8 @@ def dataset(tmp_path_factory):
 def trained_model(dataset, norm):
     d, x, y = dataset
     if not (d / norm / "model.pt").exists():
-        train.train(settings(norm), str(d / "gen.pt"), d / norm)
-    model, _, _ = load_model(d / norm / "model.pt")
+        tiny.train(settings(norm), str(d / "gen.pt"), d / norm)
+    model, _, _, _ = load_model(d / norm / "model.pt")
     return d, model, x, y
 
 
@@ -92,12 +94,12 @@ def test_fast_path_agrees_with_plain(dataset, norm, block, tol):
 def test_train_on_the_fast_path_records_it(trained, tmp_path):
     d, _, x, y = trained
     block = {"channels_last": True, "amp": True}
-    train.train(settings(fast=block), str(d / "gen.pt"), tmp_path / "m")
+    tiny.train(settings(fast=block), str(d / "gen.pt"), tmp_path / "m")
     state = load_torch(tmp_path / "m" / "model.pt")
     assert state["fast"]["amp"] == "bfloat16" and state["fast"]["channels_last"] is True
     assert state["peak_gpu_mem_mib"] is None  # CPU
     assert not any(k.startswith("net.") for k in state["state_dict"])  # the plain network's weights
-    model, _, _ = load_model(tmp_path / "m" / "model.pt")
+    model, _, _, _ = load_model(tmp_path / "m" / "model.pt")
     assert metrics.accuracy(model, x, y) > 0.5
 
 
@@ -118,11 +120,11 @@ def test_other_objectives_run_on_the_fast_path(dataset, regime, tmp_path):
     s = settings(fast={"channels_last": True, "amp": True, "compile": True})
     s["regime"], s["training"]["epochs"] = regime, 1
     if regime["name"] == "ligs_reg":  # compile is never used through double backward
-        assert train.fast_settings(s, "cpu")["compile"] is False
-        train.train(s, str(d / "gen.pt"), tmp_path / "m")
+        assert train.fast_settings(tiny.settings_of(s)[0], "cpu", Execution(train_fast=s["fast"]))["compile"] is False
+        tiny.train(s, str(d / "gen.pt"), tmp_path / "m")
         assert load_torch(tmp_path / "m" / "model.pt")["fast"]["amp"] == "bfloat16"
     else:
         s["fast"]["compile"] = False
-        train.train(s, str(d / "gen.pt"), tmp_path / "m")
-    model, _, _ = load_model(tmp_path / "m" / "model.pt")
+        tiny.train(s, str(d / "gen.pt"), tmp_path / "m")
+    model, _, _, _ = load_model(tmp_path / "m" / "model.pt")
     assert 0 <= metrics.accuracy(model, x, y) <= 1

@@ -3,20 +3,24 @@ permissions, a damaged file) stop a command with one line; nothing already compu
 
 import errno
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import types
 from pathlib import Path
 
 import pytest
 import torch
 
+import tiny
 from conftest import cli_env, normrobust_cli
 from normrobust import __main__ as cli_main
 from normrobust import train
 from normrobust.data import DatasetFileError
 from normrobust.data.loading import build_dataset, check_prepared, load_prepared
+from normrobust.layout import Cell
 from normrobust.models.load import cell_named_by, check_data, read_model_file
 from normrobust.utils import save_torch
 
@@ -43,7 +47,7 @@ def results(tmp_path_factory):
     res = tmp_path_factory.mktemp("run") / "results"
     save_torch(build_dataset("generated", dict(GEN)), res / "data" / "generated.pt")
     for norm in ("bn", "none"):
-        train.train_seeds(settings(norm), [0], str(res / "data" / "generated.pt"),
+        train.train_seeds(tiny.settings_of(settings(norm))[0], [0], str(res / "data" / "generated.pt"),
                           str(res / "models" / "generated" / "cnn" / norm / "standard"), device_name="cpu")
     return res
 
@@ -82,19 +86,19 @@ def test_a_foreign_model_stops_its_evaluation_naming_expected_and_found(results,
 
 
 def test_the_cell_a_path_names():
-    assert cell_named_by("results/models/mnist/cnn/bn/pgd_linf/s2/model.pt") == dict(
-        dataset="mnist", arch="cnn", norm="bn", regime="pgd_linf", seed=2)
-    assert cell_named_by("results/models/mnist/cnn/bn/pgd_linf/s2/epochs/epoch3.pt")["seed"] == 2
+    assert cell_named_by("results/models/mnist/cnn/bn/pgd_linf/s2/model.pt") == Cell("mnist", "cnn", "bn", "pgd_linf",
+                                                                                      2)
+    assert cell_named_by("results/models/mnist/cnn/bn/pgd_linf/s2/epochs/epoch3.pt").seed == 2
     assert cell_named_by("elsewhere/model.pt") is None
 
 
 def test_a_model_of_another_dataset_is_not_evaluated_on_this_one(results):
     state = read_model_file(model(results, "bn"))
     meta = state["meta"]
-    check_data("m.pt", json.loads(state["settings"]), meta, meta)  # its own dataset: fine
+    check_data("m.pt", state["cell"], meta, meta)  # its own dataset: fine
     with pytest.raises(SystemExit, match=r"trained on dataset 'generated', but the dataset given is 'mnist' \(name "
                                          r"generated vs mnist, shape \[3, 8, 8\] vs \[1, 28, 28\]\)"):
-        check_data("m.pt", json.loads(state["settings"]), meta, {**meta, "name": "mnist", "shape": [1, 28, 28]})
+        check_data("m.pt", state["cell"], meta, {**meta, "name": "mnist", "shape": [1, 28, 28]})
 
 
 @pytest.mark.parametrize("fault", ["another dataset's file", "truncated", "not ours"])
@@ -161,6 +165,104 @@ def test_the_command_line_turns_expected_failures_into_one_line(monkeypatch, cap
     assert len(err) == 1 and err[0].startswith("normrobust aggregate: ") and expected in err[0], err
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB file system (a tmpfs) to fill for real; the test is skipped where it cannot be mounted (not root)."""
+    d = tmp_path / "small"
+    d.mkdir()
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)], capture_output=True, text=True,
+                           timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"cannot mount a 1 MiB tmpfs to fill: {e}")
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a 1 MiB tmpfs to fill (needs root): {r.stderr.strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True, timeout=30)
+
+
+# A command saving a model too big for the small disk (a 700x700 layer: 2 MB), run by the real dispatcher.
+SAVE_MODEL = """
+import sys, types, torch
+from normrobust import __main__ as cli
+from normrobust.utils import save_torch
+
+def main(argv):
+    net = torch.nn.Sequential(torch.nn.Linear(700, 700), torch.nn.BatchNorm1d(700))
+    save_torch({"state_dict": net.state_dict(), "settings": '{"epochs": 1}', "meta": {"shape": [3, 8, 8]}}, argv[0])
+
+module = types.ModuleType("save_model")
+module.main = main
+sys.modules["save_model"] = module
+cli.COMMANDS["save-model"] = ("save_model", "save a model")
+sys.exit(cli.main(["save-model", *sys.argv[1:]]))
+"""
+
+
+@pytest.mark.parametrize("what", ["model", "dataset"])
+def test_a_full_disk_while_saving_a_torch_file_stops_with_one_line_and_changes_nothing(small_disk, tmp_path, what):
+    """torch.save's zip writer turns a full disk into a RuntimeError ("unexpected pos ...", a traceback); saved
+    through save_torch it is the OSError of any full disk: one line naming the file, the temp file removed, the
+    older file left as it was."""
+    out = small_disk / "models" / "s0" / "model.pt" if what == "model" else small_disk / "data" / "generated.pt"
+    save_torch({"state_dict": {"w": torch.ones(3)}, "epoch": 1}, out)  # the older file, finished
+    old = out.read_bytes()
+    rel = str(out.relative_to(tmp_path))
+    if what == "model":
+        r = subprocess.run([sys.executable, "-c", SAVE_MODEL, rel], capture_output=True, text=True, cwd=tmp_path,
+                           env=cli_env(CUDA_VISIBLE_DEVICES=""), timeout=120)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        line = r.stderr.strip()
+    else:  # prepare-data: a 2 MB dataset file
+        r = run_cli("prepare-data", "--name", "generated", "--settings",
+                    json.dumps({**GEN, "n_train": 2000, "image_size": 16}), "--out", rel, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        line = message(r)  # its progress lines aside
+    command = "save-model" if what == "model" else "prepare-data"
+    assert "Traceback" not in r.stderr and line.startswith(
+        f"normrobust {command}: OSError: no space left on the device: free some and rerun (files are written "
+        f"atomically: nothing finished was changed) ({rel})"), line
+    assert os.listdir(out.parent) == [out.name], "the temp file is removed"
+    assert out.read_bytes() == old, "the older file is left as it was"
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EIO])
+def test_a_failed_write_of_a_torch_file_is_the_oserror_naming_the_file(monkeypatch, tmp_path, code):
+    """Whatever the file system refuses (a full disk, a quota, an I/O error): its OSError, errno kept, the file
+    named; no temp file left, the older file unchanged."""
+    from normrobust import utils
+
+    out = tmp_path / "model.pt"
+    save_torch({"w": torch.ones(3)}, out)
+    old = out.read_bytes()
+    real_fdopen = os.fdopen
+
+    class Refusing:
+        def __init__(self, f):
+            self.f = f
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(utils.os, "fdopen", lambda fd, mode: Refusing(real_fdopen(fd, mode)))
+    with pytest.raises(OSError) as caught:
+        save_torch({"w": torch.zeros(1000)}, out)
+    assert caught.value.errno == code and caught.value.filename == str(out), caught.value
+    assert str(out) in cli_main.describe(caught.value)
+    assert os.listdir(tmp_path) == ["model.pt"] and out.read_bytes() == old
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch):
     def fails(argv):
         raise ZeroDivisionError("a bug")
@@ -175,8 +277,8 @@ def test_a_rules_log_gets_the_line_and_the_traceback_beside_it(tmp_path):
     <log>.traceback for whoever needs it."""
     log = tmp_path / "evaluate.log"
     with open(log, "w") as f:
-        r = run_cli("evaluate", "--model", "m.pt", "--data", "d.pt", "--settings", "{}", "--out", "o.json",
-                    cwd=tmp_path, stderr=f)
+        r = run_cli("evaluate", "--model", "m.pt", "--data", "d.pt", "--settings", '{"n_test": 5, "attacks": {}}',
+                    "--out", "o.json", cwd=tmp_path, stderr=f)
     assert r.returncode == 2
     text = log.read_text()
     assert "Traceback" not in text and f"the traceback is in {log}.traceback" in text, text

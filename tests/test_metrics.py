@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny import fit_mlp
 from torch import nn
 
 from normrobust import metrics
 from normrobust.metrics import accuracy, input_gradients, ligs, noise_accuracy, nrf_reliance, predict, robust_accuracy
+from tiny import fit_mlp
 
 torch.set_num_threads(1)
 

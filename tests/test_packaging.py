@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FIXTURE_TABLES
+from normrobust.studies import STUDIES
+
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_TABLES = ROOT / "tests" / "fixtures" / "tables"
 PRESETS = sorted(p.name for p in (ROOT / "workflow" / "presets").glob("*.yaml"))
 
 
@@ -56,7 +58,7 @@ def test_the_wheel_carries_schema_template_and_presets(wheel_env):
                 "print(r.SCHEMA.is_file(), r.TEMPLATE.is_file(), r.preset('paper-cifar10').is_file(), "
                 "len(list(r.resource('paper', 'sections').glob('*.tex.j2'))))"], cwd=work).stdout.split("\n")
     assert str(ROOT) not in out[0], f"the checkout's package was imported, not the wheel's: {out[0]}"
-    assert out[1] == "True True True 10", out
+    assert out[1] == f"True True True {len(STUDIES)}", out
 
 
 def test_the_wheel_validates_a_config_and_renders_the_report(wheel_env):
@@ -67,8 +69,10 @@ def test_the_wheel_validates_a_config_and_renders_the_report(wheel_env):
     r = subprocess.run([str(py), "-c", "from normrobust import config; config.validate({'seeds': 'x'})"],
                        cwd=work, capture_output=True, text=True)
     assert r.returncode != 0 and "seeds" in r.stderr  # the shipped schema is the one that checks
-    _run([str(py), "-m", "normrobust", "report", "render", "--tables", str(FIXTURE_TABLES),
-          "--figures", str(work / "figures"), "--outdir", str(work / "paper")], cwd=work)
+    _run([str(py), "-m", "normrobust", "claims", "--tables", str(FIXTURE_TABLES), "--out", str(work / "claims.csv")],
+         cwd=work)
+    _run([str(py), "-m", "normrobust", "report", "render", "--tables", str(FIXTURE_TABLES), "--claims",
+          str(work / "claims.csv"), "--figures", str(work / "figures"), "--outdir", str(work / "paper")], cwd=work)
     tex = (work / "paper" / "report.tex").read_text()
     assert "\\section{Reproduction against the published numbers}" in tex and "How claims are judged" in tex
 

@@ -5,8 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import tiny
 from normrobust import train
 from normrobust.data.loading import build_dataset
+from normrobust.settings import History, Regime, Training
 from normrobust.utils import save_torch
 
 GEN = {"kind": "generated", "seed": 5, "n_train": 200, "n_test": 60, "image_size": 8}
@@ -43,13 +45,13 @@ def same(a, b):
 
 def test_weighted_objective_spans_clean_and_adversarial_training(data_file, tmp_path):
     """Goodfellow's J~ = a J(x) + (1-a) J(x+eta): a = 1 is standard training, a = 0 adversarial-only."""
-    train.train(settings(), data_file, tmp_path / "std")
-    train.train(settings(regime={"attack": PGD}), data_file, tmp_path / "adv")
-    train.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 1.0}), data_file,
+    tiny.train(settings(), data_file, tmp_path / "std")
+    tiny.train(settings(regime={"attack": PGD}), data_file, tmp_path / "adv")
+    tiny.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 1.0}), data_file,
                 tmp_path / "w1")
-    train.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 0.0}), data_file,
+    tiny.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 0.0}), data_file,
                 tmp_path / "w0")
-    train.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 0.5}), data_file,
+    tiny.train(settings(regime={"attack": PGD, "objective": "weighted", "clean_weight": 0.5}), data_file,
                 tmp_path / "w5")
     std, adv = weights(tmp_path / "std" / "model.pt"), weights(tmp_path / "adv" / "model.pt")
     w1, w0, w5 = (weights(tmp_path / d / "model.pt") for d in ("w1", "w0", "w5"))
@@ -69,7 +71,7 @@ def test_mixed_sends_clean_and_adversarial_through_one_shared_norm(data_file, tm
         return model
 
     monkeypatch.setattr(train, "build_model", spy)
-    train.train(settings(norm="bn", epochs=1, regime={"attack": PGD, "objective": "mixed"}), data_file, tmp_path / "m")
+    tiny.train(settings(norm="bn", epochs=1, regime={"attack": PGD, "objective": "mixed"}), data_file, tmp_path / "m")
     train_batches = [n for training, n in seen if training]
     assert train_batches and set(train_batches) == {100}, "clean + adversarial (2 x 50) in one batch"
 
@@ -80,7 +82,7 @@ def test_targeted_training_attack_goes_to_a_random_wrong_label():
     x, y = torch.rand(64, 3, 4, 4), torch.randint(0, 10, (64,))
     spec = {"type": "pgd", "norm": "l2", "eps": 0.5, "step": 0.1, "steps": 7, "targeted": True}
     g = torch.Generator().manual_seed(1)
-    x_adv = train.make_adversarial(model, x, y, {"attack": spec}, g, aux=False, num_classes=10)
+    x_adv = train.make_adversarial(model, x, y, Regime.from_config("r", {"attack": spec}), g, aux=False, num_classes=10)
     g = torch.Generator().manual_seed(1)
     target = (y + torch.randint(1, 10, y.shape, generator=g)) % 10
     assert (target != y).all()
@@ -108,7 +110,7 @@ def test_ligs_penalty_is_zero_for_a_linear_two_class_model_and_differentiable():
 
 
 def test_ligs_regularisation_trains(data_file, tmp_path):
-    h = train.train(settings(regime={"objective": "ligs_reg", "ligs_weight": 1.0}), data_file, tmp_path / "l")
+    h = tiny.train(settings(regime={"objective": "ligs_reg", "ligs_weight": 1.0}), data_file, tmp_path / "l")
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in h)
 
 
@@ -116,16 +118,17 @@ def test_ligs_regularisation_trains(data_file, tmp_path):
                                             ("adagrad", torch.optim.Adagrad)])
 def test_optimizers(optimizer, cls):
     model = nn.Linear(3, 2)
-    assert isinstance(train.make_optimizer(model, {"optimizer": optimizer, "lr": 0.1}), cls)
+    tr = Training(epochs=1, batch_size=8, lr=0.1, history=History(0), optimizer=optimizer)
+    assert isinstance(train.make_optimizer(model, tr), cls)
 
 
 def test_cosine_schedule_anneals_to_zero(data_file, tmp_path):
-    h = train.train(settings(epochs=3, schedule={"kind": "cosine"}), data_file, tmp_path / "c")
+    h = tiny.train(settings(epochs=3, schedule={"kind": "cosine"}), data_file, tmp_path / "c")
     assert [r["lr"] for r in h] == pytest.approx([0.05, 0.0375, 0.0125])
 
 
 def test_attack_mode_is_recorded_in_the_checkpoint(data_file, tmp_path):
-    train.train(settings(norm="bn", epochs=1, regime={"attack": PGD, "attack_mode": "train_frozen"}), data_file,
+    tiny.train(settings(norm="bn", epochs=1, regime={"attack": PGD, "attack_mode": "train_frozen"}), data_file,
             tmp_path / "f")
     state = torch.load(tmp_path / "f" / "model.pt", weights_only=True)
     assert state["attack_mode"] == "train_frozen"

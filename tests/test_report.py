@@ -10,16 +10,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import FIXTURE_TABLES, is_pdf
+from conftest import FIXTURE_TABLES, is_pdf, make_claims_csv
 from normrobust import claims as claims_cli
 from normrobust import report as report_cli
-from normrobust.analysis import report
+from normrobust.analysis import report, report_build
 from normrobust.analysis.claims import read_claims
-from normrobust.analysis.labels import tex_escape
-from normrobust.analysis.latex import claims_table, verdict_tex
-from normrobust.studies import STUDIES
+from normrobust.analysis.claims_step import load_and_evaluate
+from normrobust.analysis.labels import attack_tex, tex_escape
+from normrobust.analysis.latex import caption_tex, claims_table, verdict_tex
+from normrobust.studies import analyses
 
-MODULES = list(STUDIES.values())
+MODULES = analyses()
 
 
 def _expected(series: pd.Series, pct: bool) -> str:
@@ -34,7 +35,7 @@ def test_tex_escape() -> None:
 
 
 def test_claims_table_has_a_row_per_claim_with_rule_and_verdict() -> None:
-    claims = report.load_and_evaluate(MODULES, FIXTURE_TABLES)
+    claims = load_and_evaluate(MODULES, FIXTURE_TABLES)
     text = claims_table(claims)
     assert "\\begin{longtable}" in text and "\\nrltcaption" in text
     rows = [ln for ln in text.splitlines() if "\\texttt{" in ln and ln.endswith("\\\\")]
@@ -46,28 +47,38 @@ def test_claims_table_has_a_row_per_claim_with_rule_and_verdict() -> None:
             assert tex_escape(c["paper"]) in row
 
 
+def test_caption_tex() -> None:
+    assert caption_tex("**E1: x.** Accuracy (%) as ε grows, $D_R$ and a_b.") == (
+        r"\textbf{E1: x.} Accuracy (\%) as $\varepsilon$ grows, $D_R$ and a\_b.")
+
+
 def test_render_numbers_follow_the_csv(tables_dir: Path, figures_dir: Path, tmp_path: Path) -> None:
-    tex1 = report.render(tables_dir, figures_dir, tmp_path / "gen1", MODULES).read_text()
+    tex1 = report.render(tables_dir, figures_dir, tmp_path / "gen1", MODULES, make_claims_csv(tables_dir)).read_text()
     assert "\\VAR" not in tex1 and "\\BLOCK" not in tex1
     for m in MODULES:
         for name in m.FIGURES:
             assert (tmp_path / "gen1" / "figures" / f"{name}.pdf").is_file()
     assert (tmp_path / "gen1" / "tables" / "claims.tex").is_file()
     m = pd.read_csv(tables_dir / "metrics.csv")
+    arch = json.loads((tables_dir / "run_info.json").read_text())["config"]["studies"]["e1_norms"]["archs"][0]
 
     def clean_gap(df: pd.DataFrame) -> float:
         c = df[(df["metric"] == "clean_acc") & (df["regime"] == "standard") & (df["dataset"] == "generated")
-               & (df["arch"] == "cnn")].pivot(index="seed", columns="norm", values="value")
+               & (df["arch"] == arch)].pivot(index="seed", columns="norm", values="value")
         return float((c["bn"] - c["none"]).mean() * 100)
 
-    before = f"raised clean accuracy by {clean_gap(m):.1f} points"
+    def phrase(gap: float) -> str:  # the abstract's words for BN's clean-accuracy change (claims.change_phrase)
+        return f"{'raised' if gap > 0 else 'lowered'} clean accuracy by {abs(gap):.1f} points"
+
+    before = phrase(clean_gap(m))
     assert before in tex1
     sel = ((m["metric"] == "clean_acc") & (m["norm"] == "bn") & (m["regime"] == "standard")
-           & (m["dataset"] == "generated") & (m["arch"] == "cnn"))
+           & (m["dataset"] == "generated") & (m["arch"] == arch))
     m.loc[sel, "value"] = m.loc[sel, "value"] + 0.1  # BN's clean accuracy changes: abstract and table follow
     m.to_csv(tables_dir / "metrics.csv", index=False)
-    tex2 = report.render(tables_dir, figures_dir, tmp_path / "gen2", MODULES).read_text()
-    after = f"raised clean accuracy by {clean_gap(m):.1f} points"
+    claims = make_claims_csv(tables_dir)  # the claims step reruns on the new tables: the abstract follows them
+    tex2 = report.render(tables_dir, figures_dir, tmp_path / "gen2", MODULES, claims).read_text()
+    after = phrase(clean_gap(m))
     assert after != before and after in tex2 and before not in tex2
     assert _expected(m[sel]["value"], True) in (tmp_path / "gen2" / "tables" / "main-e1-norms.tex").read_text()
 
@@ -76,40 +87,56 @@ def test_render_with_a_claims_csv_and_missing_figures(tables_dir: Path, tmp_path
     claims_csv = tmp_path / "claims.csv"
     assert claims_cli.main(["--tables", str(tables_dir), "--out", str(claims_csv)]) == 0
     (tmp_path / "nofigs").mkdir()
-    tex = report.render(tables_dir, tmp_path / "nofigs", tmp_path / "gen", MODULES, claims_csv=claims_csv).read_text()
+    tex = report.render(tables_dir, tmp_path / "nofigs", tmp_path / "gen", MODULES, claims_csv).read_text()
     assert "Figure not available" in tex and "\\label{fig:trajectories}" in tex
+    for m in MODULES:  # every figure's caption is its module's, converted to LaTeX
+        for name, figure in m.FIGURES.items():
+            assert f"\\caption{{{caption_tex(figure.caption)}}}\n  \\label{{fig:{name}}}" in tex, name
     rows = [ln for ln in (tmp_path / "gen" / "tables" / "claims.tex").read_text().splitlines()
             if "\\texttt{" in ln and ln.endswith("\\\\")]
     assert len(rows) == len(read_claims(claims_csv))
 
 
-def test_render_cli_missing_table(tables_dir: Path, figures_dir: Path, tmp_path: Path, capsys) -> None:
+def test_render_cli_missing_table(tables_dir: Path, figures_dir: Path, fixture_claims: Path, tmp_path: Path,
+                                  capsys) -> None:
     (tables_dir / "run_info.json").unlink()
-    rc = report_cli.main(["render", "--tables", str(tables_dir), "--figures", str(figures_dir), "--outdir",
-                          str(tmp_path / "gen")])
+    rc = report_cli.main(["render", "--tables", str(tables_dir), "--figures", str(figures_dir), "--claims",
+                          str(fixture_claims), "--outdir", str(tmp_path / "gen")])
     assert rc != 0 and "run_info.json" in capsys.readouterr().err
 
 
+def test_render_reads_the_claims_step_file(tables_dir: Path, figures_dir: Path, tmp_path: Path, capsys) -> None:
+    """The claims are evaluated once, by the claims step: render needs its file and never evaluates them."""
+    args = ["render", "--tables", str(tables_dir), "--figures", str(figures_dir), "--outdir", str(tmp_path / "gen")]
+    with pytest.raises(SystemExit):
+        report_cli.main(args)
+    assert "--claims" in capsys.readouterr().err
+    assert report_cli.main([*args, "--claims", str(tmp_path / "none.csv")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing claims file" in err and "normrobust claims" in err
+    assert not (tmp_path / "gen" / "report.tex").exists()
+
+
 def test_build_without_tex(monkeypatch, tmp_path: Path, capsys) -> None:
-    monkeypatch.setattr(report.shutil, "which", lambda name: None)
+    monkeypatch.setattr(report_build.shutil, "which", lambda name: None)
     assert report_cli.main(["build", "--texdir", str(tmp_path), "--out", str(tmp_path / "r.pdf")]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "TeX is missing" in err and "apt-get install latexmk" in err
 
 
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk not installed (TeX is needed to compile)")
-def test_build_compiles_pdf(figures_dir: Path, tmp_path: Path) -> None:
+def test_build_compiles_pdf(figures_dir: Path, fixture_claims: Path, tmp_path: Path) -> None:
     gen = tmp_path / "gen"
-    report.render(FIXTURE_TABLES, figures_dir, gen, MODULES)
+    report.render(FIXTURE_TABLES, figures_dir, gen, MODULES, fixture_claims)
     pdf = tmp_path / "out" / "report.pdf"
     assert report_cli.main(["build", "--texdir", str(gen), "--out", str(pdf)]) == 0
     assert is_pdf(pdf)
     log = (gen / "report.log").read_text(errors="replace")
-    assert not report.UNDEFINED_RE.search(log) and "There were undefined" not in log
+    assert not report_build.UNDEFINED_RE.search(log) and "There were undefined" not in log
 
 
-def test_sections_in_registry_order_with_the_abstract(figures_dir: Path, tmp_path: Path) -> None:
-    tex = report.render(FIXTURE_TABLES, figures_dir, tmp_path / "gen", MODULES).read_text()
+def test_sections_in_registry_order_with_the_abstract(figures_dir: Path, fixture_claims: Path, tmp_path: Path) -> None:
+    tex = report.render(FIXTURE_TABLES, figures_dir, tmp_path / "gen", MODULES, fixture_claims).read_text()
     positions = [tex.index(f"\\section{{{m.TAG}: ") for m in MODULES]
     assert positions == sorted(positions)
     abstract = tex[tex.index("\\begin{abstract}"): tex.index("\\end{abstract}")]
@@ -121,14 +148,14 @@ def test_sections_in_registry_order_with_the_abstract(figures_dir: Path, tmp_pat
 def test_disabled_study_is_left_out_and_an_empty_one_says_so(tables_dir: Path, figures_dir: Path,
                                                               tmp_path: Path) -> None:
     info = json.loads((tables_dir / "run_info.json").read_text())
-    info["config"]["studies"]["e4_conflict"]["enabled"] = False
+    info["config"]["run"].remove("e4_conflict")  # the config runs the studies it lists
     (tables_dir / "run_info.json").write_text(json.dumps(info))
     m = pd.read_csv(tables_dir / "metrics.csv", keep_default_na=False)
     m = m[~m["regime"].str.startswith("ligs_w")]  # E8 keeps only its standard cell...
     m = m[~((m["regime"] == "standard") & (m["norm"] == "bn") & (m["arch"] == "cnn")
             & (m["dataset"] == "generated"))]  # ...and loses that too
     m.to_csv(tables_dir / "metrics.csv", index=False)
-    tex = report.render(tables_dir, figures_dir, tmp_path / "gen", MODULES).read_text()
+    tex = report.render(tables_dir, figures_dir, tmp_path / "gen", MODULES, make_claims_csv(tables_dir)).read_text()
     assert "\\section{E4" not in tex and "\\ref{tab:e4}" not in tex
     assert "E4, conflicting features" in tex, "the limitations name the study that did not run"
     e8 = tex[tex.index("\\section{E8"): tex.index("\\section{", tex.index("\\section{E8") + 1)]
@@ -136,9 +163,40 @@ def test_disabled_study_is_left_out_and_an_empty_one_says_so(tables_dir: Path, f
     assert "\\fittable" not in e8 and "\\begin{figure}" not in e8
 
 
-def test_reproduction_rows_come_from_the_studies(figures_dir: Path, tmp_path: Path) -> None:
-    report.render(FIXTURE_TABLES, figures_dir, tmp_path / "gen", MODULES)
+def test_reproduction_rows_come_from_the_studies(figures_dir: Path, fixture_claims: Path, tmp_path: Path) -> None:
+    report.render(FIXTURE_TABLES, figures_dir, tmp_path / "gen", MODULES, fixture_claims)
     text = (tmp_path / "gen" / "tables" / "reproduction.tex").read_text()
     n = sum(len(m.PUBLISHED) for m in MODULES)
     assert text.count("\\\\") - 1 - text.count("\\multicolumn") == n  # header + one row per published number
     assert "analogue:" in text and "[G] Sec. 4" in text
+
+
+def _section(tex: str, tag: str) -> str:
+    start = tex.index(f"\\section{{{tag}: ")
+    return tex[start: tex.index("\\section{", start + 1)]
+
+
+def test_a_study_prints_its_own_transfer_attack(tables_dir: Path, tmp_path: Path) -> None:
+    """E9's and E10's transfer jobs attack with the study's own ``transfer.attack``, else the config's: each
+    section prints the attack its jobs used, never the global one in its place (and the setup prints none)."""
+    info = json.loads((tables_dir / "run_info.json").read_text())
+    cfg = info["config"]
+    glob = cfg["transfer"]["attack"]
+    own9 = {"type": "pgd", "norm": "l2", "eps": 0.5, "steps": 3, "rel_step": 0.4}
+    cfg["studies"]["e9_transfer"].setdefault("transfer", {})["attack"] = own9
+    own10 = cfg["studies"]["e10_fgsm"]["transfer"]["attack"]
+    assert own10 != glob and own9 != glob
+    (tables_dir / "run_info.json").write_text(json.dumps(info))
+    (tmp_path / "nofigs").mkdir()
+    tex = report.render(tables_dir, tmp_path / "nofigs", tmp_path / "gen", MODULES,
+                        make_claims_csv(tables_dir)).read_text()
+    e9, e10 = _section(tex, "E9"), _section(tex, "E10")
+    assert f"crafted on a source model ({attack_tex(own9)})" in e9 and attack_tex(glob) not in e9
+    assert f"tried on the other ({attack_tex(own10)})" in e10 and attack_tex(glob) not in e10
+    setup = tex[tex.index("\\section{Setup}"): tex.index("\\section{How claims are judged}")]
+    assert attack_tex(glob) not in setup
+    del cfg["studies"]["e9_transfer"]["transfer"]["attack"]  # without its own: the config's
+    (tables_dir / "run_info.json").write_text(json.dumps(info))
+    tex = report.render(tables_dir, tmp_path / "nofigs", tmp_path / "gen2", MODULES,
+                        make_claims_csv(tables_dir)).read_text()
+    assert f"crafted on a source model ({attack_tex(glob)})" in _section(tex, "E9")

@@ -5,7 +5,8 @@ import copy
 import pytest
 import torch
 
-from normrobust import metrics, train
+import tiny
+from normrobust import metrics
 from normrobust.data.loading import build_dataset, to_float
 from normrobust.models.load import load_model
 from normrobust.utils import save_torch
@@ -23,8 +24,8 @@ def trained(tmp_path_factory):
          "training": {"epochs": 4, "batch_size": 50, "lr": 0.05, "schedule": {"kind": "constant"},
                       "history": {"n_test": 10, "attack": {"type": "fgsm", "norm": "linf", "eps": 4}}},
          "device": "cpu"}
-    train.train(s, str(d / "gen.pt"), d / "m")
-    model, _, _ = load_model(d / "m" / "model.pt")
+    tiny.train(s, str(d / "gen.pt"), d / "m")
+    model, _, _, _ = load_model(d / "m" / "model.pt")
     return model, to_float(data["test"]["x"]), data["test"]["y"]
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+import tiny
 from normrobust import train
 from normrobust.data.loading import build_dataset
 from normrobust.models.load import load_model
@@ -54,13 +55,13 @@ def killed_in_epoch(n, s, data_file, out, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(train, "train_epoch", dies)
         with pytest.raises(KeyboardInterrupt):
-            train.train(s, data_file, out)
+            tiny.train(s, data_file, out)
 
 
 @pytest.mark.parametrize("regime", ["standard", "pgd_linf"])
 def test_outputs_history_and_repeatability(data_file, tmp_path, regime):
-    h1 = train.train(settings(regime=regime), data_file, tmp_path / "a")
-    train.train(settings(regime=regime), data_file, tmp_path / "b")
+    h1 = tiny.train(settings(regime=regime), data_file, tmp_path / "a")
+    tiny.train(settings(regime=regime), data_file, tmp_path / "b")
     a, b = weights(tmp_path / "a" / "model.pt"), weights(tmp_path / "b" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a), "same seed must give the same weights on the CPU"
     hist = pd.read_csv(tmp_path / "a" / "history.csv")
@@ -72,26 +73,26 @@ def test_outputs_history_and_repeatability(data_file, tmp_path, regime):
     assert (hist.robust_acc <= hist.clean_acc + 1e-9).all()
     assert hist.ligs.between(-1, 1).all()
     assert (tmp_path / "a" / "epochs" / "epoch1.pt").exists()
-    model, s, meta = load_model(tmp_path / "a" / "model.pt")
-    assert s["cell"]["regime"] == regime and meta["num_classes"] == 10 and not model.training
+    model, s, cell, meta = load_model(tmp_path / "a" / "model.pt")
+    assert s.model.regime == cell.regime == regime and meta["num_classes"] == 10 and not model.training
     assert len(h1) == 3
 
 
 def test_different_seeds_differ(data_file, tmp_path):
-    train.train(settings(epochs=1, seed=0), data_file, tmp_path / "a")
-    train.train(settings(epochs=1, seed=1), data_file, tmp_path / "b")
+    tiny.train(settings(epochs=1, seed=0), data_file, tmp_path / "a")
+    tiny.train(settings(epochs=1, seed=1), data_file, tmp_path / "b")
     a, b = weights(tmp_path / "a" / "model.pt"), weights(tmp_path / "b" / "model.pt")
     assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(data_file, tmp_path, monkeypatch):
     s = settings(regime="pgd_linf", epochs=3)
-    train.train(s, data_file, tmp_path / "full")
+    tiny.train(s, data_file, tmp_path / "full")
 
     killed_in_epoch(3, s, data_file, tmp_path / "killed", monkeypatch)
     assert not (tmp_path / "killed" / "model.pt").exists()
     assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["epoch"] == 2
-    train.train(s, data_file, tmp_path / "killed")  # resumes at epoch 3
+    tiny.train(s, data_file, tmp_path / "killed")  # resumes at epoch 3
 
     a, b = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "killed" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -104,51 +105,51 @@ def test_damaged_or_foreign_resume_state_is_not_trusted(data_file, tmp_path):
     out = tmp_path / "cell"
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    train.train(settings(epochs=1), data_file, out)
+    tiny.train(settings(epochs=1), data_file, out)
     ref = tmp_path / "ref"
-    train.train(settings(epochs=1), data_file, ref)
+    tiny.train(settings(epochs=1), data_file, ref)
     a, b = weights(out / "model.pt"), weights(ref / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     # a checkpoint from other settings (another lr) is ignored too
     other = settings(epochs=1)
     other["training"]["lr"] = 0.01
-    train.train(other, data_file, out)
+    tiny.train(other, data_file, out)
     state = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert json.loads(state["settings"])["training"]["lr"] == 0.01
+    assert json.loads(state["settings"])["settings"]["training"]["lr"] == 0.01
 
 
 def test_batch_larger_than_dataset_is_a_clear_error(data_file, tmp_path):
     s = settings(epochs=1)
     s["training"]["batch_size"] = 10_000
     with pytest.raises(SystemExit, match=r"training\.batch_size: 10000 is larger than the training set \(300"):
-        train.train(s, data_file, tmp_path / "x")
+        tiny.train(s, data_file, tmp_path / "x")
 
 
 def test_diverging_run_stops_with_epoch_and_lr_and_keeps_the_last_good_checkpoint(data_file, tmp_path):
     out = tmp_path / "cell"
-    train.train(settings(epochs=1), data_file, out)
+    tiny.train(settings(epochs=1), data_file, out)
     s = settings(epochs=2)
     s["training"]["lr"] = 1e30
     s["training"]["schedule"] = {"kind": "constant"}
     with pytest.raises(SystemExit, match=r"training diverged: loss is (nan|inf).* at epoch 1.*lr 1e\+30"):
-        train.train(s, data_file, out)
+        tiny.train(s, data_file, out)
 
 
 def test_resume_continues_the_global_random_stream(data_file, tmp_path, monkeypatch):
     """Dropout (the maxout net) draws from torch's global generator: resuming restores it."""
     s = settings(norm="none", epochs=3)
     s["arch"] = {"kind": "maxout", "hidden": [32], "pieces": 3, "dropout": 0.5}
-    train.train(s, data_file, tmp_path / "full")
+    tiny.train(s, data_file, tmp_path / "full")
     killed_in_epoch(3, s, data_file, tmp_path / "killed", monkeypatch)
     torch.manual_seed(12345)  # whatever the new process's global state is
-    train.train(s, data_file, tmp_path / "killed")
+    tiny.train(s, data_file, tmp_path / "killed")
     a, b = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "killed" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_progress_an_eta_per_epoch_and_a_heartbeat_inside_a_long_epoch(data_file, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(train, "HEARTBEAT_S", 0.0)  # every step counts as "a minute later"
-    train.train(settings(epochs=2), data_file, tmp_path / "p")
+    tiny.train(settings(epochs=2), data_file, tmp_path / "p")
     err = capsys.readouterr().err
     assert "epoch 1: 64/300 images (21%)" in err and "to go" in err  # inside the epoch
     assert "epoch 1/2: loss" in err and "; ETA " in err  # after epoch 1, the rest of the cell

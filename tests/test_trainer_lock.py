@@ -2,7 +2,6 @@
 naming the holder, and touches nothing; once the holder is gone (even by SIGKILL) the cell trains again."""
 
 import fcntl
-import json
 import os
 import re
 import signal
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import tiny
 from conftest import cli_env
 from normrobust import cell_lock, train
 from normrobust.data.loading import build_dataset
@@ -56,8 +56,8 @@ def env():
 
 def cli_args(s, data_file, out, seeds=("0",)):
     seed_args = ["--seeds", *seeds] if seeds else []
-    return [sys.executable, "-m", "normrobust", "train", "--settings", json.dumps(s), *seed_args, "--data",
-            data_file, "--out", str(out), "--threads", "1"]
+    return [sys.executable, "-m", "normrobust", "train", "--settings", tiny.settings_of(s)[0].to_json(), *seed_args,
+            "--data", data_file, "--out", str(out), "--threads", "1"]
 
 
 def cli(*args, **kw):
@@ -108,7 +108,7 @@ def assert_refused(r, cell: Path, pid: int):
 def test_a_second_trainer_on_a_held_cell_stops_at_once_and_touches_nothing(data_file, tmp_path, form):
     out = tmp_path / "models"
     cell = out / "s0"
-    train.train(settings(epochs=1), data_file, cell)  # a finished cell: model.pt, history.csv, checkpoint.pt, ...
+    tiny.train(settings(epochs=1), data_file, cell)  # a finished cell: model.pt, history.csv, checkpoint.pt, ...
     p = holder(cell)
     try:
         before = snapshot(cell)
@@ -121,7 +121,7 @@ def test_a_second_trainer_on_a_held_cell_stops_at_once_and_touches_nothing(data_
         p.kill()
         p.wait()
     # the holder died by SIGKILL: the kernel dropped its lock, the cell trains again
-    train.train_seeds(settings(epochs=2), [0], data_file, str(out))
+    train.train_seeds(tiny.settings_of(settings(epochs=2))[0], [0], data_file, str(out))
     assert torch.load(cell / "model.pt", weights_only=True)["epochs"] == 2
     assert not is_locked(cell)
 
@@ -166,17 +166,17 @@ def test_one_process_takes_its_own_locks_again_and_trains_as_before(data_file, t
     seen = []
     real = train._train_cell
 
-    def checked(s, data, cell, device):
-        seen.append((cell.name, is_locked(out / "s0"), is_locked(out / "s1")))
-        return real(s, data, cell, device)
+    def checked(s, cell, data, cell_dir, device):
+        seen.append((cell_dir.name, is_locked(out / "s0"), is_locked(out / "s1")))
+        return real(s, cell, data, cell_dir, device)
 
     monkeypatch.setattr(train, "_train_cell", checked)
-    train.train_seeds(settings(), [0, 1], data_file, str(out))
+    train.train_seeds(tiny.settings_of(settings())[0], [0, 1], data_file, str(out))
     assert seen == [("s0", True, True), ("s1", True, True)]
     assert not is_locked(out / "s0") and not is_locked(out / "s1")
     assert (out / "s0" / cell_lock.LOCK_NAME).read_text() == ""  # released: no stale holder left behind
     for seed in (0, 1):
-        train.train(settings(seed=seed), data_file, tmp_path / f"alone{seed}")
+        tiny.train(settings(seed=seed), data_file, tmp_path / f"alone{seed}")
         a, b = weights(out / f"s{seed}" / "model.pt"), weights(tmp_path / f"alone{seed}" / "model.pt")
         assert all(torch.equal(a[k], b[k]) for k in a)
 

@@ -19,7 +19,7 @@ COMMANDS = {
     "evaluate": ("normrobust.evaluate", "clean / robust / noise accuracy, LIGS, NRF reliance of one cell"),
     "evaluate-autoattack": ("normrobust.evaluate_autoattack", "robust accuracy under AutoAttack (torchattacks)"),
     "transfer": ("normrobust.transfer", "attacks from one source cell tried on target cells"),
-    "aggregate": ("normrobust.aggregate", "per-cell results → results/tables/*.csv"),
+    "aggregate": ("normrobust.aggregate", "per-cell results → the aggregated tables"),
     "claims": ("normrobust.claims", "check the papers' claims against the tables"),
     "figure": ("normrobust.figures", "one figure from the tables"),
     "report": ("normrobust.report", "render and build the LaTeX report"),

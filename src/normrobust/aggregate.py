@@ -5,7 +5,8 @@ metrics.csv   dataset, arch, norm, regime, seed, metric, attack, eps, value, n, 
 history.csv   dataset, arch, norm, regime, seed, epoch, lr, train_loss, clean_acc, robust_acc, ligs, ligs_se, n_test,
               seconds, robust_acc_<name>...
 transfer.csv  study, dataset, seed, source_* (arch, norm, regime, epoch, final), target_* (arch, norm, regime),
-              success_rate, error_rate, n, n_total
+              success_rate, error_rate, n, n_total, attack (the attack the row's examples were made with, as the
+              config writes it, in JSON)
 costs.csv     rule, target, wall_s, cpu_s, max_rss_mib, peak_gpu_mem_mib        (one row per compute job)
 derived.csv   name, method, base, source, n, steps, step, eps, source_acc, target_rate, label_rate, rf_rate,
               rf_label_rate, nrf_rate, intended, intended_rate, seconds    (one row per derived dataset: what
@@ -30,7 +31,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cells import CELL_KEYS, cell_from_path, config_hash
+from .layout import CELL_KEYS, benchmark_key, cell_of, job_target
+from .plan import config_hash
 from .utils import atomic_write, load_json, log, save_json
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "jinja2", "snakemake", "normrobust")
@@ -45,7 +47,7 @@ def metrics_table(docs: Iterable[dict]) -> pd.DataFrame:
 
 
 def history_table(files: list[str]) -> pd.DataFrame:
-    frames = [pd.read_csv(f).assign(**cell_from_path(f)) for f in files]
+    frames = [pd.read_csv(f).assign(**cell_of(f).as_dict()) for f in files]
     df = pd.concat(frames, ignore_index=True)
     return df[[*CELL_KEYS, *[c for c in df.columns if c not in CELL_KEYS]]]
 
@@ -61,11 +63,16 @@ def transfer_table(docs: Iterable[dict]) -> pd.DataFrame:
                              source_norm=s["norm"], source_regime=s["regime"], source_epoch=d.get("source_epoch"),
                              source_final=d.get("source_final", True), target_arch=t["arch"],
                              target_norm=t["norm"], target_regime=t["regime"], success_rate=r["success_rate"],
-                             error_rate=r.get("error_rate"), n=r["n"], n_total=r.get("n_total")))
-    cols = ["study", "dataset", "seed", "source_arch", "source_norm", "source_regime", "source_epoch",
-            "source_final", "target_arch", "target_norm", "target_regime", "success_rate", "error_rate", "n",
-            "n_total"]
-    return pd.DataFrame(rows, columns=cols)
+                             error_rate=r.get("error_rate"), n=r["n"], n_total=r.get("n_total"),
+                             attack=json.dumps(d.get("attack"), sort_keys=True, separators=(",", ":"))))
+    return pd.DataFrame(rows, columns=TRANSFER_COLUMNS)
+
+
+TRANSFER_COLUMNS = ["study", "dataset", "seed", "source_arch", "source_norm", "source_regime", "source_epoch",
+                    "source_final", "target_arch", "target_norm", "target_regime", "success_rate", "error_rate", "n",
+                    "n_total", "attack"]
+
+
 
 
 DERIVED_COLUMNS = ["name", "method", "base", "source", "n", "steps", "step", "eps", "source_acc", "target_rate",
@@ -82,30 +89,15 @@ def derived_table(docs: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=DERIVED_COLUMNS)
 
 
-def _bench_key(path: str | Path) -> tuple[str, str]:
-    """``results/benchmarks/<rule>/<target>.tsv`` → (rule, target)."""
-    parts = Path(path).with_suffix("").parts
-    i = parts.index("benchmarks") if "benchmarks" in parts else len(parts) - 2
-    return parts[i + 1], "/".join(parts[i + 2:])
-
-
 def _gpu_mem(docs: dict[str, dict], key: str) -> dict[str, float]:
-    """Peak GPU memory (MiB) each job recorded, keyed like the job's benchmark file: a job handles every seed of one
-    cell, so the key is the cell's path without its seed ({dataset}/{arch}/{norm}/{regime}), for a transfer job
-    followed by /transfer/{study}/{source}; the largest over the job's seeds. ``docs``: per-seed JSON path →
-    contents."""
+    """Peak GPU memory (MiB) each job recorded, keyed like the job's benchmark file (normrobust.layout.job_target): a
+    job handles every seed of one model, so the largest over its seeds. ``docs``: per-seed JSON path → contents."""
     out: dict[str, float] = {}
     for f, d in docs.items():
         v = d.get(key)
-        if v is None:
-            continue
-        parts = Path(f).with_suffix("").parts
-        if "transfer" in parts[:-1]:
-            i = len(parts) - 1 - parts[::-1].index("transfer")  # .../{model}/s{seed}/transfer/{study}/{source}
-            k = "/".join(parts[i - 5:i - 1] + parts[i:])
-        else:
-            k = "/".join(Path(f).parent.parts[-5:-1])
-        out[k] = max(out.get(k, float("-inf")), float(v))
+        if v is not None:
+            k = job_target(f)
+            out[k] = max(out.get(k, float("-inf")), float(v))
     return out
 
 
@@ -118,7 +110,7 @@ def costs_table(benchmarks: list[str], metrics: dict[str, dict], transfers: dict
            "transfer": _gpu_mem(transfers, "peak_gpu_mem_mib")}
     rows = []
     for f in benchmarks:
-        rule, target = _bench_key(f)
+        rule, target = benchmark_key(f)
         b = pd.read_csv(f, sep="\t")
         last = b.iloc[-1]  # one row per repeat; Snakemake writes one unless `repeat()` is used
         num = lambda c: float(pd.to_numeric(last.get(c), errors="coerce")) if c in b.columns else float("nan")  # noqa: E731
@@ -167,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--histories", nargs="*", default=[], help="per-cell history.csv files")
     p.add_argument("--transfers", nargs="*", default=[], help="per-source transfer.json files")
     p.add_argument("--benchmarks", nargs="*", default=[], help="Snakemake benchmark files of the compute jobs")
-    p.add_argument("--derived", nargs="*", default=[], help="derived datasets' records (results/data/<name>.json)")
+    p.add_argument("--derived", nargs="*", default=[], help="derived datasets' records (what derive-data measured)")
     p.add_argument("--config", required=True, help="the resolved config, as JSON")
     p.add_argument("--outdir", required=True)
     a = p.parse_args(argv)

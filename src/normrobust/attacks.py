@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from . import autoattack
 from .attack_specs import AUTOATTACK_TYPES, NORMS, TYPES, parse_spec
+from .settings import Attack
 
 __all__ = [
     "fgsm",
@@ -237,31 +238,22 @@ def pgd(
     return best
 
 
-def attack(model: nn.Module, x: Tensor, y: Tensor, spec: dict, *, generator: torch.Generator | None = None) -> Tensor:
-    """Run the attack a config ``spec`` describes (see :func:`parse_spec` for keys and units).
+def attack(model: nn.Module, x: Tensor, y: Tensor, spec: Attack | dict, *,
+           generator: torch.Generator | None = None) -> Tensor:
+    """Run the attack ``spec`` (an :class:`~normrobust.settings.Attack`, parsed once; or a config spec, parsed here:
+    see :func:`parse_spec` for keys and units).
 
     With ``targeted: true``, ``y`` is the target label.
     """
-    p = parse_spec(spec)
-    if p["type"] == "fgsm":
-        return fgsm(model, x, y, p["eps"], targeted=p["targeted"])
-    if p["type"] in AUTOATTACK_TYPES:  # seeded from the generator, so a run is repeatable
+    a = Attack.of(spec)
+    if a.type == "fgsm":
+        return fgsm(model, x, y, a.eps, targeted=a.targeted)
+    if a.type in AUTOATTACK_TYPES:  # seeded from the generator, so a run is repeatable
         seed = 0 if generator is None else int(
             torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device).item())
-        return autoattack.run(model, x, y, spec, seed=seed)
-    return pgd(
-        model,
-        x,
-        y,
-        p["eps"],
-        p["step"],
-        p["steps"],
-        norm=p["norm"],
-        targeted=p["targeted"],
-        random_start=p["random_start"],
-        restarts=p["restarts"],
-        generator=generator,
-    )
+        return autoattack.run(model, x, y, a.spec, seed=seed)
+    return pgd(model, x, y, a.eps, a.step, a.steps, norm=a.norm, targeted=a.targeted, random_start=a.random_start,
+               restarts=a.restarts, generator=generator)
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,7 +45,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import fast, metrics
 from .attacks import attack_mode, pgd, randn_like
 from .data.generated import generate
+from .layout import Model
 from .models.build import build_model
+from .settings import History, Regime, Training, TrainSettings
 from .train import train_epoch
 from .utils import atomic_write, seeded_generator
 
@@ -188,12 +190,12 @@ def reference_epoch(model, opt, loader, device) -> float:
 
 def ours_trainer(model, data, norm, batch, epochs, device):
     """A call of ``epochs`` epochs of train.train_epoch, after one warm-up epoch."""
-    settings = {"training": {"batch_size": batch}, "regime": {"name": "standard", "attack": None},
-                "cell": {"seed": 0, "norm": norm}}
+    settings = TrainSettings(Model("bench", "bench", norm, "standard"), {}, Regime("standard", None, "clean"),
+                             Training(1, batch, LR["lr"], History(0)))
     opt = torch.optim.SGD(model.parameters(), **LR)
     epoch = iter(range(10**9))
-    run = lambda: [train_epoch(model, opt, data, settings, next(epoch), device) for _ in range(epochs)]  # noqa: E731
-    train_epoch(model, opt, data, settings, next(epoch), device)
+    run = lambda: [train_epoch(model, opt, data, settings, 0, next(epoch), device) for _ in range(epochs)]  # noqa: E731
+    train_epoch(model, opt, data, settings, 0, next(epoch), device)
     return run
 
 

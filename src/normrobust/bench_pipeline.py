@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from .gpu import present_devices
+from .layout import Layout
 from .utils import atomic_write, log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ SLOTS = (1, 3)
 def run_pipeline(config: Path, slots: int, devices: int, cores: int, workdir: Path, timeout: float) -> dict:
     """Wall time of the pipeline up to the aggregated tables, with ``slots`` GPU slots per device."""
     env = {**os.environ, "NORMROBUST_GPU_SLOTS": str(slots), "NORMROBUST_LOCK_DIR": str(workdir / "locks")}
-    cmd = [sys.executable, "-m", "snakemake", "results/tables/metrics.csv", "-s", str(ROOT / "Snakefile"),
+    cmd = [sys.executable, "-m", "snakemake", Layout().table("metrics"), "-s", str(ROOT / "Snakefile"),
            "-d", str(workdir), "--cores", str(cores), "--resources", f"gpu={max(devices, 1) * slots}",
            "--configfile", str(config)]
     t0 = time.perf_counter()

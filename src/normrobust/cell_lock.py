@@ -59,6 +59,25 @@ def _message(cell_dir: str | os.PathLike, path: Path, command: str) -> str:
             f"wait for it to finish or stop it ({stop}), then rerun")
 
 
+def check_free(cell_dirs, command: str = "error") -> None:
+    """Stop with :class:`CellLocked` if another process trains one of ``cell_dirs`` (holds its lock); takes and keeps
+    nothing, creates nothing. The workflow calls it before any job: Snakemake removes a job's declared outputs when
+    it reruns or refuses it, so a run that cannot train a live trainer's cell must not start at all (its files stay
+    as they are, and the live trainer finishes)."""
+    for d in cell_dirs:
+        path = lock_file(d)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # no lock file: nobody ever trained this cell here
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CellLocked(_message(d, path, command)) from None
+        finally:
+            os.close(fd)  # drops the lock this probe may have taken
+
+
 def _take(cell_dir: str | os.PathLike, command: str) -> str:
     path = lock_file(cell_dir)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .analysis.report import load_and_evaluate
+from .analysis.claims_step import load_and_evaluate
 from .analysis.tables import MissingInputError
 from .analysis.verdicts import VERDICTS
-from .studies import STUDIES
+from .layout import Layout
+from .studies import analyses
 from .utils import atomic_write, log
 
 
@@ -31,12 +32,12 @@ def write_claims(df: pd.DataFrame, out: str | Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m normrobust claims", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tables", default="results/tables", help="directory of the aggregated tables")
+    p.add_argument("--tables", default=Layout().tables_dir, help="directory of the aggregated tables")
     p.add_argument("--out", default=None, help="output CSV (default: TABLES/claims.csv)")
     args = p.parse_args(argv)
     out = Path(args.out) if args.out else Path(args.tables) / "claims.csv"
     try:
-        df = load_and_evaluate(list(STUDIES.values()), args.tables)
+        df = load_and_evaluate(analyses(), args.tables)
     except MissingInputError as e:
         print(f"normrobust claims: error: {e}", file=sys.stderr)
         return 1

@@ -3,7 +3,7 @@
 ``validate(config)`` checks the config against ``workflow/schemas/config.schema.yaml`` (its study keys are
 the studies of the registry, ``normrobust.studies``) and then the cross-references the schema cannot express;
 any problem raises ``ConfigError`` with one line naming the key and what is allowed. What the config asks for
-(cells, datasets, transfer jobs) is in ``normrobust.cells``.
+(cells, datasets, transfer jobs) is decided by ``normrobust.plan``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import yaml
 
 from . import attack_specs, resources
 from .attack_specs import parse_spec
-from .cells import derived_source, enabled_studies, needed_datasets, source_cells, study_cells, study_datasets
 from .data import DATASET_KINDS, check_sizes, dataset_shape, dataset_train_size
 from .data.derived_settings import resolve_settings
 from .models import ACTIVATIONS, ARCH_KINDS, NORMS, check_arch
+from .plan import Plan, derived_source, enabled_studies, study_datasets, study_models
 from .regimes import ADVERSARIAL_OBJECTIVES, OBJECTIVES, OPTIMIZERS, SCHEDULES, uses_aux_norm
 from .studies import STUDIES
 
@@ -140,6 +140,7 @@ def load_schema(schema_path: Path | str = SCHEMA) -> dict:
         schema = yaml.safe_load(f)
     _fill_registries(schema)
     schema["properties"]["studies"]["properties"] = {k: {"$ref": "#/$defs/study"} for k in STUDIES}
+    schema["properties"]["run"]["items"]["enum"] = list(STUDIES)
     return schema
 
 
@@ -160,6 +161,10 @@ def validate(config: dict, schema_path: Path | str = SCHEMA) -> dict:
     """Validate ``config`` in place (schema defaults filled in); raise ConfigError on the first problem."""
     _drop_nulls_in_attacks(config)
     _check_finite(config, ())
+    for name, s in _mapping(config.get("studies")).items():
+        if isinstance(s, dict) and "enabled" in s:
+            raise ConfigError(f"studies.{name}.enabled: a study runs when the config lists it under run (run: "
+                              f"[{name}, ...]); remove 'enabled' and name the studies to run there")
     schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(config))
@@ -210,9 +215,10 @@ def _check_references(config: dict) -> None:
     if head["eps"] not in attacks[head["attack"]]["eps"]:
         raise ConfigError(f"evaluation.headline.eps: {head['eps']} is not in evaluation.attacks."
                           f"{head['attack']}.eps (allowed: {attacks[head['attack']]['eps']})")
-    enabled = [n for n, s in config["studies"].items() if s.get("enabled", True)]
-    if not enabled:
-        raise ConfigError(f"studies: none enabled (set enabled: true on one of {', '.join(config['studies'])})")
+    for name in config["run"]:
+        if name not in config["studies"]:
+            raise ConfigError(f"run: '{name}' has no entry under studies (add studies.{name}: dataset, archs, norms, "
+                              f"regimes; studies with an entry: {', '.join(config['studies'])})")
     for name, d in config["datasets"].items():  # a real dataset's sizes within its official splits
         try:
             check_sizes(name, d)
@@ -220,9 +226,7 @@ def _check_references(config: dict) -> None:
             raise ConfigError(str(e)) from None
     _check_derived(config)
     tr = config["training"]
-    for sname, s in config["studies"].items():
-        if not s.get("enabled", True):
-            continue
+    for sname, s in enabled_studies(config).items():
         for d in study_datasets(s):
             if d not in config["datasets"]:
                 raise ConfigError(f"studies.{sname}.dataset: '{d}' is not defined under datasets "
@@ -242,8 +246,9 @@ def _check_references(config: dict) -> None:
                 if e > tr["epochs"]:
                     raise ConfigError(f"studies.{sname}.transfer.source_epochs: epoch {e} is beyond "
                                       f"training.epochs ({tr['epochs']}); allowed 1..{tr['epochs']}")
-    _check_cells(config)
-    _check_batch_size(config)
+    plan = Plan(config)
+    _check_cells(config, plan)
+    _check_batch_size(config, plan)
     if config["training"]["epochs"] < max(tr.get("save_epochs") or [0]):
         raise ConfigError(f"training.save_epochs: {tr['save_epochs']} asks for epochs beyond "
                           f"training.epochs ({tr['epochs']})")
@@ -270,23 +275,23 @@ def _check_derived(config: dict) -> None:
             seen.append(base)
             base = ds[base]["base"]
         src = derived_source(config, name)
-        if src["seed"] not in config["seeds"]:  # a training job trains every seed of the config's seeds
-            raise ConfigError(f"{where}.source.seed: {src['seed']} is not one of the config's seeds (allowed: "
-                              f"{', '.join(map(str, config['seeds']))})")
-        if ds[src["dataset"]].get("kind") == "derived":
-            raise ConfigError(f"{where}.source.dataset: '{src['dataset']}' is derived; the source model must be "
-                              f"trained on a real or generated dataset")
         for key, table in (("dataset", "datasets"), ("arch", "archs"), ("regime", "regimes")):
-            if src[key] not in config[table]:
-                raise ConfigError(f"{where}.source.{key}: '{src[key]}' is not defined under {table} "
+            if getattr(src, key) not in config[table]:
+                raise ConfigError(f"{where}.source.{key}: '{getattr(src, key)}' is not defined under {table} "
                                   f"(allowed: {', '.join(config[table])})")
+        if src.seed not in config["seeds"]:  # a training job trains every seed of the config's seeds
+            raise ConfigError(f"{where}.source.seed: {src.seed} is not one of the config's seeds (allowed: "
+                              f"{', '.join(map(str, config['seeds']))})")
+        if ds[src.dataset].get("kind") == "derived":
+            raise ConfigError(f"{where}.source.dataset: '{src.dataset}' is derived; the source model must be "
+                              f"trained on a real or generated dataset")
         try:
             resolve_settings(name, d, n_base=dataset_train_size(ds[d["base"]], datasets=ds))
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
 
-def _check_cells(config: dict) -> None:
+def _check_cells(config: dict, plan: Plan) -> None:
     """Every (dataset, arch, norm, regime) an enabled study asks for can be built: e.g. no instance
     norm over a 1x1 map, no VGG on 28x28 images, FixUp on residual nets only."""
     try:  # with torch: the feature-map shapes too (on the meta device)
@@ -294,25 +299,24 @@ def _check_cells(config: dict) -> None:
     except ImportError:  # planning without torch (snakemake -n in CI): the checks that need no model
         check = check_arch
     seen = set()
-    groups = [(f"studies.{n}", study_cells(config, s)) for n, s in enabled_studies(config).items()]
-    groups += [("datasets (a derived dataset's source)", source_cells(config))]
+    groups = [(f"studies.{n}", study_models(s)) for n, s in plan.studies.items()]
+    groups += [("datasets (a derived dataset's source)", [c.model for c in plan.sources])]
     for sname, group in groups:
-        for c in group:
-            key = (c["dataset"], c["arch"], c["norm"], c["regime"])
-            if key in seen:
+        for m in group:
+            if m in seen:
                 continue
-            seen.add(key)
+            seen.add(m)
             try:
-                shape = dataset_shape(config["datasets"][c["dataset"]], datasets=config["datasets"])
-                check(config["archs"][c["arch"]], c["norm"], shape, arch_name=c["arch"],
-                      aux_norm=uses_aux_norm(config["regimes"][c["regime"]], c["norm"]))
+                shape = dataset_shape(config["datasets"][m.dataset], datasets=config["datasets"])
+                check(config["archs"][m.arch], m.norm, shape, arch_name=m.arch,
+                      aux_norm=uses_aux_norm(config["regimes"][m.regime], m.norm))
             except ValueError as e:
-                raise ConfigError(f"{sname}: {e} (dataset '{c['dataset']}', regime '{c['regime']}')") from None
+                raise ConfigError(f"{sname}: {e} (dataset '{m.dataset}', regime '{m.regime}')") from None
 
 
-def _check_batch_size(config: dict) -> None:
+def _check_batch_size(config: dict, plan: Plan) -> None:
     bs = config["training"]["batch_size"]
-    for name in needed_datasets(config):
+    for name in plan.datasets:
         n = dataset_train_size(config["datasets"][name], datasets=config["datasets"])
         if bs > n:
             raise ConfigError(f"training.batch_size: {bs} is larger than the training set of dataset '{name}' "

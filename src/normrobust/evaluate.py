@@ -1,12 +1,12 @@
 """``python -m normrobust evaluate``: every metric of one trained cell, in eval mode.
 
-Clean accuracy, and accuracy against the shifted labels (y+1) mod K (E4's "t+1"); robust
-accuracy under each configured attack over its eps grid (FGSM and PGD, L∞ and L2) with the mean
-confidence on the adversarial examples and on the misclassified ones ([G]); Gaussian-noise accuracy;
-LIGS (cosine of the input gradients at x and at x + N(0, σ²), eval mode); and, on datasets
-with counterfactual test sets (the generated one), accuracy on RF-only / NRF-only images
-and the NRF reliance on images whose RF and NRF disagree (with several NRF families, also per family: its row's
-``eps`` is the family's amplitude). Writes one JSON file.
+For every cell: clean accuracy; robust accuracy under each configured attack over its eps grid (FGSM and PGD, L∞
+and L2); Gaussian-noise accuracy; LIGS (cosine of the input gradients at x and at x + N(0, σ²), eval mode). And what
+the studies that read the cell declare (their ``MEASURES``, normrobust.settings.MEASUREMENTS): ``shifted_acc``
+(accuracy against the labels (y+1) mod K, E4's "t+1"); ``adv_confidence`` (the mean confidence on the adversarial
+examples and on the misclassified ones, [G]); ``nrf_reliance`` (on datasets with counterfactual test sets, the
+generated one: accuracy on RF-only / NRF-only images and the NRF reliance on images whose RF and NRF disagree; with
+several NRF families, also per family: its row's ``eps`` is the family's amplitude). Writes one JSON file per cell.
 
 Every row has ``n`` (the images behind the value) and ``se``, its standard error over test images
 (normrobust.sampling: Agresti-Coull for fractions, sd/√n for means): the verdict rule's test-sampling floor.
@@ -15,15 +15,15 @@ Every row has ``n`` (the images behind the value) and ``se``, its standard error
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
-from . import fast, metrics, one_cell
-from .cells import evaluation_settings
+from . import fast, metrics
 from .data.loading import load_prepared, to_float
 from .gpu import lease_info
+from .layout import CELL_FORMAT
 from .models.load import load_model, read_model_file
 from .sampling import mean_se, rate_se
+from .settings import EvalSettings, Execution
 from .utils import log, pick_device, save_json, seeded_generator, set_threads
 
 
@@ -37,50 +37,46 @@ def _mean(metric: str, value: float, sd: float, n: int, attack: str = "none", ep
     return {"metric": metric, "attack": attack, "eps": eps, "value": value, "n": n, "se": mean_se(sd, n)}
 
 
-def evaluate(model_path: str, data_path: str, ev: dict, device_name: str = "auto") -> dict:
-    """Every metric of one trained cell (its ``model.pt``) on the prepared dataset ``data_path``."""
-    device = pick_device(device_name)
-    return evaluate_cell(model_path, load_prepared(data_path, device), ev, device)
-
-
-def evaluate_cell(model_path: str, data: dict, ev: dict, device) -> dict:
+def evaluate_cell(model_path: str, data: dict, ev: EvalSettings, device, execution: Execution | None = None) -> dict:
     """Every metric of one trained cell on ``data`` (a prepared dataset already on ``device``)."""
+    execution = execution or Execution.from_env()
     state = read_model_file(model_path, device)
-    model, settings, meta = load_model(model_path, device, state, data_meta=data["meta"])
-    fcfg = fast.resolve(ev.get("fast"), device, settings["cell"]["norm"])
+    model, _, cell, meta = load_model(model_path, device, state, data_meta=data["meta"])
+    fcfg = fast.resolve(execution.eval_fast, device, cell.norm)
     fast.setup(device)
     model = fast.wrap(model, fcfg, device)  # on the CPU by default: the model itself (plain fp32)
-    seed = settings["cell"]["seed"]
-    n, bs = ev["n_test"], fast.eval_batch(fcfg, ev.get("batch_size", 512))
-    x, y = to_float(data["test"]["x"][:n]), data["test"]["y"][:n]
+    seed, measures = cell.seed, set(ev.measures)
+    bs = fast.eval_batch(fcfg, execution.eval_batch_size)
+    x, y = to_float(data["test"]["x"][:ev.n_test]), data["test"]["y"][:ev.n_test]
     t0 = time.perf_counter()
     m = len(y)
     rows = [_rate("clean_acc", metrics.accuracy(model, x, y, batch_size=bs), m)]
-    log(f"{settings['cell']}: clean accuracy {rows[0]['value']:.3f} on {m} test images")
-    k_cls = meta["num_classes"]
-    rows.append(_rate("shifted_acc", metrics.accuracy(model, x, (y + 1) % k_cls, batch_size=bs), m))  # E4: t+1
-    for k, (name, spec) in enumerate(ev["attacks"].items()):
-        for j, eps in enumerate(spec["eps"]):
-            r = metrics.robust_eval(model, x, y, {**spec, "eps": eps}, batch_size=bs,
+    log(f"{cell.path}: clean accuracy {rows[0]['value']:.3f} on {m} test images")
+    if "shifted_acc" in measures:  # accuracy against the labels t+1 (E4)
+        rows.append(_rate("shifted_acc", metrics.accuracy(model, x, (y + 1) % meta["num_classes"], batch_size=bs), m))
+    for k, grid in enumerate(ev.attacks):  # k (attacks by name) and j (the grid) seed the attack's stream
+        for j, (eps, spec) in enumerate(grid.points()):
+            r = metrics.robust_eval(model, x, y, spec, batch_size=bs,
                                     generator=seeded_generator(seed, 100 + k, j, device=device))
-            rows += [_rate("robust_acc", r["acc"], m, name, eps),
-                     _mean("adv_confidence", r["confidence"], r["confidence_sd"], r["n"], name, eps),
-                     _mean("adv_wrong_confidence", r["wrong_confidence"], r["wrong_confidence_sd"], r["n_wrong"],
-                           name, eps)]
-            log(f"  {name} eps {eps}: {r['acc']:.3f} (confidence {r['confidence']:.3f}, "
+            rows.append(_rate("robust_acc", r["acc"], m, grid.name, eps))
+            if "adv_confidence" in measures:
+                rows += [_mean("adv_confidence", r["confidence"], r["confidence_sd"], r["n"], grid.name, eps),
+                         _mean("adv_wrong_confidence", r["wrong_confidence"], r["wrong_confidence_sd"], r["n_wrong"],
+                               grid.name, eps)]
+            log(f"  {grid.name} eps {eps}: {r['acc']:.3f} (confidence {r['confidence']:.3f}, "
                 f"on errors {r['wrong_confidence']:.3f})")
-    for j, std in enumerate(ev.get("noise_std", [])):
+    for j, std in enumerate(ev.noise_std):
         acc = metrics.noise_accuracy(model, x, y, std, batch_size=bs,
                                      generator=seeded_generator(seed, 200, j, device=device))
         rows.append(_rate("noise_acc", acc, m, "gaussian", std))
-    lg = metrics.ligs(model, x, y, sigma=ev.get("ligs_sigma", 0.01), batch_size=bs,
+    lg = metrics.ligs(model, x, y, sigma=ev.ligs_sigma, batch_size=bs,
                       generator=seeded_generator(seed, 300, device=device))
     rows.append(_mean("ligs", lg["ligs"], lg["sd"], lg["n"]))
     log(f"  LIGS {lg['ligs']:.3f} ({lg['n']} pairs, {lg['dropped']} dropped)")
     cf = data.get("counterfactual")
-    if cf:
-        rows += _counterfactual_rows(model, cf, n, bs, data["meta"])
-    return {"cell": settings["cell"], "attack_mode": "eval", "device": str(device), "n_test": len(y),
+    if cf and "nrf_reliance" in measures:
+        rows += _counterfactual_rows(model, cf, ev.n_test, bs, data["meta"])
+    return {"cell": cell.as_dict(), "attack_mode": "eval", "device": str(device), "n_test": len(y),
             "ligs_pairs": lg["n"], "ligs_dropped": lg["dropped"], "seconds": time.perf_counter() - t0,
             "rows": rows, "lease": lease_info(), "fast": fcfg, "batch_size": bs,
             "peak_gpu_mem_mib": fast.peak_mem_mib(device), "device_name": _device_name(device),
@@ -127,33 +123,38 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="normrobust evaluate", description=__doc__)
     p.add_argument("--config", help="a config file: evaluate the --cell of it as the workflow would")
     p.add_argument("--cell", help="with --config: dataset/arch/norm/regime/s<seed>")
-    p.add_argument("--model", nargs="+", help="the cells' model.pt (the seeds of a cell, say)")
+    p.add_argument("--model", nargs="+", help="the cells' model.pt (the seeds of a model, say)")
     p.add_argument("--data", help="prepared dataset file")
-    p.add_argument("--settings", help="the config's evaluation block, as JSON")
+    p.add_argument("--settings", help="the model's evaluation settings, as JSON (written by the workflow)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the config's, else auto)")
     p.add_argument("--out", nargs="+", help="output JSON, one per --model")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     if a.config or a.cell:
+        from . import one_cell  # reads and validates a config: only for a cell run by hand
+
         one = one_cell.resolve(a.config, a.cell)
         a.model = a.model or [str(one_cell.need(one.model_file, "model"))]
         a.data = a.data or str(one_cell.need(one.data_file, "data"))
-        a.settings = a.settings or json.dumps(evaluation_settings(one.config), sort_keys=True)  # as json_arg
+        a.settings = a.settings or one.plan.eval_settings(one.cell.model).to_json()
         a.device = a.device or one.config.get("device", "auto")
         a.out = a.out or [str(one.metrics_file)]
         a.threads = one_cell.THREADS if a.threads is None else a.threads  # as the workflow's jobs
     missing = [f"--{k}" for k in ("model", "data", "settings", "out") if getattr(a, k) is None]
     if missing:
-        p.error(f"{', '.join(missing)} required (or --config FILE --cell {one_cell.CELL_FORMAT})")
+        p.error(f"{', '.join(missing)} required (or --config FILE --cell {CELL_FORMAT})")
     if len(a.out) != len(a.model):
         raise SystemExit(f"--out: {len(a.out)} files for {len(a.model)} models (one output per --model)")
+    try:
+        ev = EvalSettings.from_json(a.settings)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise SystemExit(f"--settings: not the evaluation settings the workflow writes ({type(e).__name__}: {e})") \
+            from None
+    except ValueError as e:
+        raise SystemExit(f"--settings: {e}") from None
     set_threads(a.threads)
     device = pick_device(a.device)
     data = load_prepared(a.data, device)  # once for every model
-    try:
-        ev = json.loads(a.settings)
-    except ValueError as e:
-        raise SystemExit(f"--settings: not valid JSON ({e})") from None
     for model, out in zip(a.model, a.out):
         save_json(evaluate_cell(model, data, ev, device), out)
     return 0

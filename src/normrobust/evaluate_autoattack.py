@@ -18,6 +18,7 @@ from .data.loading import load_prepared, to_float
 from .gpu import lease_info
 from .models.load import load_model
 from .sampling import rate_se
+from .settings import Execution
 from .utils import log, pick_device, save_json, seeded_generator, set_threads
 
 _STREAM = 400  # random stream of the AutoAttack seeds (evaluate uses 100+, 200, 300)
@@ -25,8 +26,8 @@ _STREAM = 400  # random stream of the AutoAttack seeds (evaluate uses 100+, 200,
 
 def evaluate_cell(model_path: str, data: dict, aa: dict, n_test: int, batch_size: int, device) -> dict:
     """AutoAttack robust accuracy of one trained cell at every ε of ``aa`` on the first ``n_test`` test images."""
-    model, settings, _ = load_model(model_path, device, data_meta=data["meta"])
-    seed = settings["cell"]["seed"]
+    model, _, cell, _ = load_model(model_path, device, data_meta=data["meta"])
+    seed = cell.seed
     spec = {k: v for k, v in aa.items() if k != "n_test"}
     x, y = to_float(data["test"]["x"][:n_test]), data["test"]["y"][:n_test]
     t0, rows = time.perf_counter(), []
@@ -35,9 +36,9 @@ def evaluate_cell(model_path: str, data: dict, aa: dict, n_test: int, batch_size
                                       generator=seeded_generator(seed, _STREAM, j, device=device))
         rows.append({"metric": "robust_acc", "attack": spec["type"], "eps": eps, "value": acc, "n": len(y),
                      "se": rate_se(acc, len(y))})
-        log(f"{settings['cell']}: {spec['type']} {spec['norm']} eps {eps}: {acc:.3f} on {len(y)} test images "
+        log(f"{cell.path}: {spec['type']} {spec['norm']} eps {eps}: {acc:.3f} on {len(y)} test images "
             f"({time.perf_counter() - t0:.0f}s)")
-    return {"cell": settings["cell"], "attack_mode": "eval", "device": str(device), "n_test": len(y),
+    return {"cell": cell.as_dict(), "attack_mode": "eval", "device": str(device), "n_test": len(y),
             "seconds": time.perf_counter() - t0, "rows": rows, "lease": lease_info()}
 
 
@@ -46,21 +47,21 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, nargs="+", help="the cells' model.pt (the seeds of a cell, say)")
     p.add_argument("--data", required=True, help="prepared dataset file")
-    p.add_argument("--settings", required=True, help="the config's evaluation block, as JSON")
+    p.add_argument("--settings", required=True, help="the config's evaluation.autoattack block (n_test resolved), "
+                                                     "as JSON")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: $NORMROBUST_DEVICE, else auto)")
     p.add_argument("--out", required=True, nargs="+", help="output JSON, one per --model")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     if len(a.out) != len(a.model):
         raise SystemExit(f"--out: {len(a.out)} files for {len(a.model)} models (one output per --model)")
-    ev = json.loads(a.settings)
-    aa = ev.get("autoattack")
+    aa = json.loads(a.settings)
     if not aa:
-        raise SystemExit("--settings: the evaluation block has no 'autoattack' entry (nothing to evaluate)")
+        raise SystemExit("--settings: no AutoAttack settings (the config has no evaluation.autoattack block)")
     set_threads(a.threads)
     device = pick_device(a.device)
     data = load_prepared(a.data, device)
-    n_test, bs = int(aa.get("n_test", ev.get("n_test", 1000))), int(ev.get("batch_size", 500))
+    n_test, bs = int(aa["n_test"]), Execution.from_env().eval_batch_size
     for model, out in zip(a.model, a.out):
         save_json(evaluate_cell(model, data, aa, n_test, bs, device), out)
     return 0

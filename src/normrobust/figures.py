@@ -22,7 +22,8 @@ from types import FunctionType
 from .analysis import plotting
 from .analysis.study_view import StudyView
 from .analysis.tables import MissingInputError, read_run_info, read_table
-from .studies import FIGURE_STUDY
+from .layout import Layout
+from .studies import figure_studies
 from .utils import log
 
 
@@ -30,9 +31,9 @@ def make_figure(name: str, tables_dir: str | Path, *, dataset: str | None = None
     """Figure ``name`` from ``tables_dir`` as a matplotlib figure, not saved (the caller closes it).
 
     Bars carry a gid ``metric|...|group|series`` and lines ``metric|...``, so their values can be read back."""
-    if name not in FIGURE_STUDY:
-        raise ValueError(f"unknown figure {name!r} (allowed: {', '.join(FIGURE_STUDY)})")
-    study = FIGURE_STUDY[name]
+    if name not in figure_studies():
+        raise ValueError(f"unknown figure {name!r} (allowed: {', '.join(figure_studies())})")
+    study = figure_studies()[name]
     figure = study.FIGURES[name]
     frames = {t: read_table(tables_dir, t) for t in figure.tables}
     view = StudyView.of(read_run_info(tables_dir, required=False), study.KEY, dataset=dataset,
@@ -51,7 +52,8 @@ def build_figure(name: str, tables_dir: str | Path, out: str | Path, **kw) -> Pa
 def code_fingerprint(name: str) -> str:
     """A hash of the code that draws figure ``name``: its draw function and the functions of its study module that
     it calls (directly or through each other). The workflow reruns a figure when this changes."""
-    figure, module = FIGURE_STUDY[name].FIGURES[name], FIGURE_STUDY[name]
+    module = figure_studies()[name]
+    figure = module.FIGURES[name]
     seen: dict[str, str] = {}
     todo = [figure.draw]
     while todo:
@@ -72,8 +74,8 @@ def code_fingerprint(name: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m normrobust figure", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", choices=list(FIGURE_STUDY), help="which figure")
-    p.add_argument("--tables", default="results/tables", help="directory of the aggregated tables")
+    p.add_argument("name", choices=list(figure_studies()), help="which figure")
+    p.add_argument("--tables", default=Layout().tables_dir, help="directory of the aggregated tables")
     p.add_argument("--out", required=True, help="output PDF")
     p.add_argument("--dataset", default=None, help="dataset to show (default: the study's)")
     p.add_argument("--arch", nargs="+", default=None, help="architecture(s) to show (default: the study's)")

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attacks import attack, attack_mode, parse_spec, randn_like
+from .attacks import attack, attack_mode, randn_like
+from .settings import Attack
 
 __all__ = [
     "predict",
@@ -72,7 +73,7 @@ def robust_accuracy(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
-    spec: dict,
+    spec: Attack | dict,
     *,
     batch_size: int = 512,
     generator: torch.Generator | None = None,
@@ -92,7 +93,7 @@ def robust_eval(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
-    spec: dict,
+    spec: Attack | dict,
     *,
     batch_size: int = 512,
     generator: torch.Generator | None = None,
@@ -103,7 +104,7 @@ def robust_eval(
     ``n_wrong`` images behind them and the per-image standard deviations ``confidence_sd`` /
     ``wrong_confidence_sd`` (for standard errors)."""
     _check_xy(x, y)
-    p = parse_spec(spec)
+    spec = Attack.of(spec)  # parsed once, not per batch
     y = y.to(x.device)
     correct, conf, wrong = [], [], []
     with attack_mode(model, "eval"):
@@ -113,7 +114,7 @@ def robust_eval(
                 logits = model(xb)
             clean_ok = logits.argmax(1) == yb
             target = yb
-            if p["targeted"]:
+            if spec.targeted:
                 k = logits.shape[1]
                 if k < 2:
                     raise ValueError("robust_accuracy: a targeted attack needs at least 2 classes")

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cells import cell_path, history_needs, model_path, trained_cells
 from .config import ConfigError, load
+from .layout import CELL_FORMAT, Cell
+from .plan import Plan
 
-CELL_FORMAT = "dataset/arch/norm/regime/s<seed>"
 #: CPU threads of a cell run by hand unless --threads says otherwise: the workflow's jobs use 1 (``threads: 1``), and
 #: the thread count changes float rounding, so a by-hand run with the default matches the workflow's files
 THREADS = 1
@@ -23,42 +23,34 @@ THREADS = 1
 
 @dataclass(frozen=True)
 class OneCell:
-    """A cell of a config with the paths the workflow gives it (under ``results``)."""
+    """A cell of a config with the plan (and so the paths) the workflow gives it."""
 
-    config: dict[str, Any]
-    cell: dict[str, Any]  # dataset, arch, norm, regime, seed
-    results: Path = Path("results")
-
-    @property
-    def model(self) -> dict[str, Any]:
-        """The cell without its seed (one training job)."""
-        return {k: self.cell[k] for k in ("dataset", "arch", "norm", "regime")}
+    plan: Plan
+    cell: Cell
 
     @property
-    def history_needs(self) -> set[str]:
-        from .studies import HISTORY_READS
-
-        return history_needs(self.config, HISTORY_READS).get(tuple(self.model.values()), set())
+    def config(self) -> dict[str, Any]:
+        return self.plan.config
 
     @property
     def data_file(self) -> Path:
-        return self.results / "data" / f"{self.cell['dataset']}.pt"
+        return Path(self.plan.layout.data(self.cell.dataset))
 
     @property
-    def models_dir(self) -> Path:
-        """The directory of the cell's seeds (``s<seed>/model.pt`` inside)."""
-        return self.results / "models" / model_path(self.cell)
+    def models_dir(self) -> str:
+        """The directory of the model's seeds (``s<seed>/model.pt`` inside)."""
+        return self.plan.layout.model_dir(self.cell.model)
 
     @property
     def model_file(self) -> Path:
-        return self.results / "models" / cell_path(self.cell) / "model.pt"
+        return Path(self.plan.layout.model_file(self.cell.model, self.cell.seed))
 
     @property
     def metrics_file(self) -> Path:
-        return self.results / "eval" / cell_path(self.cell) / "metrics.json"
+        return Path(self.plan.layout.metrics_file(self.cell.model, self.cell.seed))
 
 
-def resolve(config_file: str | Path | None, cell: str | None, results: str | Path = "results") -> OneCell:
+def resolve(config_file: str | Path | None, cell: str | None) -> OneCell:
     """The cell ``cell`` (``dataset/arch/norm/regime/s<seed>``) of the config in ``config_file``; stops with one line
     naming the bad option and what is allowed."""
     if not config_file or not cell:
@@ -72,12 +64,13 @@ def resolve(config_file: str | Path | None, cell: str | None, results: str | Pat
     m = re.fullmatch(r"([^/]+)/([^/]+)/([^/]+)/([^/]+)/s(\d+)", cell.strip("/"))
     if not m:
         raise SystemExit(f"--cell: '{cell}' is not of the form {CELL_FORMAT} (e.g. generated/cnn/bn/standard/s0)")
-    c = dict(zip(("dataset", "arch", "norm", "regime"), m.groups()[:4]), seed=int(m.group(5)))
-    known = trained_cells(config)
-    if c not in known:
-        sample = ", ".join(cell_path(k) for k in known[:4])
-        raise SystemExit(f"--cell: '{cell}' is not a cell this config trains ({len(known)} cells, e.g. {sample})")
-    return OneCell(config, c, Path(results))
+    c = Cell(*m.groups()[:4], int(m.group(5)))
+    plan = Plan(config)
+    if c.model not in plan.trained or c.seed not in plan.seeds:
+        sample = ", ".join(m.cell(plan.seeds[0]).path for m in plan.trained[:4])
+        raise SystemExit(f"--cell: '{cell}' is not a cell this config trains ({len(plan.trained) * len(plan.seeds)} "
+                         f"cells, e.g. {sample})")
+    return OneCell(plan, c)
 
 
 def need(path: Path, what: str) -> Path:

@@ -8,7 +8,7 @@ so a run killed at any moment resumes from its last epoch and ends exactly where
 uninterrupted run would (bit for bit on the CPU).
 
 Outputs in ``--out`` (the cell's directory):
-  model.pt      final weights + the cell's settings (written last: its presence means done)
+  model.pt      final weights, the model's settings and the cell (written last: its presence means done)
   history.csv   epoch, lr, train_loss, clean_acc, robust_acc, ligs, ligs_se (its standard error over the
                 images), n_test (images measured), seconds, and robust_acc_<name> for each attack of
                 training.history.extra_attacks (E2: PGD-L2 beside PGD-L∞)
@@ -31,15 +31,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import cell_lock, fast, metrics, one_cell
+from . import cell_lock, fast, metrics
 from .attacks import attack, attack_mode
-from .cells import training_settings
 from .data.loading import augment, load_prepared, to_float
 from .gpu import lease_info
+from .layout import CELL_FORMAT, WILDCARDS, Cell, Layout
 from .models.auxnorm import use_aux
 from .models.build import build_model
-from .regimes import OBJECTIVES, OPTIMIZERS, SCHEDULES, clean_weight, ligs_weight, objective, uses_aux_norm
+from .regimes import OBJECTIVES, OPTIMIZERS, SCHEDULES
 from .sampling import mean_se
+from .settings import Execution, Regime, Training, TrainSettings
 from .utils import atomic_write, load_torch, log, pick_device, save_torch, seeded_generator, set_threads
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "ligs_se", "n_test", "seconds")
@@ -53,10 +54,10 @@ class Diverged(RuntimeError):
 HEARTBEAT_S = 60.0
 
 
-def make_optimizer(model, tr: dict):
-    opt, lr, wd = tr.get("optimizer", "sgd"), tr["lr"], tr.get("weight_decay", 0.0)
+def make_optimizer(model, tr: Training):
+    opt, lr, wd = tr.optimizer, tr.lr, tr.weight_decay
     if opt == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=tr.get("momentum", 0.9), weight_decay=wd)
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=tr.momentum, weight_decay=wd)
     if opt == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
     if opt == "adagrad":
@@ -64,31 +65,31 @@ def make_optimizer(model, tr: dict):
     raise ValueError(f"training.optimizer: unknown '{opt}' (allowed: {', '.join(OPTIMIZERS)})")
 
 
-def make_scheduler(optimizer, tr: dict):
+def make_scheduler(optimizer, tr: Training):
     """Stepped once per epoch."""
-    sched = tr.get("schedule") or {"kind": "constant"}
+    sched = tr.schedule
     if sched["kind"] == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=sched.get("milestones", []),
                                                     gamma=sched.get("gamma", 0.1))
     if sched["kind"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tr["epochs"])
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tr.epochs)
     if sched["kind"] == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
     raise ValueError(f"training.schedule.kind: unknown '{sched['kind']}' (allowed: {', '.join(SCHEDULES)})")
 
 
-def make_adversarial(model, x, y, regime: dict, generator, aux: bool, num_classes: int):
+def make_adversarial(model, x, y, regime: Regime, generator, aux: bool, num_classes: int):
     """The regime's training attack, in the regime's model mode (eval, or train with frozen stats).
 
     A targeted attack goes toward a uniformly random wrong label; under AdvProp the attack is
     generated through the auxiliary norm."""
-    spec = regime["attack"]
+    spec = regime.attack
     target = y
-    if spec.get("targeted"):
+    if spec.targeted:
         shift = torch.randint(1, num_classes, y.shape, generator=generator, device=y.device)
         target = (y + shift) % num_classes
     route = use_aux(model) if aux else nullcontext()
-    with route, attack_mode(model, regime.get("attack_mode", "eval")):
+    with route, attack_mode(model, regime.attack_mode):
         x_adv = attack(model, x, target, spec, generator=generator)
     return x_adv.detach()
 
@@ -105,20 +106,20 @@ def ligs_penalty(model, x, y, sigma: float, generator) -> torch.Tensor:
     return (1 - cos).mean()
 
 
-def batch_loss(model, x, y, regime: dict, generator, aux: bool, num_classes: int) -> torch.Tensor:
+def batch_loss(model, x, y, regime: Regime, generator, aux: bool, num_classes: int) -> torch.Tensor:
     """The training loss of one batch under the regime's objective (model in train mode)."""
-    obj = objective(regime)
+    obj = regime.objective
     if obj == "clean":
         return F.cross_entropy(model(x), y)
     if obj == "ligs_reg":
-        return F.cross_entropy(model(x), y) + ligs_weight(regime) * ligs_penalty(
-            model, x, y, regime.get("ligs_sigma", 0.01), generator)
+        return F.cross_entropy(model(x), y) + regime.ligs_weight * ligs_penalty(
+            model, x, y, regime.ligs_sigma, generator)
     x_adv = make_adversarial(model, x, y, regime, generator, aux, num_classes)
     model.train()
     if obj == "adversarial":  # Madry: adversarial images only
         return F.cross_entropy(model(x_adv), y)
     if obj == "weighted":  # Goodfellow: α J(x) + (1 − α) J(x + η)
-        a = clean_weight(regime)
+        a = regime.clean_weight
         return a * F.cross_entropy(model(x), y) + (1 - a) * F.cross_entropy(model(x_adv), y)
     if obj == "mixed":  # clean and adversarial in one batch through one shared norm; summed like AdvProp's
         # Lc + La (mean over the 2B batch × 2), so mixed and AdvProp differ only in the auxiliary norm
@@ -140,12 +141,11 @@ def _duration(seconds: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-def train_epoch(model, opt, data: dict, settings: dict, epoch: int, device) -> float:
+def train_epoch(model, opt, data: dict, settings: TrainSettings, seed: int, epoch: int, device) -> float:
     """One pass over the training set; returns the mean training loss."""
-    tr, regime, seed = settings["training"], settings["regime"], settings["cell"]["seed"]
-    aux = uses_aux_norm(regime, settings["cell"]["norm"])
+    regime, aux = settings.regime, settings.aux_norm
     x_all, y_all = data["train"]["x"], data["train"]["y"]
-    n, bs = x_all.shape[0], tr["batch_size"]
+    n, bs = x_all.shape[0], settings.training.batch_size
     perm = torch.randperm(n, generator=seeded_generator(seed, epoch, 1)).to(device)
     g_aug = seeded_generator(seed, epoch, 2, device=device)
     g_att = seeded_generator(seed, epoch, 3, device=device)
@@ -187,31 +187,29 @@ def _diverged(loss: float, epoch: int, step: int, opt):
     raise Diverged(f"loss is {loss} at epoch {epoch}, step {step}, lr {opt.param_groups[0]['lr']:g}")
 
 
-def fast_settings(settings: dict, device) -> dict:
-    """The effective fast-path settings of a cell (see fast.py): from ``fast`` or ``training.fast``."""
-    block = settings.get("fast") or settings["training"].get("fast")
-    return fast.resolve(block, device, settings["cell"]["norm"],
-                        double_backward=objective(settings["regime"]) == "ligs_reg")
+def fast_settings(settings: TrainSettings, device, execution: Execution | None = None) -> dict:
+    """The effective fast-path settings of a cell (see fast.py), from the execution details (``training.fast``)."""
+    block = (execution or Execution.from_env()).train_fast
+    return fast.resolve(block, device, settings.model.norm, double_backward=settings.regime.objective == "ligs_reg")
 
 
-def measure(model, data: dict, settings: dict, epoch: int) -> dict:
+def measure(model, data: dict, settings: TrainSettings, seed: int, epoch: int) -> dict:
     """Per-epoch metrics on a fixed subset of the test set (eval mode): clean accuracy always; robust accuracy under
-    the history attack and the extra attacks, and LIGS, only where the cell's history block asks for them (a study
-    reads them: normrobust.cells.training_history)."""
-    h = settings["training"]["history"]
-    seed = settings["cell"]["seed"]
-    x = to_float(data["test"]["x"][: h["n_test"]])
-    y = data["test"]["y"][: h["n_test"]]
+    the history attack and the extra attacks, and LIGS, only where the model's history asks for them (a study reads
+    them: the plan's history_needs)."""
+    h = settings.training.history
+    x = to_float(data["test"]["x"][: h.n_test])
+    y = data["test"]["y"][: h.n_test]
     dev = x.device
     out = {"clean_acc": metrics.accuracy(model, x, y), "n_test": len(y)}
-    if h.get("attack"):
-        out["robust_acc"] = metrics.robust_accuracy(model, x, y, h["attack"],
+    if h.attack is not None:
+        out["robust_acc"] = metrics.robust_accuracy(model, x, y, h.attack,
                                                     generator=seeded_generator(seed, epoch, 4, device=dev))
-    if h.get("ligs", True):
-        lg = metrics.ligs(model, x, y, sigma=settings.get("ligs_sigma", 0.01),
+    if h.ligs:
+        lg = metrics.ligs(model, x, y, sigma=settings.ligs_sigma,
                           generator=seeded_generator(seed, epoch, 5, device=dev))
         out["ligs"], out["ligs_se"] = lg["ligs"], mean_se(lg["sd"], lg["n"])
-    for k, (name, spec) in enumerate(sorted((h.get("extra_attacks") or {}).items())):
+    for k, (name, spec) in enumerate(h.extra):
         out[f"robust_acc_{name}"] = metrics.robust_accuracy(
             model, x, y, spec, generator=seeded_generator(seed, epoch, 6 + k, device=dev))
     return out
@@ -229,13 +227,13 @@ def history_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _try_resume(path: Path, settings: dict, model, opt, sched):
-    """Load the resume state if it exists, is readable and belongs to these settings."""
+def _try_resume(path: Path, resume_key: str, model, opt, sched):
+    """Load the resume state if it exists, is readable and belongs to these settings and seed (``resume_key``)."""
     if not path.exists():
         return 0, [], {}
     try:
         state = load_torch(path)
-        if json.loads(state["settings"]) != settings:
+        if state["settings"] != resume_key:
             log(f"{path} belongs to other settings: starting afresh")
             return 0, [], {}
         model.load_state_dict(state["model"])
@@ -249,105 +247,103 @@ def _try_resume(path: Path, settings: dict, model, opt, sched):
     return state["epoch"], state["history"], state.get("kept", {})
 
 
-SETTINGS_KEYS = ("cell", "arch", "regime", "training")
-
-
-def _settings(text: str) -> dict:
-    """``--settings`` JSON, checked for the keys training reads (one line naming what is missing)."""
+def parse_settings(text: str) -> TrainSettings:
+    """``--settings`` JSON as the workflow writes it (one line naming what is wrong)."""
     try:
-        settings = json.loads(text)
+        return TrainSettings.from_json(text)
     except ValueError as e:
         raise SystemExit(f"--settings: not valid JSON ({e})") from None
-    missing = [k for k in SETTINGS_KEYS if not isinstance(settings, dict) or k not in settings]
-    if missing:
-        raise SystemExit(f"--settings: missing key(s) {', '.join(missing)} (required: {', '.join(SETTINGS_KEYS)}; "
-                         f"or use --config FILE --cell {one_cell.CELL_FORMAT})")
-    return settings
+    except (KeyError, TypeError, AttributeError) as e:
+        raise SystemExit(f"--settings: not the training settings the workflow writes ({type(e).__name__}: {e}); "
+                         f"or use --config FILE --cell {CELL_FORMAT}") from None
 
 
-def train(settings: dict, data_path: str, out_dir: str, threads: int | None = None,
+def train(settings: TrainSettings, data_path: str, out_dir: str | Path, seed: int = 0, threads: int | None = None,
           device_name: str | None = None) -> list[dict]:
-    """Train one cell (``settings["cell"]`` with its seed) into ``out_dir``; returns its history. ``device_name``:
-    auto | cpu | cuda (default: the settings' device, which older runs carry, else $NORMROBUST_DEVICE, else auto)."""
+    """Train one cell (the model of ``settings``, seed ``seed``) into ``out_dir`` (the cell's own directory); returns
+    its history. ``device_name``: auto | cpu | cuda (default $NORMROBUST_DEVICE, else auto)."""
     with cell_lock.hold([out_dir]):  # before anything of the cell is read or written
         set_threads(threads)
-        device = pick_device(device_name or settings.get("device"))
-        return train_cell(settings, load_prepared(data_path, device), out_dir, device)
+        device = pick_device(device_name)
+        return train_cell(settings, seed, load_prepared(data_path, device), out_dir, device)
 
 
-def train_seeds(settings: dict, seeds: list[int], data_path: str, out_dir: str, threads: int | None = None,
+def train_seeds(settings: TrainSettings, seeds: list[int], data_path: str, out_dir: str, threads: int | None = None,
                 device_name: str | None = None) -> None:
-    """Train the cell ``settings["cell"]`` for every seed, into ``out_dir/s<seed>``: one process, the dataset loaded
-    once (the workflow's training job: the cost of starting Python and torch is paid once per cell, not per seed).
+    """Train the model ``settings.model`` for every seed, into ``out_dir/s<seed>``: one process, the dataset loaded
+    once (the workflow's training job: the cost of starting Python and torch is paid once per model, not per seed).
     Every seed's directory is locked first, for the whole job: a second trainer of the cell stops at once."""
     with cell_lock.hold([Path(out_dir) / f"s{seed}" for seed in seeds]):
         set_threads(threads)
-        device = pick_device(device_name or settings.get("device"))
+        device = pick_device(device_name)
         data = load_prepared(data_path, device)
         for k, seed in enumerate(seeds):
             log(f"seed {seed} ({k + 1} of {len(seeds)})")
-            train_cell({**settings, "cell": {**settings["cell"], "seed": int(seed)}}, data,
-                       Path(out_dir) / f"s{seed}", device)
+            train_cell(settings, int(seed), data, Path(out_dir) / f"s{seed}", device)
 
 
-def train_cell(settings: dict, data: dict, out_dir: str | Path, device) -> list[dict]:
-    """Train one cell on ``data`` (a prepared dataset on ``device``), resumably; returns its history. Holds the
-    cell's lock (normrobust.cell_lock; taken again at no cost if this process holds it already)."""
+def train_cell(settings: TrainSettings, seed: int, data: dict, out_dir: str | Path, device) -> list[dict]:
+    """Train one cell (the model of ``settings``, seed ``seed``) on ``data`` (a prepared dataset on ``device``),
+    resumably; returns its history. Holds the cell's lock (normrobust.cell_lock; taken again at no cost if this
+    process holds it already)."""
     with cell_lock.hold([out_dir]):
-        return _train_cell(settings, data, Path(out_dir), device)
+        return _train_cell(settings, settings.model.cell(seed), data, Path(out_dir), device)
 
 
-def _train_cell(settings: dict, data: dict, out: Path, device) -> list[dict]:
-    cell, tr = settings["cell"], settings["training"]
+def _train_cell(settings: TrainSettings, cell: Cell, data: dict, out: Path, device) -> list[dict]:
+    tr = settings.training
     n_train = data["train"]["x"].shape[0]
-    if tr["batch_size"] > n_train:
-        raise SystemExit(f"training.batch_size: {tr['batch_size']} is larger than the training set "
-                         f"({n_train} images of '{cell['dataset']}'); allowed 1..{n_train}")
-    torch.manual_seed(cell["seed"])
-    net = build_model(settings["arch"], cell["norm"], data["meta"],
-                      aux_norm=uses_aux_norm(settings["regime"], cell["norm"])).to(device)
+    if tr.batch_size > n_train:
+        raise SystemExit(f"training.batch_size: {tr.batch_size} is larger than the training set "
+                         f"({n_train} images of '{cell.dataset}'); allowed 1..{n_train}")
+    torch.manual_seed(cell.seed)
+    net = build_model(settings.arch, cell.norm, data["meta"], aux_norm=settings.aux_norm).to(device)
     fcfg = fast_settings(settings, device)
     fast.setup(device)
     model = fast.wrap(net, fcfg, device)  # on the CPU by default: net itself (plain fp32)
     opt = make_optimizer(net, tr)
     sched = make_scheduler(opt, tr)
     ckpt = out / "checkpoint.pt"
-    start, history, kept = _try_resume(ckpt, settings, net, opt, sched)
+    resume_key = json.dumps({"settings": settings.to_dict(), "seed": cell.seed}, sort_keys=True)
+    start, history, kept = _try_resume(ckpt, resume_key, net, opt, sched)
     for e, weights in kept.items():  # saved epochs a rerun deleted (Snakemake removes an incomplete job's outputs)
         if not (out / "epochs" / f"epoch{e}.pt").exists():
             save_torch({"state_dict": weights, "epoch": e}, out / "epochs" / f"epoch{e}.pt")
-    log(f"training {cell} on {device} for {tr['epochs']} epochs ({n_train} images, batch {tr['batch_size']}; "
+    log(f"training {cell.path} on {device} for {tr.epochs} epochs ({n_train} images, batch {tr.batch_size}; "
         f"fast {fcfg})")
-    for epoch in range(start + 1, tr["epochs"] + 1):
+    for epoch in range(start + 1, tr.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
         try:
-            loss = train_epoch(model, opt, data, settings, epoch, device)
+            loss = train_epoch(model, opt, data, settings, cell.seed, epoch, device)
         except Diverged as e:
-            kept = f"last good checkpoint kept: {ckpt} (epoch {start})" if ckpt.exists() else "no checkpoint yet"
-            raise SystemExit(f"training diverged: {e}; lower training.lr. {kept}") from None
+            kept_ = f"last good checkpoint kept: {ckpt} (epoch {start})" if ckpt.exists() else "no checkpoint yet"
+            raise SystemExit(f"training diverged: {e}; lower training.lr. {kept_}") from None
         sched.step()
-        row = {"epoch": epoch, "lr": lr, "train_loss": loss, **measure(model, data, settings, epoch)}
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss, **measure(model, data, settings, cell.seed, epoch)}
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         measured = " ".join(f"{k.replace('_acc', '')} {row[k]:.3f}" for k in ("clean_acc", "robust_acc", "ligs")
                             if k in row)
-        left = tr["epochs"] - epoch
+        left = tr.epochs - epoch
         eta = f"; ETA {_duration(left * sum(r['seconds'] for r in history[-3:]) / len(history[-3:]))}" if left else ""
-        log(f"epoch {epoch}/{tr['epochs']}: loss {loss:.4f} {measured} ({row['seconds']:.1f}s{eta})")
-        if epoch in (tr.get("save_epochs") or []):
+        log(f"epoch {epoch}/{tr.epochs}: loss {loss:.4f} {measured} ({row['seconds']:.1f}s{eta})")
+        if epoch in tr.save_epochs:
             kept[epoch] = {k: v.detach().clone() for k, v in net.state_dict().items()}
             save_torch({"state_dict": kept[epoch], "epoch": epoch}, out / "epochs" / f"epoch{epoch}.pt")
-        save_torch({"settings": json.dumps(settings, sort_keys=True), "epoch": epoch, "history": history,
-                    "model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "rng": torch.get_rng_state(), "kept": kept},
+        save_torch({"settings": resume_key, "epoch": epoch, "history": history, "model": net.state_dict(),
+                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                    "kept": kept},
                    ckpt)
         start = epoch
+    for e, weights in kept.items():  # a saved epoch another job's cleanup removed while this one trained
+        if not (out / "epochs" / f"epoch{e}.pt").exists():
+            save_torch({"state_dict": weights, "epoch": e}, out / "epochs" / f"epoch{e}.pt")
     atomic_write(out / "history.csv", lambda f: f.write(history_csv(history)), mode="w")
-    save_torch({"state_dict": net.state_dict(), "settings": json.dumps(settings, sort_keys=True),
-                "meta": _plain_meta(data["meta"]), "epochs": tr["epochs"], "device": str(device),
-                "attack_mode": settings["regime"].get("attack_mode", "eval"), "lease": lease_info(),
-                "fast": fcfg, "peak_gpu_mem_mib": fast.peak_mem_mib(device)},
+    save_torch({"state_dict": net.state_dict(), "settings": settings.to_json(), "cell": cell.as_dict(),
+                "meta": _plain_meta(data["meta"]), "epochs": tr.epochs, "device": str(device),
+                "attack_mode": settings.regime.attack_mode, "lease": lease_info(), "fast": fcfg,
+                "peak_gpu_mem_mib": fast.peak_mem_mib(device)},
                out / "model.pt")
     log(f"done: {out / 'model.pt'}")
     return history
@@ -362,30 +358,25 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="a config file: train the --cell of it as the workflow would, outside Snakemake")
     p.add_argument("--cell", help="with --config: dataset/arch/norm/regime/s<seed>")
-    p.add_argument("--settings", help="the cell's settings as JSON (written by the workflow)")
-    p.add_argument("--data", help="prepared dataset file (with --config: results/data/<dataset>.pt)")
-    p.add_argument("--out", help="the cell's output directory (with --seeds: the directory of its seeds, s<seed>/ "
-                                 "each; with --config: results/models/<cell>)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="train these seeds of the cell, one after "
-                                                                        "the other")
+    p.add_argument("--settings", help="the model's training settings as JSON (written by the workflow)")
+    p.add_argument("--data", help=f"prepared dataset file (with --config: {Layout().data('<dataset>')})")
+    p.add_argument("--out", help="the model's output directory, holding s<seed>/ for each of --seeds (with "
+                                 f"--config: {Layout().model_dir(WILDCARDS)})")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="train these seeds, one after the other")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: $NORMROBUST_DEVICE, else auto)")
     a = p.parse_args(argv)
     if a.config or a.cell:
+        from . import one_cell  # reads and validates a config: only for a cell run by hand
+
         one = one_cell.resolve(a.config, a.cell)
-        # key order as the workflow's JSON argument has it (sorted), so everything iterates the same way
-        settings = json.loads(json.dumps(training_settings(one.config, one.model, one.history_needs), sort_keys=True))
         data = a.data or one_cell.need(one.data_file, "data")
         # one thread unless told otherwise, as the workflow's jobs (threads change float rounding, so the weights)
-        train_seeds(settings, [one.cell["seed"]], str(data), a.out or str(one.models_dir),
+        train_seeds(one.plan.train_settings(one.cell.model), [one.cell.seed], str(data), a.out or one.models_dir,
                     one_cell.THREADS if a.threads is None else a.threads, a.device or one.config.get("device"))
         return 0
-    missing = [f"--{k}" for k in ("settings", "data", "out") if getattr(a, k) is None]
+    missing = [f"--{k}" for k in ("settings", "data", "out", "seeds") if getattr(a, k) is None]
     if missing:
-        p.error(f"{', '.join(missing)} required (or --config FILE --cell {one_cell.CELL_FORMAT})")
-    settings = _settings(a.settings)
-    if a.seeds is None:
-        train(settings, a.data, a.out, a.threads, a.device)
-    else:
-        train_seeds(settings, a.seeds, a.data, a.out, a.threads, a.device)
+        p.error(f"{', '.join(missing)} required (or --config FILE --cell {CELL_FORMAT})")
+    train_seeds(parse_settings(a.settings), a.seeds, a.data, a.out, a.threads, a.device)
     return 0

@@ -5,7 +5,7 @@ mode) from the first ``n_test`` test images; the source is the finished model or
 ``--source-epoch``, its weights saved at an early epoch (E9's early-stopped sources). For each
 target, success = the target misclassifies an adversarial image whose clean version it
 classified right; error rate = the fraction of all adversarial images the target gets wrong
-([G]'s transfer numbers). Writes one JSON with a row per target.
+([G]'s transfer numbers). Writes one JSON with a row per target and the attack it used.
 """
 
 from __future__ import annotations
@@ -20,21 +20,17 @@ from .attacks import attack, attack_mode
 from .data.loading import load_prepared, to_float
 from .gpu import lease_info
 from .models.load import cell_named_by, load_model
+from .settings import Execution, TransferSettings
 from .utils import error_line, load_torch, log, pick_device, save_json, seeded_generator, set_threads
 
 
-def transfer(source: str, targets: list[str], data_path: str, tcfg: dict, device_name: str = "auto",
-             source_epoch: str | None = None) -> dict:
-    """Attacks made on ``source`` (its final weights, or ``source_epoch``'s) tried on every target."""
-    device = pick_device(device_name)
-    return transfer_one(source, targets, load_prepared(data_path, device), tcfg, device, source_epoch)
-
-
-def transfer_one(source: str, targets: list[str], data: dict, tcfg: dict, device, source_epoch: str | None = None
-                 ) -> dict:
-    """:func:`transfer` on ``data``, a prepared dataset already on ``device``."""
-    src, settings, _ = load_model(source, device, data_meta=data["meta"])
-    epoch, final = settings["training"]["epochs"], True
+def transfer_one(source: str, targets: list[str], data: dict, ts: TransferSettings, device,
+                 source_epoch: str | None = None, execution: Execution | None = None) -> dict:
+    """Attacks made on ``source`` (its final weights, or ``source_epoch``'s) tried on every target, on ``data``, a
+    prepared dataset already on ``device``."""
+    execution = execution or Execution.from_env()
+    src, settings, cell, _ = load_model(source, device, data_meta=data["meta"])
+    epoch, final = settings.training.epochs, True
     if source_epoch:  # an early-stopped source: the same network with the weights of a saved epoch
         if cell_named_by(source_epoch) != cell_named_by(source):
             raise SystemExit(f"--source-epoch {source_epoch} is not an epoch of the source {source}")
@@ -45,50 +41,52 @@ def transfer_one(source: str, targets: list[str], data: dict, tcfg: dict, device
             raise SystemExit(f"{source_epoch} is damaged or not an epoch of {source} ({type(e).__name__}: "
                              f"{error_line(e, 120)}); delete it and rerun snakemake to retrain that cell") from None
         epoch, final = int(state["epoch"]), False
-    fcfg = fast.resolve(tcfg.get("fast"), device, settings["cell"]["norm"])
+    fcfg = fast.resolve(execution.transfer_fast, device, cell.norm)
     fast.setup(device)
     src = fast.wrap(src, fcfg, device)  # on the CPU by default: the model itself (plain fp32)
-    n = tcfg["n_test"]
-    x, y = to_float(data["test"]["x"][:n]), data["test"]["y"][:n]
-    g = seeded_generator(settings["cell"]["seed"], 400, device=device)
-    bs = fast.eval_batch(fcfg, tcfg.get("batch_size", 500))
+    x, y = to_float(data["test"]["x"][:ts.n_test]), data["test"]["y"][:ts.n_test]
+    g = seeded_generator(cell.seed, 400, device=device)
+    bs = fast.eval_batch(fcfg, execution.transfer_batch_size)
     with attack_mode(src, "eval"):
-        x_adv = torch.cat([attack(src, x[i:i + bs], y[i:i + bs], tcfg["attack"], generator=g).detach()
+        x_adv = torch.cat([attack(src, x[i:i + bs], y[i:i + bs], ts.attack, generator=g).detach()
                            for i in range(0, len(y), bs)])
     rows = []
     for t in targets:
-        model, tset, _ = load_model(t, device, data_meta=data["meta"])
-        model = fast.wrap(model, fast.resolve(tcfg.get("fast"), device, tset["cell"]["norm"]), device)
+        model, _, tcell, _ = load_model(t, device, data_meta=data["meta"])
+        model = fast.wrap(model, fast.resolve(execution.transfer_fast, device, tcell.norm), device)
         pbs = fast.eval_batch(fcfg, 512)
         right = metrics.predict(model, x, batch_size=pbs) == y
         fooled = metrics.predict(model, x_adv, batch_size=pbs) != y
         n_right = int(right.sum())
         rate = float((fooled & right).sum()) / n_right if n_right else float("nan")
-        rows.append({"target": tset["cell"], "success_rate": rate, "n": n_right,
+        rows.append({"target": tcell.as_dict(), "success_rate": rate, "n": n_right,
                      "error_rate": float(fooled.double().mean()), "n_total": len(y)})
-        log(f"{settings['cell']['norm']}/{settings['cell']['regime']} (epoch {epoch}) → "
-            f"{tset['cell']['norm']}/{tset['cell']['regime']}: {rate:.3f} of {n_right} "
+        log(f"{cell.norm}/{cell.regime} (epoch {epoch}) → {tcell.norm}/{tcell.regime}: {rate:.3f} of {n_right} "
             f"(error {rows[-1]['error_rate']:.3f})")
-    return {"source": settings["cell"], "source_epoch": epoch, "source_final": final,
-            "study": tcfg.get("study"), "attack": tcfg["attack"], "attack_mode": "eval", "rows": rows,
-            "lease": lease_info(), "fast": fcfg, "batch_size": bs, "peak_gpu_mem_mib": fast.peak_mem_mib(device)}
+    return {"source": cell.as_dict(), "source_epoch": epoch, "source_final": final, "study": ts.study,
+            "attack": ts.attack.spec, "attack_mode": "eval", "rows": rows, "lease": lease_info(), "fast": fcfg,
+            "batch_size": bs, "peak_gpu_mem_mib": fast.peak_mem_mib(device)}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="normrobust transfer", description=__doc__)
     p.add_argument("--plan", required=True,
-                   help="the sources, as JSON: a list of {source (model.pt), source_epoch (epochs/epochK.pt or null), "
-                        "targets (model.pt files), out (JSON)}; the seeds of one source cell, say")
+                   help="the sources, as JSON: a list of {source (model.pt), source_epoch (a saved epoch's weights or "
+                        "null), targets (model.pt files), out (JSON)}; the seeds of one source model, say")
     p.add_argument("--data", required=True)
-    p.add_argument("--settings", required=True, help="the config's transfer block, as JSON")
+    p.add_argument("--settings", required=True, help="the study's transfer settings (study, n_test, attack), as JSON")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: $NORMROBUST_DEVICE, else auto)")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
+    try:
+        ts = TransferSettings.from_json(a.settings)
+    except (KeyError, TypeError) as e:
+        raise SystemExit(f"--settings: not the transfer settings the workflow writes ({type(e).__name__}: {e})") \
+            from None
     set_threads(a.threads)
     device = pick_device(a.device)
     data = load_prepared(a.data, device)  # once for every source
-    tcfg = json.loads(a.settings)
     for job in json.loads(a.plan):
-        save_json(transfer_one(job["source"], job["targets"], data, tcfg, device, job.get("source_epoch")),
+        save_json(transfer_one(job["source"], job["targets"], data, ts, device, job.get("source_epoch")),
                   job["out"])
     return 0

@@ -19,7 +19,7 @@ from conftest import (
 from normrobust.analysis.study_view import StudyView
 from normrobust.analysis.tables import read_run_info, read_table
 from normrobust.analysis.verdicts import FAIL, INCONCLUSIVE, PASS
-from normrobust.studies import e10_fgsm
+from normrobust.studies.e10_fgsm import analysis as e10_fgsm
 
 CFG = dict(archs={"softmax": {"kind": "linear"}, "maxout": {"kind": "maxout"}},
            regimes={"standard": {"attack": None},

@@ -76,13 +76,14 @@ def test_section_table_numbers_match_the_csv(tmp_path):
     from normrobust.analysis.metric import headline
     from normrobust.analysis.study_view import StudyView
     from normrobust.analysis.tables import read_run_info, read_table
-    from normrobust.studies import e1_norms
+    from normrobust.studies.e1_norms import analysis as e1_norms
 
     m = read_table(FIXTURE_TABLES, "metrics")
     view = StudyView.of(read_run_info(FIXTURE_TABLES), "e1_norms")
     out = e1_norms.section(view, {"metrics": m}, lambda name, tex: tex)
     text = out["tables"]["main"]
-    sel = m[(m["norm"] == "bn") & (m["regime"] == "standard") & (m["dataset"] == "generated") & (m["arch"] == "cnn")]
+    sel = m[(m["norm"] == "bn") & (m["regime"] == "standard") & (m["dataset"] == "generated")
+            & (m["arch"] == view.archs[0])]
 
     def expected(v: pd.Series, pct: bool) -> str:
         k, d = (100, 1) if pct else (1, 3)

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from conftest import FIXTURE_TABLES, claim_row, figure_values, metrics_frame, read_csv, run_info, study_claims
+from normrobust.analysis.reproduction import reproduction_frame
 from normrobust.analysis.verdicts import FAIL, INCONCLUSIVE, PASS
+from normrobust.studies import analysis
 
 E2 = {"e2_trajectories": {"dataset": "generated", "archs": ["cnn"], "norms": ["none", "bn"],
                           "regimes": ["standard", "pgd_l2t"]}}
@@ -28,6 +30,27 @@ def test_rf_first_is_the_ligs_trajectory():
     assert claim_row(df, "E2-none-rf-first")["verdict"] == INCONCLUSIVE  # one seed rises, one falls
 
 
+def test_fig3_numbers_stand_beside_the_targeted_l2_training():
+    """[B] trained its adversarial models with targeted PGD-L2: among adversarial regimes, E2's reproduction rows
+    read that one (E2's own ``Published.prefer``), whatever the regimes are called; standard rows are unaffected."""
+    cfg = {"datasets": {"cifar10": {"kind": "cifar10"}}, "archs": {"r18": {"kind": "resnet", "blocks": [2, 2, 2, 2]}},
+           "regimes": {"standard": {"attack": None}, "a_linf": {"attack": {"type": "pgd", "norm": "linf", "eps": 8}},
+                       "b_l2": {"attack": {"type": "pgd", "norm": "l2", "eps": 0.5}},
+                       "z_l2t": {"attack": {"type": "pgd", "norm": "l2", "eps": 0.5, "targeted": True}}}}
+    acc = {"standard": 0.9, "a_linf": 0.7, "b_l2": 0.75, "z_l2t": 0.8}
+    rows = pd.DataFrame([dict(dataset="cifar10", arch="r18", norm=n, regime=r, seed=s, metric="clean_acc",
+                              attack="none", eps=0.0, value=v) for n in ("bn", "none") for r, v in acc.items()
+                         for s in (0, 1)])
+    e2 = analysis("e2_trajectories")
+    f = reproduction_frame({"config": cfg}, rows, None, e2.PUBLISHED).set_index("quantity")
+    for norm in ("BN", "no norm"):
+        adv = f.loc[f"adversarial, {norm}: clean accuracy (%)"]
+        assert adv["ours_setting"] == "cifar10, r18, z_l2t" and adv["ours"] == pytest.approx(80.0)
+        assert adv["match"] == "same"
+        assert f.loc[f"standard, {norm}: clean accuracy (%)", "ours"] == pytest.approx(90.0)
+    assert e2.targeted_l2(cfg["regimes"]["z_l2t"]) and not e2.targeted_l2(cfg["regimes"]["b_l2"])
+
+
 def test_claims_quote_fig3_and_test_each_adversarial_regime():
     df = study_claims("e2_trajectories", run_info(E2), metrics=metrics_frame([]), history=_history(lambda *a: 0.5))
     assert claim_row(df, "E2-bn-std-robust")["paper"] == "BN 10 vs none 40, PGD-L2 0.25 (fig)"
@@ -40,7 +63,7 @@ def test_claims_quote_fig3_and_test_each_adversarial_regime():
 
 def test_robust_claims_use_fig3s_pgd_l2_025_when_evaluated():
     from normrobust.analysis.study_view import StudyView
-    from normrobust.studies import e2_trajectories
+    from normrobust.studies.e2_trajectories import analysis as e2_trajectories
 
     info = run_info(E2)
     info["config"]["evaluation"]["attacks"]["l2"] = {"type": "pgd", "norm": "l2", "eps": [0.25, 0.5], "steps": 3,
@@ -74,7 +97,7 @@ def test_trajectories_on_the_fixtures():
 def test_last_epoch_table():
     from normrobust.analysis.study_view import StudyView
     from normrobust.analysis.tables import read_run_info, read_table
-    from normrobust.studies import e2_trajectories
+    from normrobust.studies.e2_trajectories import analysis as e2_trajectories
 
     frames = {t: read_table(FIXTURE_TABLES, t) for t in ("metrics", "history")}
     view = StudyView.of(read_run_info(FIXTURE_TABLES), "e2_trajectories")

@@ -61,7 +61,7 @@ def test_disentangled_bars(mini):
 def test_table_beside_fig4():
     from normrobust.analysis.study_view import StudyView
     from normrobust.analysis.tables import read_run_info, read_table
-    from normrobust.studies import e3_disentangled
+    from normrobust.studies.e3_disentangled import analysis as e3_disentangled
 
     view = StudyView.of(read_run_info(FIXTURE_TABLES), "e3_disentangled")
     out = e3_disentangled.section(view, {"metrics": read_table(FIXTURE_TABLES, "metrics")}, lambda n, t: t)

@@ -49,7 +49,7 @@ def test_conflict_bars(mini):
 def test_table_beside_fig6():
     from normrobust.analysis.study_view import StudyView
     from normrobust.analysis.tables import read_run_info, read_table
-    from normrobust.studies import e4_conflict
+    from normrobust.studies.e4_conflict import analysis as e4_conflict
 
     view = StudyView.of(read_run_info(FIXTURE_TABLES), "e4_conflict")
     e4 = e4_conflict.section(view, {"metrics": read_table(FIXTURE_TABLES, "metrics")}, lambda n, t: t)["tables"]["main"]

@@ -78,7 +78,7 @@ def test_nrf_reliance_bars(mini):
 def test_rank_correlation_table_matches_pandas():
     from normrobust.analysis.study_view import StudyView
     from normrobust.analysis.tables import read_run_info, read_table
-    from normrobust.studies import e5_synthetic
+    from normrobust.studies.e5_synthetic import analysis as e5_synthetic
 
     view = StudyView.of(read_run_info(FIXTURE_TABLES), "e5_synthetic")
     m = read_table(FIXTURE_TABLES, "metrics")

@@ -17,7 +17,7 @@ from conftest import (
 )
 from normrobust.analysis.study_view import StudyView
 from normrobust.analysis.verdicts import FAIL, INCONCLUSIVE, PASS
-from normrobust.studies import e6_factors
+from normrobust.studies.e6_factors import analysis as e6_factors
 
 CFG = dict(
     archs={"cnn": {"kind": "cnn", "widths": [16, 32]}, "wide": {"kind": "cnn", "widths": [16, 32], "width": 2},
@@ -94,7 +94,7 @@ def test_factors_figure_and_table_use_the_same_labels(mini):
 
 def test_factors_on_the_fixtures():
     bars, _, text, _ = figure_values("factors", FIXTURE_TABLES)
-    assert "SELU" in text and "wd 5e-3" in text and "Adam, lr 1e-3" in text
+    assert "SELU" in text and "wd 5e-3" in text and "Adam, lr 2e-3" in text
     m = read_csv(FIXTURE_TABLES, "metrics")
     assert bars["ligs|depth ×2|bn"] == pytest.approx(seed_mean(m, dataset="generated", arch="cnn_deep", norm="bn",
                                                                metric="ligs"))

@@ -7,7 +7,7 @@ import numpy as np
 from conftest import FIXTURE_TABLES, figure_values, metrics_frame, read_csv, run_info, seed_mean, study_claims
 from normrobust.analysis.study_view import StudyView
 from normrobust.analysis.verdicts import INCONCLUSIVE, PASS
-from normrobust.studies import e8_ligs_reg
+from normrobust.studies.e8_ligs_reg import analysis as e8_ligs_reg
 
 REGIMES = {"standard": {"attack": None}, "reg1": {"attack": None, "objective": "ligs_reg", "ligs_weight": 1},
            "pgd": {"attack": {"type": "pgd", "norm": "linf", "eps": 4}}}

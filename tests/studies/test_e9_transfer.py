@@ -12,7 +12,7 @@ from conftest import FIXTURE_TABLES, claim_row, figure_values, read_csv, run_inf
 from normrobust.analysis.study_view import StudyView
 from normrobust.analysis.tables import read_run_info, read_table
 from normrobust.analysis.verdicts import INCONCLUSIVE, PASS
-from normrobust.studies import e9_transfer
+from normrobust.studies.e9_transfer import analysis as e9_transfer
 
 E9 = {"e9_transfer": {"dataset": "generated", "archs": ["cnn"], "norms": ["none", "bn", "ln"],
                       "regimes": ["standard", "pgd_small"],

@@ -1,5 +1,5 @@
-"""One test over the registry: every study module has its parts, builds its claims, draws its figures and renders
-its section from the fixture tables (which enable every study)."""
+"""One test over the registry: every study package has its parts, builds its claims, draws its figures and renders
+its section from the fixture tables (made by code from config.yaml, which runs every study)."""
 
 from __future__ import annotations
 
@@ -17,24 +17,30 @@ from normrobust.analysis.study_view import StudyView
 from normrobust.analysis.tables import read_run_info, read_table
 from normrobust.analysis.verdicts import VERDICTS
 from normrobust.figures import build_figure
-from normrobust.studies import FIGURE_STUDY, STUDIES
+from normrobust.settings import MEASUREMENTS
+from normrobust.studies import STUDIES, analyses, analysis, figure_studies
+
+FIGURE_STUDY = figure_studies()
 
 INFO = read_run_info(FIXTURE_TABLES)
 FRAMES = {t: read_table(FIXTURE_TABLES, t) for t in ("metrics", "history", "transfer")}
 
 
 def test_registry_order_and_tags():
-    assert [m.TAG for m in STUDIES.values()] == [f"E{i}" for i in range(1, 11)]
-    assert set(INFO["config"]["studies"]) == set(STUDIES), "the fixture tables enable every study"
-    assert len(FIGURE_STUDY) == sum(len(m.FIGURES) for m in STUDIES.values()), "figure names are unique"
+    tags = [int(m.TAG[1:]) for m in STUDIES.values()]
+    assert tags == sorted(tags) and len(set(tags)) == len(tags), "the report's order: by tag"
+    assert set(INFO["config"]["run"]) == set(STUDIES), "the fixture tables run every study"
+    assert len(FIGURE_STUDY) == sum(len(analysis(k).FIGURES) for k in STUDIES), "figure names are unique"
 
 
 @pytest.mark.parametrize("key", list(STUDIES))
-def test_study_module_has_its_parts(key):
-    m = STUDIES[key]
-    assert m.KEY == key and m.__name__.endswith(f".studies.{key}")
-    assert m.__doc__ and m.TAG in m.__doc__.split("\n")[0], "the docstring starts with the study's tag"
-    assert isinstance(m.TITLE, str) and m.TITLE
+def test_study_package_has_its_parts(key):
+    light, m = STUDIES[key], analysis(key)
+    assert light.KEY == key and light.__name__.endswith(f".studies.{key}")
+    assert light.__doc__ and light.TAG in light.__doc__.split("\n")[0], "the docstring starts with the study's tag"
+    assert isinstance(light.TITLE, str) and light.TITLE
+    assert (m.KEY, m.TAG, m.TITLE) == (light.KEY, light.TAG, light.TITLE)
+    assert set(light.HISTORY) <= {"robust", "ligs"} and set(light.MEASURES) <= set(MEASUREMENTS)
     assert set(m.TABLES) <= {"metrics", "history", "transfer"}
     assert all(isinstance(f, Figure) and f.caption and set(f.tables) <= set(m.TABLES) | {"metrics", "history",
                                                                                           "transfer"}
@@ -46,7 +52,7 @@ def test_study_module_has_its_parts(key):
 
 @pytest.mark.parametrize("key", list(STUDIES))
 def test_study_builds_its_claims_from_the_fixtures(key):
-    claims = STUDIES[key].claims(StudyView.of(INFO, key))
+    claims = analysis(key).claims(StudyView.of(INFO, key))
     assert claims and all(isinstance(c, Claim) and c.study == key for c in claims)
     assert all(c.id.startswith(f"{STUDIES[key].TAG}-") for c in claims)
     df = evaluate(claims, FRAMES)
@@ -63,9 +69,9 @@ def test_study_draws_its_figures(name, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def rendered(figures_dir, tmp_path_factory) -> tuple[Path, str]:
+def rendered(figures_dir, fixture_claims, tmp_path_factory) -> tuple[Path, str]:
     gen = tmp_path_factory.mktemp("gen")
-    return gen, report.render(FIXTURE_TABLES, figures_dir, gen, list(STUDIES.values())).read_text()
+    return gen, report.render(FIXTURE_TABLES, figures_dir, gen, analyses(), fixture_claims).read_text()
 
 
 @pytest.mark.parametrize("key", list(STUDIES))
@@ -76,7 +82,7 @@ def test_study_renders_its_section(key, rendered):
     assert m, f"no section for {key}"
     nxt = tex.find("\\section{", m.end())
     body = tex[m.end(): nxt]
-    for fig in STUDIES[key].FIGURES:  # every figure of the module placed and referenced in its section
+    for fig in analysis(key).FIGURES:  # every figure of the module placed and referenced in its section
         assert f"\\label{{fig:{fig}}}" in body and f"\\ref{{fig:{fig}}}" in body, (key, fig)
         assert f"figures/{fig}.pdf" in body
     tables = re.findall(r"\\fittable\{(tables/[^}]+)\}", body)
@@ -93,20 +99,20 @@ def test_published_numbers_are_typed_once():
     figures and the reproduction table."""
     texts = {p: p.read_text() for p in (ROOT / "src" / "normrobust").rglob("*.py")}
     owners: dict[str, set[str]] = {}
-    for m in STUDIES.values():
+    for m in analyses():
         for p in m.PUBLISHED:
             forms = [repr(p.value)] + ([repr(round(p.value / 100, 6))] if p.percent and p.value % 1 else [])
             for form in forms:
                 if len(form.replace(".", "").lstrip("0")) >= 2 and not float(form).is_integer():
-                    owners.setdefault(form, set()).add(Path(m.__file__).name)  # 35, 0.7, ...: too common
+                    owners.setdefault(form, set()).add(Path(m.__file__))  # 35, 0.7, ...: too common
     for form, files in owners.items():
         lit = re.compile(rf"(?<![\d.]){re.escape(form)}(?![\d\\])")  # not 0.31\\linewidth
-        assert {f.name for f, t in texts.items() if lit.search(t)} <= files, form
+        assert {f for f, t in texts.items() if lit.search(t)} <= files, form
 
 
 @pytest.mark.parametrize("key", list(STUDIES))
 def test_study_section_copes_with_empty_tables(key):
     """An enabled study whose cells have no rows still gets its section's introduction (the driver calls section)."""
     empty = {t: f.iloc[0:0] for t, f in FRAMES.items()}
-    out = STUDIES[key].section(StudyView.of(INFO, key), empty, lambda name, tex: f"tables/{name}.tex")
+    out = analysis(key).section(StudyView.of(INFO, key), empty, lambda name, tex: f"tables/{name}.tex")
     assert isinstance(out, dict)

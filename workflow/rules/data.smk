@@ -1,16 +1,16 @@
 rule prepare_data:
     output:
-        "results/data/{dataset}.pt",
+        L.data("{dataset}"),
     log:
-        "results/logs/prepare_data/{dataset}.log",
+        L.log("prepare_data", "{dataset}"),
     benchmark:
-        "results/benchmarks/prepare_data/{dataset}.tsv"
+        L.benchmark("prepare_data", "{dataset}")
     wildcard_constraints:
-        dataset=_alternatives(
-            [d for d in config["datasets"] if d not in DERIVED] or ["generated"]
-        ),
+        dataset=_alternatives([d for d in config["datasets"] if d not in PLAN.derived]),
     params:
-        settings=lambda w: json_arg(config["datasets"][w.dataset]),
+        settings=lambda w: json_arg(
+            json.dumps(config["datasets"][w.dataset], sort_keys=True)
+        ),
     shell:
         "{PY} -m normrobust prepare-data --name {wildcards.dataset} "
         "--settings {params.settings} --out {output} 2> {log}"
@@ -19,21 +19,23 @@ rule prepare_data:
 # E3/E4: a dataset made from a trained model (robust / non-robust features, targeted attacks).
 rule derive_data:
     input:
-        unpack(derive_inputs),
+        unpack(get_derive_inputs),
     output:
-        data="results/data/{dataset}.pt",
-        record="results/data/{dataset}.json",
+        data=L.data("{dataset}"),
+        record=L.data_record("{dataset}"),
     log:
-        "results/logs/derive_data/{dataset}.log",
+        L.log("derive_data", "{dataset}"),
     benchmark:
-        "results/benchmarks/derive_data/{dataset}.tsv"
+        L.benchmark("derive_data", "{dataset}")
     wildcard_constraints:
-        dataset=_alternatives(DERIVED or ["__none__"]),
+        dataset=_alternatives(PLAN.derived),
     threads: 1
     resources:
         gpu=1,
     params:
-        settings=lambda w: json_arg(derive_settings(w)),
+        settings=lambda w: json_arg(
+            json.dumps(PLAN.derive_settings(w.dataset), sort_keys=True)
+        ),
     shell:
         "{PY} -m normrobust derive-data --name {wildcards.dataset} --settings {params.settings} "
         "--base {input.base} --source {input.source} --out {output.data} "

@@ -1,42 +1,42 @@
-# Every seed of one cell in one job: the dataset is loaded once.
+# Every seed of one model in one job: the dataset is loaded once.
 rule evaluate:
     input:
-        models=per_seed(f"results/models/{MODEL}/s{{seed}}/model.pt"),
-        data="results/data/{dataset}.pt",
+        models=per_seed(L.model_file),
+        data=L.data("{dataset}"),
     output:
-        per_seed(f"results/eval/{MODEL}/s{{seed}}/metrics.json"),
+        per_seed(L.metrics_file),
     log:
-        f"results/logs/evaluate/{MODEL}.log",
+        L.log("evaluate", MODEL.path),
     benchmark:
-        f"results/benchmarks/evaluate/{MODEL}.tsv"
+        L.benchmark("evaluate", MODEL.path)
     threads: 1
     resources:
         gpu=1,
     params:
-        settings=json_arg(evaluation_settings(config)),
+        settings=get_eval_settings,
     shell:
         "{PY} -m normrobust evaluate --model {input.models} --data {input.data} "
         "--settings {params.settings} --out {output} "
         "--threads {threads} 2> {log}"
 
 
-# AutoAttack (Croce & Hein 2020, through torchattacks) on every adversarially trained cell, when the config has
+# AutoAttack (Croce & Hein 2020, through torchattacks) on every adversarially trained model, when the config has
 # evaluation.autoattack: the reference PGD's robust accuracy is checked against.
 rule evaluate_autoattack:
     input:
-        models=per_seed(f"results/models/{MODEL}/s{{seed}}/model.pt"),
-        data="results/data/{dataset}.pt",
+        models=per_seed(L.model_file),
+        data=L.data("{dataset}"),
     output:
-        per_seed(f"results/eval/{MODEL}/s{{seed}}/autoattack.json"),
+        per_seed(L.autoattack_file),
     log:
-        f"results/logs/evaluate_autoattack/{MODEL}.log",
+        L.log("evaluate_autoattack", MODEL.path),
     benchmark:
-        f"results/benchmarks/evaluate_autoattack/{MODEL}.tsv"
+        L.benchmark("evaluate_autoattack", MODEL.path)
     threads: 1
     resources:
         gpu=1,
     params:
-        settings=json_arg(config["evaluation"]),
+        settings=json_arg(json.dumps(PLAN.autoattack_settings(), sort_keys=True)),
     shell:
         "{PY} -m normrobust evaluate-autoattack --model {input.models} --data {input.data} "
         "--settings {params.settings} --out {output} "

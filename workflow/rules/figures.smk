@@ -5,68 +5,67 @@ if not TABLES_ONLY:
 
     rule aggregate:
         input:
-            metrics=all_metrics(),
-            histories=all_histories(),
-            transfers=all_transfers(),
-            benchmarks=all_benchmarks(),
-            derived=all_derived(),
+            metrics=PLAN.metrics_files() + PLAN.autoattack_files(),
+            histories=PLAN.history_files(),
+            transfers=PLAN.transfer_files(),
+            benchmarks=PLAN.benchmark_files(),
+            derived=PLAN.derived_records(),
         output:
             metrics=report(
-                TABLES["metrics"], caption="../report/tables.rst", category="Tables"
+                L.table("metrics"), caption="../report/tables.rst", category="Tables"
             ),
             history=report(
-                TABLES["history"], caption="../report/tables.rst", category="Tables"
+                L.table("history"), caption="../report/tables.rst", category="Tables"
             ),
             transfer=report(
-                TABLES["transfer"], caption="../report/tables.rst", category="Tables"
+                L.table("transfer"), caption="../report/tables.rst", category="Tables"
             ),
             costs=report(
-                TABLES["costs"], caption="../report/tables.rst", category="Tables"
+                L.table("costs"), caption="../report/tables.rst", category="Tables"
             ),
-            derived=TABLES["derived"],
-            run_info=TABLES["run_info"],
+            derived=L.table("derived"),
+            run_info=L.table("run_info"),
         log:
-            "results/logs/aggregate.log",
+            L.log("aggregate"),
         params:
-            config=json_arg(recorded_config(config)),
+            config=json_arg(json.dumps(PLAN.recorded_config(), sort_keys=True)),
+            outdir=lambda w, output: Path(output.metrics).parent,
         shell:
             "{PY} -m normrobust aggregate --metrics {input.metrics} --histories {input.histories} "
             "--transfers {input.transfers} --benchmarks {input.benchmarks} --derived {input.derived} "
-            "--config {params.config} "
-            "--outdir results/tables 2> {log}"
+            "--config {params.config} --outdir {params.outdir} 2> {log}"
 
 
 rule claims:
     input:
-        tables=table_inputs(),
-        code=report_code(),
+        tables=get_tables(),
+        code=PLAN.report_code(),
     output:
-        report(
-            "results/tables/claims.csv",
-            caption="../report/claims.rst",
-            category="Claims",
-        ),
+        report(L.claims, caption="../report/claims.rst", category="Claims"),
     log:
-        "results/logs/claims.log",
+        L.log("claims"),
+    params:
+        tables=lambda w, output: Path(output[0]).parent,
     shell:
-        "{PY} -m normrobust claims --tables results/tables --out {output} 2> {log}"
+        "{PY} -m normrobust claims --tables {params.tables} --out {output} 2> {log}"
 
 
-# One figure of a study (showyourwork's "one figure = one script": here one function of the study's module).
+# One figure of a study (showyourwork's "one figure = one script": here one function of the study's analysis part).
 rule figure:
     input:
-        unpack(figure_inputs),
+        unpack(get_figure_inputs),
     output:
         report(
-            "results/figures/{figure}.pdf",
+            L.figure("{figure}"),
             caption="../report/figure.rst",
             category="Figures",
             labels={"figure": "{figure}"},
         ),
     log:
-        "results/logs/figures/{figure}.log",
+        L.log("figures", "{figure}"),
     params:
-        code=figure_code,
-        caption=figure_caption,
+        code=get_figure_code,
+        caption=lambda w: figure_studies()[w.figure].FIGURES[w.figure].caption,
+        tables=lambda w, input: Path(input.tables[0]).parent,
     shell:
-        "{PY} -m normrobust figure {wildcards.figure} --tables results/tables --out {output} 2> {log}"
+        "{PY} -m normrobust figure {wildcards.figure} --tables {params.tables} --out {output} 2> {log}"

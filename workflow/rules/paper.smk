@@ -1,25 +1,31 @@
 rule render_report:
     input:
-        tables=table_inputs(),
-        claims="results/tables/claims.csv",
-        figures=figure_targets(),
+        tables=get_tables(),
+        claims=L.claims,
+        figures=[L.figure(f) for f in PLAN.figures()],
         template=Path(workflow.basedir) / "paper" / "report.tex.j2",
-        code=report_code(),
+        code=PLAN.report_code(),
     output:
-        "paper/generated/report.tex",
+        L.report_tex,
     log:
-        "results/logs/render_report.log",
+        L.log("render_report"),
+    params:
+        tables=lambda w, input: Path(input.claims).parent,
+        figures=lambda w, input: Path(input.figures[0]).parent,
+        outdir=lambda w, output: Path(output[0]).parent,
     shell:
-        "{PY} -m normrobust report render --tables results/tables --figures results/figures --claims {input.claims} "
-        "--outdir paper/generated 2> {log}"
+        "{PY} -m normrobust report render --tables {params.tables} --figures {params.figures} "
+        "--claims {input.claims} --outdir {params.outdir} 2> {log}"
 
 
 rule build_report:
     input:
-        "paper/generated/report.tex",
+        L.report_tex,
     output:
-        report(REPORT_PDF, caption="../report/paper.rst", category="Paper"),
+        report(L.report_pdf, caption="../report/paper.rst", category="Paper"),
     log:
-        "results/logs/build_report.log",
+        L.log("build_report"),
+    params:
+        texdir=lambda w, input: Path(input[0]).parent,
     shell:
-        "{PY} -m normrobust report build --texdir paper/generated --out {output} > {log} 2>&1"
+        "{PY} -m normrobust report build --texdir {params.texdir} --out {output} > {log} 2>&1"

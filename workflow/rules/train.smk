@@ -1,27 +1,23 @@
-# Every seed of one cell (dataset, arch, norm, regime) in one job, one seed after the other.
+# Every seed of one model (dataset, arch, norm, regime) in one job, one seed after the other.
 rule train:
     input:
-        data="results/data/{dataset}.pt",
+        data=L.data("{dataset}"),
     output:
-        model=per_seed(f"results/models/{MODEL}/s{{seed}}/model.pt"),
-        history=per_seed(f"results/models/{MODEL}/s{{seed}}/history.csv"),
+        model=per_seed(L.model_file),
+        history=per_seed(L.history_file),
         # the epochs studies ask for (E9's early-stopped transfer sources)
-        epochs=[
-            f
-            for e in saved_epochs(config)
-            for f in per_seed(f"results/models/{MODEL}/s{{seed}}/epochs/epoch{e}.pt")
-        ],
+        epochs=[f for e in PLAN.saved_epochs for f in per_seed(L.epoch_file, e)],
     log:
-        f"results/logs/train/{MODEL}.log",
+        L.log("train", MODEL.path),
     benchmark:
-        f"results/benchmarks/train/{MODEL}.tsv"
+        L.benchmark("train", MODEL.path)
     threads: 1
     resources:
         gpu=1,
     params:
-        settings=train_settings,
-        outdir=f"results/models/{MODEL}",
-        seeds=" ".join(map(str, SEEDS)),
+        settings=get_train_settings,
+        outdir=L.model_dir(MODEL),
+        seeds=" ".join(map(str, PLAN.seeds)),
     shell:
         "{PY} -m normrobust train --settings {params.settings} --seeds {params.seeds} --data {input.data} "
         "--out {params.outdir} --threads {threads} 2> {log}"

@@ -1,20 +1,20 @@
-# E9, E10: attacks made on one source cell (final weights or an early-stopped epoch), tried on the targets
-# of the study's transfer block; every seed in one job.
+# E9, E10: attacks made on one source model (final weights or an early-stopped epoch), tried on the targets of the
+# study's transfer block; every seed in one job.
 rule transfer:
     input:
-        unpack(transfer_inputs),
+        unpack(get_transfer_inputs),
     output:
-        per_seed(f"results/eval/{MODEL}/s{{seed}}/transfer/{{study}}/{{source}}.json"),
+        per_seed(L.transfer_file, "{study}", "{source}"),
     log:
-        f"results/logs/transfer/{MODEL}/{{study}}/{{source}}.log",
+        L.log("transfer", L.transfer_target(MODEL, "{study}", "{source}")),
     benchmark:
-        f"results/benchmarks/transfer/{MODEL}/transfer/{{study}}/{{source}}.tsv"
+        L.benchmark("transfer", L.transfer_target(MODEL, "{study}", "{source}"))
     threads: 1
     resources:
         gpu=1,
     params:
-        plan=transfer_plan,
-        settings=transfer_settings,
+        plan=get_transfer_plan,
+        settings=lambda w: json_arg(PLAN.transfer_settings(w.study).to_json()),
     shell:
         "{PY} -m normrobust transfer --plan {params.plan} --data {input.data} "
         "--settings {params.settings} --threads {threads} 2> {log}"

@@ -1,4 +1,4 @@
-"""The report's LaTeX tables (booktabs): per-cell statistics, the claims longtable, the costs.
+"""The report's LaTeX tables (booktabs): per-cell statistics, the claims longtable, the costs; figure captions.
 
 Numbers are the mean ± sample standard deviation (ddof=1) over seeds; accuracies and rates in percent. A cell
 with one seed shows the mean only; a missing cell shows ``--``. Cells must already be LaTeX (escaped); the
@@ -8,12 +8,14 @@ helpers escape headers.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..layout import Layout
 from .labels import (
     attack_eps_label,
     fmt_mean_std,
@@ -192,6 +194,25 @@ def main_table(metrics: pd.DataFrame, head: Metric, cells: Iterable[Sequence[str
                                                                                       "norm"))
 
 
+# ----------------------------------------------------------------------------------------- captions
+
+_CAPTION_PARTS = re.compile(r"(\$[^$]+\$|\*\*.+?\*\*)")
+
+
+def caption_tex(text: str) -> str:
+    """A figure's caption (a study's ``FIGURES[name].caption``, written for Snakemake's HTML report) as LaTeX:
+    ``**x**`` becomes ``\\textbf{x}``, ``$...$`` math is kept as it is, everything else is escaped."""
+    out = []
+    for part in _CAPTION_PARTS.split(str(text)):
+        if len(part) > 2 and part.startswith("$") and part.endswith("$"):
+            out.append(part)
+        elif len(part) > 4 and part.startswith("**") and part.endswith("**"):
+            out.append(rf"\textbf{{{caption_tex(part[2:-2])}}}")
+        else:
+            out.append(tex_escape(part))
+    return "".join(out)
+
+
 # ----------------------------------------------------------------------------------------- claims
 
 VERDICT_COLOUR = {"PASS": "passgreen", "FAIL": "failred", "INCONCLUSIVE": "inconcgray"}
@@ -298,7 +319,7 @@ COST_RULE_ORDER = ["prepare_data", "derive_data", "train", "evaluate", "transfer
 def costs_table(costs: pd.DataFrame | None) -> str:
     """Per-rule costs from costs.csv (Snakemake benchmark files + the jobs' own GPU memory)."""
     if costs is None or not len(costs):
-        return empty_table("no benchmark records (results/tables/costs.csv is missing or empty)")
+        return empty_table(f"no benchmark records ({Layout().table('costs')} is missing or empty)")
     g = costs.groupby("rule")
     df = pd.DataFrame({"jobs": g.size(), "total": g["wall_s"].sum() / 60, "mean": g["wall_s"].mean(),
                        "max": g["wall_s"].max(), "rss": g["max_rss_mib"].max(),
@@ -319,5 +340,5 @@ def costs_table(costs: pd.DataFrame | None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MODEL_KEYS", "blank_repeats", "claims_table", "costs_table", "empty_table", "grouped", "main_columns",
-           "main_table", "simple_table", "specs_frame", "stats_table"]
+__all__ = ["MODEL_KEYS", "blank_repeats", "caption_tex", "claims_table", "costs_table", "empty_table", "grouped",
+           "main_columns", "main_table", "simple_table", "specs_frame", "stats_table"]

@@ -10,6 +10,11 @@ matched only to cells trained on a derived dataset of the same ``method``; all o
 real data. A robust accuracy evaluated at another ε than the paper's is shown at the nearest ε as an analogue.
 Entries whose cells the run does not have stay in the table as "not run", naming the preset that runs them.
 
+A number that needs its own comparison says so in its study's module, not here: ``Published.prefer`` (a regime's
+config → whether the paper's own training is that one; preferred among otherwise equal candidates) and
+``Published.ours`` (a :data:`Reader`: how to read our per-seed values for a candidate cell from the tables, e.g. a
+difference between regimes or a transfer rate). Without ``ours`` a number is a metrics.csv metric at an attack and ε.
+
 Units: accuracies, error rates and confidences in percent, LIGS as is. Values marked (fig) were read off
 published figures (±2 points).
 """
@@ -17,7 +22,7 @@ published figures (±2 points).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +35,12 @@ COLUMNS = ["source", "setting", "quantity", "published", "ours", "ours_std", "n"
            "percent"]
 
 
+#: ``(published, candidate, config, metrics, transfer) -> (per-seed values, note)``: our values of a published number
+#: for one candidate (a dict: dataset, arch, regime, same) in the published unit, and a note: why there are none, or
+#: how ours differ from the published setting (an empty note: the same quantity)
+Reader = Callable[["Published", dict, dict[str, Any], pd.DataFrame, "pd.DataFrame | None"], tuple[pd.Series, str]]
+
+
 @dataclass(frozen=True)
 class Published:
     study: str  # the study whose module types this number
@@ -39,18 +50,21 @@ class Published:
     value: float  # percent for accuracies / errors / confidences, raw for LIGS
     norm: str = "bn"
     role: str = "standard"  # regime role, see normrobust.regimes.role
-    metric: str = "clean_acc"  # a metrics.csv metric, or transfer (error rate) or clean_diff (vs standard)
+    metric: str = "clean_acc"  # a metrics.csv metric, or a name the entry's `ours` reader knows
     attack: tuple[str, str] | None = None  # (type, norm) of the evaluation attack
     eps: float | None = None  # in the config's unit (1/255 for L∞)
     error: bool = False  # the paper reports an error rate: ours is 100 − accuracy
     dataset_kind: str = "cifar10"
     arch_kinds: tuple[str, ...] = ("resnet",)  # the paper's architecture first
     analogue_kinds: tuple[str, ...] = ("resnet", "cnn", "vgg")  # acceptable stand-ins, in order
-    target_role: str | None = None  # transfer rows: the target's regime role (the source's is `role`)
+    target_role: str | None = None  # numbers about a pair of cells: the second one's regime role
     preset: str = "paper-cifar10"  # the preset that runs this setting
     dataset_method: str | None = None  # derived datasets: the config's method; None: a plain dataset
     arch_blocks: tuple[int, ...] | None = None  # ResNet blocks per stage of the paper's model, where it matters
-    prefer_targeted_l2: bool = False  # among adversarial regimes, prefer [B]'s targeted PGD-L2 training
+    # the study's own comparison, where the generic one does not fit (left out of ==, hash and repr):
+    # a regime's config -> True for the paper's kind of training, preferred among otherwise equal candidates
+    prefer: Callable[[dict[str, Any]], bool] | None = field(default=None, compare=False, repr=False)
+    ours: Reader | None = field(default=None, compare=False, repr=False)  # our per-seed values, see Reader
 
     @property
     def percent(self) -> bool:
@@ -98,14 +112,13 @@ def _candidates(p: Published, cfg: dict[str, Any], metrics: pd.DataFrame) -> lis
         if p.arch_blocks is not None and same_arch:  # e.g. ResNet-18: four stages of two blocks
             same_arch = (list(a.get("blocks", [])) == list(p.arch_blocks) and a.get("width", 1) == 1
                          and a.get("depth", 1) == 1)
-        attack = (g or {}).get("attack") or {}
-        targeted_l2 = attack.get("norm") == "l2" and bool(attack.get("targeted"))
-        # a variant (E6: wider / deeper / other activation; a regime with its own optimiser settings) only
-        # when nothing plainer is there
+        # a variant (a wider / deeper model or another activation; a regime with its own optimiser settings)
+        # only when nothing plainer is there
         variant = (a.get("width", 1) != 1 or a.get("depth", 1) != 1 or a.get("activation", "relu") != "relu",
                    bool((g or {}).get("training")))
-        key = (not same_data, not same_arch, kinds.index(a.get("kind")), variant[1],
-               p.prefer_targeted_l2 and not targeted_l2, variant[0], r["dataset"], r["arch"], r["regime"])
+        other = p.prefer is not None and not p.prefer(g or {})  # not the paper's kind of training
+        key = (not same_data, not same_arch, kinds.index(a.get("kind")), variant[1], other, variant[0],
+               r["dataset"], r["arch"], r["regime"])
         ranked.append((key, dict(dataset=r["dataset"], arch=r["arch"], regime=r["regime"],
                                  same=same_data and same_arch)))
     return [c for _, c in sorted(ranked, key=lambda kc: kc[0])]
@@ -116,30 +129,13 @@ def _attack_names(cfg: dict[str, Any], attack: tuple[str, str]) -> list[str]:
     return [n for n, a in atts.items() if (a.get("type"), a.get("norm")) == attack]
 
 
-def _per_seed(p: Published, c: dict, cfg: dict[str, Any], metrics: pd.DataFrame,
-              transfer: pd.DataFrame | None) -> tuple[pd.Series, str]:
-    """Our per-seed values (in the published unit) for candidate cells ``c``, and a note: why there are none,
-    or where ours differ from the published setting (another ε)."""
-    m = metrics[(metrics["dataset"] == c["dataset"]) & (metrics["arch"] == c["arch"]) & (metrics["norm"] == p.norm)]
-    roles = {r: role(g) for r, g in (cfg.get("regimes") or {}).items()}
-    if p.metric == "clean_diff":
-        clean = m[m["metric"] == "clean_acc"].set_index(["regime", "seed"])["value"]
-        have = set(clean.index.get_level_values(0))
-        for b in [r for r, x in roles.items() if x == "standard" and r in have]:
-            if c["regime"] in have:
-                return (clean.xs(c["regime"], level="regime") - clean.xs(b, level="regime")).dropna() * 100, ""
-        return pd.Series(dtype=float), "no standard regime to compare with"
-    if p.metric == "transfer":
-        if transfer is None or not len(transfer):
-            return pd.Series(dtype=float), "no transfer results"
-        t = transfer[(transfer["study"] == p.study) & (transfer["dataset"] == c["dataset"])
-                     & (transfer["source_arch"] == c["arch"]) & (transfer["target_arch"] == c["arch"])
-                     & (transfer["source_norm"] == p.norm) & (transfer["target_norm"] == p.norm)
-                     & (transfer["source_regime"] == c["regime"]) & transfer["source_final"]]
-        t = t[t["target_regime"].map(roles) == p.target_role]
-        # [G] counts every adversarial image the target gets wrong: the error rate
-        return t.groupby("seed")["error_rate"].mean() * 100, "" if len(t) else "transfer pair not run"
-    m = m[m["regime"] == c["regime"]]
+def metric_values(p: Published, c: dict, cfg: dict[str, Any], metrics: pd.DataFrame,
+                  transfer: pd.DataFrame | None = None) -> tuple[pd.Series, str]:
+    """The generic :data:`Reader`: our per-seed values (in the published unit) of ``p.metric`` in metrics.csv for
+    candidate cells ``c`` (at ``p.attack`` and ``p.eps`` where given), and a note: why there are none, or where
+    ours differ from the published setting (another ε)."""
+    m = metrics[(metrics["dataset"] == c["dataset"]) & (metrics["arch"] == c["arch"]) & (metrics["norm"] == p.norm)
+                & (metrics["regime"] == c["regime"])]
     note = ""
     if p.attack is not None:
         m = m[(m["metric"] == p.metric) & m["attack"].isin(_attack_names(cfg, p.attack))]
@@ -174,7 +170,7 @@ def reproduction_frame(info: dict[str, Any], metrics: pd.DataFrame, transfer: pd
                    ours_std=np.nan, n=0, diff=np.nan, match="not run",
                    ours_setting=f"not in this run (preset {p.preset})", percent=p.percent)
         for c in _candidates(p, cfg, metrics):
-            v, note = _per_seed(p, c, cfg, metrics, transfer)
+            v, note = (p.ours or metric_values)(p, c, cfg, metrics, transfer)
             where = f"{c['dataset']}, {c['arch']}, {c['regime']}"
             if not len(v):
                 row["ours_setting"] = f"{where}: {note}"

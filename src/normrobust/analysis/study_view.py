@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..cells import enabled_studies, study_datasets, study_models
+from ..layout import Model
+from ..plan import enabled_studies, study_datasets, study_models, transfer_attack
 from ..regimes import objective, training_overrides
 from .labels import dataset_label, join_words, norm_label, regime_label, sort_norms, sort_regimes, tex_escape
 from .metric import Metric, headline
@@ -57,14 +58,19 @@ class StudyView:
         return [str(r) for r in self.spec.get("regimes", [])]
 
     @property
-    def models(self) -> list[tuple[str, str, str, str]]:
-        """The study's (dataset, arch, norm, regime), its design applied (seeds aside)."""
+    def models(self) -> list[Model]:
+        """The study's models (dataset, arch, norm, regime; they unpack as tuples), its design applied (seeds aside)."""
         return study_models(self.spec)
 
     @property
     def transfer(self) -> dict[str, Any]:
         """The study's transfer block ({} without one)."""
         return dict(self.spec.get("transfer") or {})
+
+    @property
+    def transfer_attack(self) -> dict[str, Any]:
+        """The attack the study's transfer jobs made (as the config writes it; normrobust.plan.transfer_attack)."""
+        return transfer_attack(self.config, self.spec)
 
     def regime_config(self, regime: str) -> dict[str, Any]:
         return dict((self.config.get("regimes") or {}).get(regime) or {})

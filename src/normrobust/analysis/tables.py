@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..layout import Layout
+
 #: every table's columns (history adds one ``robust_acc_<name>`` column per extra per-epoch attack)
 TABLE_COLUMNS: dict[str, list[str]] = {
     "metrics": ["dataset", "arch", "norm", "regime", "seed", "metric", "attack", "eps", "value"],
@@ -42,7 +44,6 @@ NUMERIC_COLUMNS: dict[str, list[str]] = {
     "derived": ["n", "steps", "step", "eps", "source_acc", "target_rate", "label_rate", "rf_rate", "rf_label_rate",
                 "nrf_rate", "intended_rate", "seconds"],
 }
-TABLE_NAMES = tuple(TABLE_COLUMNS)
 
 
 class MissingInputError(FileNotFoundError):
@@ -67,7 +68,7 @@ def table_path(tables_dir: str | os.PathLike, name: str) -> Path:
 
 def remake_hint(path: str | os.PathLike, step: str = "aggregate") -> str:
     """What to do about a damaged file ``path`` the ``step`` step writes (as ``results/tables/<file name>``)."""
-    return f"fix or delete the file and rerun the {step} step: snakemake results/tables/{Path(path).name}"
+    return f"fix or delete the file and rerun the {step} step: snakemake {Layout().tables_dir}/{Path(path).name}"
 
 
 def _shown(value: str) -> str:
@@ -248,8 +249,3 @@ def read_run_info(tables_dir: str | os.PathLike, required: bool = True) -> dict[
     if not isinstance(info, dict):
         raise TableError(f"input file {path} is not a JSON object (it holds a {type(info).__name__}); {hint}")
     return info
-
-
-def run_config(run_info: dict[str, Any]) -> dict[str, Any]:
-    """The resolved config a run used (``run_info.json``'s ``config``)."""
-    return run_info.get("config") or {}

@@ -41,7 +41,6 @@ PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE)
 DIRECTIONS = ("increase", "decrease", "increase_or_keep", "decrease_or_keep", "small")
 MIN_SEEDS = 2  # fewer seeds than this: no seed spread to estimate, INCONCLUSIVE
-CONFIDENCE = 0.95  # two-sided coverage of the interval
 Z975 = 1.959964  # standard normal 0.975 quantile (the test-sampling term)
 # Student t 0.975 quantiles for 1..30 degrees of freedom (any statistics table); beyond 30, Cornish-Fisher
 _T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157, 2.228139,

@@ -49,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from ..attacks import attack, attack_mode
+from ..layout import Layout
 from ..utils import log, pick_device, save_json, save_torch, seeded_generator, set_threads
 from .derived_settings import ATTACK_METHODS, DEFAULT_STEPS, DEFAULTS, FEATURE_METHODS, METHODS, resolve_settings
 
@@ -344,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", required=True, help="dataset name (a key of the config's datasets)")
     p.add_argument("--settings", required=True, help="the dataset's config entry, as JSON")
-    p.add_argument("--base", required=True, help="the base's prepared file (results/data/<base>.pt)")
+    p.add_argument("--base", required=True, help=f"the base's prepared file ({Layout().data('<base>')})")
     p.add_argument("--source", required=True, help="the source cell's model.pt")
     p.add_argument("--out", required=True, help="output .pt file")
     p.add_argument("--device", default=None,
@@ -365,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     from .loading import load_prepared
 
     base = load_prepared(a.base, device)
-    model, settings, model_meta = load_model(a.source, device)
+    model, _, cell, model_meta = load_model(a.source, device)
     for key, mine, theirs in (("num_classes", [model_meta["num_classes"]], [base["meta"]["num_classes"]]),
                               ("shape", model_meta["shape"], base["meta"]["shape"])):
         if [int(v) for v in mine] != [int(v) for v in theirs]:
@@ -373,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"but base '{cfg.get('base')}' has {base['meta'][key]}")
     for p_ in model.parameters():
         p_.requires_grad_(False)  # only input gradients are needed
-    log(f"source model {a.source}: cell {settings.get('cell')}")
+    log(f"source model {a.source}: cell {cell.path}")
     data = derive(a.name, cfg, base, model)
     save_torch(data, a.out)
     save_json({"name": a.name, **data["meta"]["derived"]}, str(a.out).removesuffix(".pt") + ".json")

@@ -39,6 +39,26 @@ def resolve_settings(name: str, cfg: dict, n_base: int | None = None) -> dict:
     key (``datasets.<name>.<key>``) and what is allowed. ``n_base``: the base's training set size, to check ``n``.
     """
     where = f"datasets.{name}"
+    _check_entry(where, cfg)
+    method = _method(where, cfg)
+    base = _base(where, name, cfg)
+    source = _source(where, cfg)
+    n = _n(where, cfg.get("n"), n_base)
+    steps = _int_at_least(where, "steps", cfg.get("steps", DEFAULT_STEPS[method]), 1)
+    step = _positive_number(where, "step", cfg.get("step", DEFAULTS["step"]), "L2 step size")
+    eps = _eps(where, method, cfg)
+    batch_size = _int_at_least(where, "batch_size", cfg.get("batch_size", DEFAULTS["batch_size"]), 1)
+    seed = _int_at_least(where, "seed", cfg.get("seed", DEFAULTS["seed"]), 0)
+    min_rate = _min_rate(where, cfg)
+    augment = _augment(where, cfg)
+    _check_training(where, cfg)
+    return {"method": method, "base": base, "source": dict(source), "n": n, "steps": steps, "step": step,
+            "eps": eps, "batch_size": batch_size, "seed": seed, "min_rate": min_rate, "augment": augment}
+
+
+# ---------------------------------------------------------------------------------------------- one check each
+def _check_entry(where: str, cfg) -> None:
+    """The entry is a mapping of known keys, of kind 'derived' (the default)."""
     if not isinstance(cfg, dict):
         raise ValueError(f"{where}: must be a mapping, got {type(cfg).__name__}")
     unknown = sorted(set(cfg) - set(SETTING_KEYS))
@@ -47,14 +67,27 @@ def resolve_settings(name: str, cfg: dict, n_base: int | None = None) -> dict:
                          f"(allowed: {', '.join(SETTING_KEYS)})")
     if cfg.get("kind", "derived") != "derived":
         raise ValueError(f"{where}.kind: '{cfg.get('kind')}' is not a derived dataset (allowed: derived)")
+
+
+def _method(where: str, cfg: dict) -> str:
     method = cfg.get("method")
     if method not in METHODS:
         raise ValueError(f"{where}.method: {method!r} is not allowed (allowed: {', '.join(METHODS)})")
+    return method
+
+
+def _base(where: str, name: str, cfg: dict) -> str:
+    """The base: the name of another dataset."""
     base = cfg.get("base")
     if not isinstance(base, str) or not base:
         raise ValueError(f"{where}.base: must be the name of another dataset, got {base!r}")
     if base == name:
         raise ValueError(f"{where}.base: '{base}' is the dataset itself (allowed: another dataset)")
+    return base
+
+
+def _source(where: str, cfg: dict) -> dict:
+    """The source cell: a mapping {arch, norm, regime, seed[, dataset]} (returned as given)."""
     source = cfg.get("source")
     if not isinstance(source, dict):
         raise ValueError(f"{where}.source: must be a mapping {{arch, norm, regime, seed[, dataset]}}, got {source!r}")
@@ -63,8 +96,11 @@ def resolve_settings(name: str, cfg: dict, n_base: int | None = None) -> dict:
     if missing or extra:
         what = f"missing {', '.join(missing)}" if missing else f"unknown key(s) {', '.join(extra)}"
         raise ValueError(f"{where}.source: {what} (allowed: {', '.join(SOURCE_KEYS)}; dataset optional)")
+    return source
 
-    n = cfg.get("n")
+
+def _n(where: str, n, n_base: int | None):
+    """How many training images: at most ``n`` (all of the base's when not given); None when both are unknown."""
     if n is not None:
         if not _is_int(n) or n < 1:
             raise ValueError(f"{where}.n: must be an integer >= 1 (number of training images), got {n!r}")
@@ -72,40 +108,49 @@ def resolve_settings(name: str, cfg: dict, n_base: int | None = None) -> dict:
             n = min(int(n), int(n_base))
     elif n_base is not None:
         n = int(n_base)
-    steps = cfg.get("steps", DEFAULT_STEPS[method])
-    if not _is_int(steps) or steps < 1:
-        raise ValueError(f"{where}.steps: must be an integer >= 1, got {steps!r}")
-    step = cfg.get("step", DEFAULTS["step"])
-    if not _is_number(step) or not step > 0:
-        raise ValueError(f"{where}.step: must be a number > 0 (L2 step size), got {step!r}")
+    return n
+
+
+def _int_at_least(where: str, key: str, value, minimum: int) -> int:
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{where}.{key}: must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _positive_number(where: str, key: str, value, what: str) -> float:
+    if not _is_number(value) or not value > 0:
+        raise ValueError(f"{where}.{key}: must be a number > 0 ({what}), got {value!r}")
+    return float(value)
+
+
+def _eps(where: str, method: str, cfg: dict) -> float | None:
+    """The attacks' L2 budget; None for robust / nonrobust, which must not set it."""
     if method in FEATURE_METHODS:
         if "eps" in cfg:
             raise ValueError(f"{where}.eps: has no effect on method '{method}' (it has no perturbation budget; "
                              f"eps is allowed for {', '.join(ATTACK_METHODS)} only)")
-        eps = None
-    else:
-        eps = cfg.get("eps", DEFAULTS["eps"])
-        if not _is_number(eps) or not eps > 0:
-            raise ValueError(f"{where}.eps: must be a number > 0 (L2 budget), got {eps!r}")
-        eps = float(eps)
-    batch_size = cfg.get("batch_size", DEFAULTS["batch_size"])
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"{where}.batch_size: must be an integer >= 1, got {batch_size!r}")
-    seed = cfg.get("seed", DEFAULTS["seed"])
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"{where}.seed: must be an integer >= 0, got {seed!r}")
+        return None
+    return _positive_number(where, "eps", cfg.get("eps", DEFAULTS["eps"]), "L2 budget")
+
+
+def _min_rate(where: str, cfg: dict) -> float:
     min_rate = cfg.get("min_rate", DEFAULTS["min_rate"])
     if not _is_number(min_rate) or not 0 <= min_rate <= 1:
         raise ValueError(f"{where}.min_rate: must be a number in [0, 1] (fraction of images), got {min_rate!r}")
+    return float(min_rate)
+
+
+def _augment(where: str, cfg: dict) -> dict:
     augment = cfg.get("augment") or {}
     if not isinstance(augment, dict) or set(augment) - {"crop_pad", "flip"}:
         raise ValueError(f"{where}.augment: must be a mapping with crop_pad and/or flip, got {augment!r}")
+    return dict(augment)
+
+
+def _check_training(where: str, cfg: dict) -> None:
     training = cfg.get("training") or {}
     if not isinstance(training, dict):
         raise ValueError(f"{where}.training: must be a mapping of training settings, got {training!r}")
-    return {"method": method, "base": base, "source": dict(source), "n": n, "steps": int(steps),
-            "step": float(step), "eps": eps, "batch_size": int(batch_size), "seed": int(seed),
-            "min_rate": float(min_rate), "augment": dict(augment)}
 
 
 def dataset_settings(cfg: dict) -> dict:

@@ -1,26 +1,4 @@
-"""E2. Training trajectories ([B] Fig. 3).
-
-Cells: {BN, none} × {standard, adversarial} (the presets: ResNet-18; the default: the small CNN). Measured after
-every epoch on the first ``training.history.n_test`` test images: clean accuracy, robust accuracy under the
-history attack and each extra per-epoch attack (e.g. PGD-L2 0.25), LIGS; and the final evaluation.
-
-Claims (robust accuracy is the metric [B]'s Fig. 3 quotes, PGD-L2 ε = 0.25, when the config evaluates it; else the
-headline): ``E2-bn-std-robust`` (BN lowers robust accuracy under standard training), ``E2-bn-std-ligs`` (BN lowers
-LIGS), ``E2-bn-adv-robust[-{regime}]`` (under adversarial training BN no longer hurts robust accuracy: it lowers it
-by at most :data:`TOL_ADV`; one-sided, as [B]'s claim is; the claim names the regime it tests: [B] trains with
-targeted PGD-L2, the presets' ``pgd_l2_targeted``, the default with its PGD-L∞ regime),
-``E2-{none,bn}-adv-ligs-high[-{regime}]`` (an adversarially trained model keeps LIGS near 1: above
-:data:`ADV_LIGS_LEVEL`), ``E2-{none,bn}-rf-first`` (LIGS falls during standard training: robust features are learnt
-first).
-
-Design: the default trains the small CNN for E2 (four cells, with per-epoch history); what could make a claim
-come out either way is the data: on the generated data an NRF-reliant model loses all robust accuracy at ε ≥ the
-NRF amplitude, an RF-reliant one keeps it, so BN's effect has room in both directions, and LIGS's first-to-last
-change is judged against the LIGS standard error of ``training.history.n_test`` images.
-
-Outputs: figure ``trajectories``; the last epoch's values beside the final evaluation; section
-``paper/sections/e2_trajectories.tex.j2``. [B]'s Fig. 3 final values are :data:`PUBLISHED`.
-"""
+"""E2's analysis part: claims, figures, tables, report section (the study itself: __init__.py)."""
 
 from __future__ import annotations
 
@@ -29,9 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analysis import plotting
-from ..analysis.claims import Claim, Trajectory, cell, cell_text, find_claim, level, norm_vs_none
-from ..analysis.labels import (
+from ...analysis import plotting
+from ...analysis.claims import Claim, Trajectory, cell, cell_text, find_claim, level, norm_vs_none
+from ...analysis.labels import (
     attack_label,
     attack_text,
     fmt_num,
@@ -44,17 +22,15 @@ from ..analysis.labels import (
     sort_regimes,
     tex_escape,
 )
-from ..analysis.latex import main_table, stats_table
-from ..analysis.metric import LIGS, Metric
-from ..analysis.plotting import Figure
-from ..analysis.reproduction import Published, find
-from ..analysis.selection import MODEL_KEYS, seed_stats, select
-from ..analysis.study_view import StudyView
+from ...analysis.latex import main_table, stats_table
+from ...analysis.metric import LIGS, Metric
+from ...analysis.plotting import Figure
+from ...analysis.reproduction import Published, find
+from ...analysis.selection import MODEL_KEYS, seed_stats, select
+from ...analysis.study_view import StudyView
+from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
-KEY, TAG, TITLE = "e2_trajectories", "E2", "training trajectories"
 TABLES = ("metrics", "history")
-#: what the study reads of history.csv: every epoch's robust accuracies and LIGS ([B] Fig. 3)
-HISTORY = ("robust", "ligs")
 #: "BN no longer hurts" under adversarial training: BN may lower robust accuracy by at most 2 points. [B]'s claim is
 #: one-sided (their numbers, BN 79.5 vs none 77, favour BN by 2.5 points); 2 points is the smallest drop [B] would
 #: have reported as a loss at their reading precision of about ±2 points
@@ -70,9 +46,16 @@ _SETTING = "ResNet-18, CIFAR-10, 150 epochs"
 _L2 = dict(attack=("pgd", "l2"), eps=0.25)
 
 
+def targeted_l2(regime: dict[str, Any]) -> bool:
+    """[B] trained its adversarial models with targeted PGD-L2: among adversarial regimes, that one stands beside
+    their numbers (``Published.prefer``)."""
+    attack = regime.get("attack") or {}
+    return attack.get("norm") == "l2" and bool(attack.get("targeted"))
+
+
 def _fig3(role: str, norm: str, clean: float, robust: float, ligs: float) -> list[Published]:
     who = f"{'standard' if role == 'standard' else 'adversarial'}, {'BN' if norm == 'bn' else 'no norm'}"
-    kw = dict(norm=norm, role=role, arch_blocks=(2, 2, 2, 2), prefer_targeted_l2=role == "adversarial")
+    kw = dict(norm=norm, role=role, arch_blocks=(2, 2, 2, 2), prefer=targeted_l2 if role == "adversarial" else None)
     return [Published(KEY, _B, _SETTING, f"{who}: clean accuracy (%)", clean, metric="clean_acc", **kw),
             Published(KEY, _B, _SETTING, f"{who}: PGD-L2 0.25 accuracy (%)", robust, metric="robust_acc", **_L2, **kw),
             Published(KEY, _B, _SETTING, f"{who}: LIGS", ligs, metric="ligs", **kw)]

@@ -1,24 +1,4 @@
-"""E5. Ground truth on generated data (ours; none of the papers has it).
-
-The generated dataset gives every image a robust feature (RF, large amplitude) and a non-robust feature (NRF,
-amplitude below ε, more predictive) with known generators; counterfactual test sets (RF only, NRF only, RF and NRF
-of different classes) measure directly how much a model relies on the NRF (``nrf_reliance``). This checks LIGS
-against the truth: a model that relies more on the NRF should have lower LIGS.
-
-Claims: ``E5-{norm}-nrf`` (the norm raises NRF reliance vs no norm under standard training), ``E5-rank``
-(Spearman ρ(LIGS, NRF reliance) over the study's cells is negative on every seed; at least
-:data:`MIN_RANK_CELLS` cells).
-
-Design (fixed from one-seed pilots of NRF reliance alone, before any verdict was read): a rank correlation says
-something only if the cells' reliance is graded. The small CNN learnt the NRF with BN and with nothing else in every
-variant of the data tried, so its cells sat at two points and ρ would only restate "BN or not". The default uses
-the residual net on data with two NRF families of different amplitudes (config ``nrf_amplitude: [1.5, 3]``,
-``nrf_tile: 8``), where the pilots gave graded reliance across the five norms and two regimes. Either claim can
-still come out FAIL: the norms' order in reliance is measured, not set, and LIGS may rank the cells against it.
-
-Outputs: figures ``nrf_reliance`` and ``ligs_vs_nrf``; the NRF table and the rank-correlation table; section
-``paper/sections/e5_synthetic.tex.j2``. No published numbers.
-"""
+"""E5's analysis part: claims, figures, tables, report section (the study itself: __init__.py)."""
 
 from __future__ import annotations
 
@@ -27,16 +7,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analysis import plotting
-from ..analysis.claims import MIN_RANK_CELLS, Claim, Rank, change_phrase, find_claim, norm_vs_none
-from ..analysis.labels import fmt_signed, norm_label, regime_label, sort_norms, sort_regimes, tex_escape
-from ..analysis.latex import empty_table, simple_table, stats_table
-from ..analysis.metric import LIGS, Metric
-from ..analysis.plotting import Figure
-from ..analysis.selection import MODEL_KEYS, cell_order, nseeds_text, seed_stats, spearman
-from ..analysis.study_view import StudyView
+from ...analysis import plotting
+from ...analysis.claims import MIN_RANK_CELLS, Claim, Rank, change_phrase, find_claim, norm_vs_none
+from ...analysis.labels import fmt_signed, norm_label, regime_label, sort_norms, sort_regimes, tex_escape
+from ...analysis.latex import empty_table, simple_table, stats_table
+from ...analysis.metric import LIGS, Metric
+from ...analysis.plotting import Figure
+from ...analysis.selection import MODEL_KEYS, cell_order, nseeds_text, seed_stats, spearman
+from ...analysis.study_view import StudyView
+from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
-KEY, TAG, TITLE = "e5_synthetic", "E5", "ground truth on generated data"
 TABLES = ("metrics",)
 PUBLISHED: list = []  # ours: no paper has these numbers
 NRF = Metric("nrf_reliance")
@@ -153,13 +133,13 @@ def fig_ligs_vs_nrf(tables: dict[str, pd.DataFrame], view: StudyView):
 FIGURES = {
     "nrf_reliance": Figure(fig_nrf_reliance, ("metrics",),
                            "**E5: ground truth on generated data.** NRF reliance and accuracy on the RF-only and "
-                           "NRF-only counterfactual test sets per norm and training regime. Bar: mean over seeds; "
-                           "whisker: min–max."),
+                           "NRF-only counterfactual test sets per norm and training regime (hatched: adversarial "
+                           "training). Bar: mean over seeds; whisker: min–max."),
     "ligs_vs_nrf": Figure(fig_ligs_vs_nrf, ("metrics",),
                           "**E5: LIGS against the ground truth.** LIGS (x) against NRF reliance (y), one point per "
-                          "cell (mean over seeds, min–max whiskers); the title gives Spearman's rank correlation of "
-                          "the cell means. A negative correlation means LIGS ranks the models as the ground truth "
-                          "does."),
+                          "cell (mean over seeds, min–max whiskers); colour: norm, marker: training regime; the title "
+                          "gives Spearman's rank correlation of the cell means. A negative correlation means LIGS "
+                          "ranks the models as the ground truth does."),
 }
 
 

@@ -1,29 +1,4 @@
-"""E3. Disentangled datasets ([B] Fig. 4; Ilyas et al. 2019).
-
-Datasets built from the pipeline's own models (``kind: derived``, see normrobust.data.derived): D_R (re-synthesised
-to match an adversarially trained model's penultimate features: robust features only), D_NR (the same from a
-standard model), D_rand / D_det (attacked toward a random / the next class and labelled with it: only non-robust
-features predict the label). Cells: BN and no-norm models trained on each, evaluated on the real test set.
-
-Claims (derived datasets recognised by their ``method``): ``E3-drobust-{norm}-clean`` (on D_R the norm gives higher
-clean accuracy than no norm), ``E3-drobust-{norm}-robust`` (and lower headline robust accuracy),
-``E3-d{rand,det}-{norm}-clean`` (the norm learns the non-robust features no-norm models cannot: higher clean
-accuracy on the real test set), ``E3-drand-none-fails`` (a no-norm model does not learn D_rand: clean accuracy
-below :data:`FAIL_LEVEL`, [B] Fig. 4), ``E3-dnonrobust-{norm}-clean`` / ``-robust`` (a model trained on D_NR
-generalises to the real test set, clean accuracy above :data:`LEARNS_LEVEL`, yet has near-zero robust accuracy,
-below :data:`NEAR_ZERO`: Ilyas et al.'s 88% / 0%).
-
-Design: the derived sets are made from sources that carry the features (D_NR, D_rand, D_det from a standard BN
-model, which relies on the NRFs on the generated data; D_R from an adversarially trained one), and each set is
-checked as it is made against the generated data's ideal readers (normrobust.data.derived: at least 80% of images
-carry the intended feature, else the run stops), so the claims test what models learn from a set that holds what
-it promises. Each claim can come out either way: whether a no-norm model picks up the NRFs of D_rand / D_det is
-exactly what is open (on the original data it does not rely on them, but there the RF competes; in D_rand only
-the NRF predicts the label).
-
-Outputs: figure ``disentangled``; a table beside [B]'s Fig. 4 numbers; section
-``paper/sections/e3_disentangled.tex.j2``. Published: [B] Fig. 4 and Ilyas et al.'s accuracies (:data:`PUBLISHED`).
-"""
+"""E3's analysis part: claims, figures, tables, report section (the study itself: __init__.py)."""
 
 from __future__ import annotations
 
@@ -31,9 +6,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..analysis import plotting
-from ..analysis.claims import Claim, cell, level, pair
-from ..analysis.labels import (
+from ...analysis import plotting
+from ...analysis.claims import Claim, cell, level, pair
+from ...analysis.labels import (
     DERIVED_NAMES,
     attack_eps_label,
     dataset_label,
@@ -43,14 +18,14 @@ from ..analysis.labels import (
     sort_norms,
     tex_escape,
 )
-from ..analysis.latex import stats_table
-from ..analysis.metric import CLEAN, LIGS, Metric
-from ..analysis.plotting import Figure
-from ..analysis.reproduction import Published, find
-from ..analysis.selection import nseeds_text, seed_stats
-from ..analysis.study_view import StudyView
+from ...analysis.latex import stats_table
+from ...analysis.metric import CLEAN, LIGS, Metric
+from ...analysis.plotting import Figure
+from ...analysis.reproduction import Published, find
+from ...analysis.selection import nseeds_text, seed_stats
+from ...analysis.study_view import StudyView
+from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
-KEY, TAG, TITLE = "e3_disentangled", "E3", "disentangled datasets"
 TABLES = ("metrics",)
 METHODS = ["robust", "nonrobust", "rand", "det"]  # the derived datasets of this study, in the paper's order
 #: [B]'s Fig. 4 robust accuracy is PGD-L2 at this ε (the table shows ours at it when evaluated)

@@ -1,16 +1,4 @@
-"""E4. Conflicting features ([B] Fig. 6).
-
-Dataset: D_R images of class y (they carry y's robust features) attacked toward y+1 on a standard model and labelled
-y+1 (``method: conflict``). Cells: BN and no-norm models trained on it (no augmentation), evaluated on the real
-test set against the labels t (``clean_acc``: scored by a model that uses the NRFs) and t+1 (``shifted_acc``:
-scored by one that uses the RFs).
-
-Claims: ``E4-{norm}-t`` (the norm model scores more on labels t than the no-norm model), ``E4-{norm}-t1`` (the
-no-norm model scores more on labels t+1), ``E4-{norm}-ligs`` (the norm model has lower LIGS).
-
-Outputs: figure ``conflict``; a table beside [B]'s Fig. 6 numbers (:data:`PUBLISHED`); section
-``paper/sections/e4_conflict.tex.j2``.
-"""
+"""E4's analysis part: claims, figures, tables, report section (the study itself: __init__.py)."""
 
 from __future__ import annotations
 
@@ -18,17 +6,17 @@ from typing import Any
 
 import pandas as pd
 
-from ..analysis import plotting
-from ..analysis.claims import Claim, cell, pair
-from ..analysis.labels import dataset_label, dataset_method, fmt_paper, norm_label, regime_short, sort_norms
-from ..analysis.latex import stats_table
-from ..analysis.metric import CLEAN, LIGS, Metric
-from ..analysis.plotting import Figure
-from ..analysis.reproduction import Published, find
-from ..analysis.selection import cell_order, nseeds_text, seed_stats
-from ..analysis.study_view import StudyView
+from ...analysis import plotting
+from ...analysis.claims import Claim, cell, pair
+from ...analysis.labels import dataset_label, dataset_method, fmt_paper, norm_label, regime_short, sort_norms
+from ...analysis.latex import stats_table
+from ...analysis.metric import CLEAN, LIGS, Metric
+from ...analysis.plotting import Figure
+from ...analysis.reproduction import Published, find
+from ...analysis.selection import cell_order, nseeds_text, seed_stats
+from ...analysis.study_view import StudyView
+from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
-KEY, TAG, TITLE = "e4_conflict", "E4", "conflicting features"
 TABLES = ("metrics",)
 SHIFTED = Metric("shifted_acc")
 

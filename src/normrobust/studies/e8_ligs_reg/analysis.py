@@ -1,15 +1,4 @@
-"""E8. LIGS regularisation ([B]).
-
-Cells: standard training and ``ligs_reg`` regimes (clean loss + w·(1 − LIGS) by double backward) of growing
-weight w (normrobust.regimes.ligs_weight; standard training is w = 0).
-
-Claims, for every ligs_reg regime against standard training: ``E8-{norm}-{regime}-robust`` (raises the headline
-robust accuracy), ``E8-{norm}-{regime}-clean`` (changes clean accuracy little: |Δ| ≤ :data:`TOL_SMALL`),
-``E8-{norm}-{regime}-ligs`` (raises LIGS).
-
-Outputs: figure ``ligs_reg`` (clean / robust accuracy and LIGS against w); a table per weight; section
-``paper/sections/e8_ligs_reg.tex.j2``. No published numbers.
-"""
+"""E8's analysis part: claims, figures, tables, report section (the study itself: __init__.py)."""
 
 from __future__ import annotations
 
@@ -18,18 +7,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analysis import plotting
-from ..analysis.claims import Claim, cell, pair
-from ..analysis.labels import attack_eps_label, fmt_num, join_words, norm_label, sort_norms, tex_number
-from ..analysis.latex import stats_table
-from ..analysis.metric import CLEAN, LIGS, Metric
-from ..analysis.plotting import Figure
-from ..analysis.selection import nseeds_text, seed_stats
-from ..analysis.study_view import StudyView
-from ..analysis.verdicts import tol_text
-from ..regimes import ligs_weight, objective
+from ...analysis import plotting
+from ...analysis.claims import Claim, cell, pair
+from ...analysis.labels import attack_eps_label, fmt_num, join_words, norm_label, sort_norms, tex_number
+from ...analysis.latex import stats_table
+from ...analysis.metric import CLEAN, LIGS, Metric
+from ...analysis.plotting import Figure
+from ...analysis.selection import nseeds_text, seed_stats
+from ...analysis.study_view import StudyView
+from ...analysis.verdicts import tol_text
+from ...regimes import ligs_weight, objective
+from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
-KEY, TAG, TITLE = "e8_ligs_reg", "E8", "LIGS regularisation"
 TABLES = ("metrics",)
 PUBLISHED: list = []
 #: "little change in clean accuracy": |Δ| below 2 points, less than what BN itself does to clean accuracy in [B]

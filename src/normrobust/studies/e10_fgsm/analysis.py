@@ -1,19 +1,4 @@
-"""E10. FGSM ([G]: Goodfellow, Shlens, Szegedy 2015), on MNIST in the preset fgsm-mnist.
-
-Cells: a shallow softmax classifier (``kind: linear``) and a maxout network, trained normally and with FGSM
-adversarial training (the weighted objective α·J(x) + (1 − α)·J(x + η)); FGSM examples of one model tried on the
-other (the study's transfer block). The FGSM attack and ε all of E10 reads are :func:`fgsm_metric`'s.
-
-Claims: ``E10-linear-fgsm-error`` (FGSM error above :data:`LINEAR_ERROR_LEVEL`), ``E10-maxout-fgsm-error``
-(above :data:`MAXOUT_ERROR_LEVEL`), ``E10-{linear,maxout}-confidence`` (misclassified FGSM examples still get
-a mean max-softmax above :data:`CONFIDENCE_LEVEL`), ``E10-maxout-fgsm-halves`` (FGSM training lowers the maxout
-model's FGSM error by more than half), ``E10-maxout-clean-error`` (it raises the clean error by at most
-:data:`TOL_KEEP`), ``E10-maxout-transfer-asym`` (examples from the FGSM-trained model fool the original more than
-the reverse). Models are recognised by their arch ``kind``.
-
-Outputs: figure ``fgsm``; our numbers beside [G]'s (:data:`PUBLISHED`) with the difference in points; section
-``paper/sections/e10_fgsm.tex.j2``.
-"""
+"""E10's analysis part: claims, figures, tables, report section (the study itself: __init__.py)."""
 
 from __future__ import annotations
 
@@ -22,9 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analysis import plotting
-from ..analysis.claims import Claim, cell, level, pair
-from ..analysis.labels import (
+from ...analysis import plotting
+from ...analysis.claims import Claim, cell, level, pair
+from ...analysis.labels import (
     attack_label,
     attack_tex,
     eps_axis_label,
@@ -37,17 +22,17 @@ from ..analysis.labels import (
     sort_regimes,
     tex_escape,
 )
-from ..analysis.latex import empty_table, simple_table
-from ..analysis.metric import Metric
-from ..analysis.plotting import Figure
-from ..analysis.reproduction import Published
-from ..analysis.selection import nseeds_text, seed_stats, select
-from ..analysis.study_view import StudyView
-from ..analysis.transfer_claim import Transfer
-from ..analysis.verdicts import tol_text
-from ..regimes import is_fgsm_training, role
+from ...analysis.latex import empty_table, simple_table
+from ...analysis.metric import Metric
+from ...analysis.plotting import Figure
+from ...analysis.reproduction import Published
+from ...analysis.selection import nseeds_text, seed_stats, select
+from ...analysis.study_view import StudyView
+from ...analysis.transfer_claim import Transfer
+from ...analysis.verdicts import tol_text
+from ...regimes import is_fgsm_training, role
+from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
-KEY, TAG, TITLE = "e10_fgsm", "E10", "FGSM, softmax and maxout ([G])"
 TABLES = ("metrics", "transfer")
 #: [G]'s ε = 0.25 on [0,1] images, in the config's 1/255 units
 G_EPS = 63.75
@@ -66,6 +51,18 @@ _G = dict(dataset_kind="mnist", preset="fgsm-mnist", norm="none")
 _FGSM = dict(attack=("fgsm", "linf"), eps=G_EPS)
 _SOFT, _MAX = dict(arch_kinds=("linear",), analogue_kinds=("linear",)), dict(arch_kinds=("maxout",),
                                                                                  analogue_kinds=("maxout",))
+
+
+def transfer_error(p: Published, c: dict, cfg: dict[str, Any], metrics: pd.DataFrame, transfer: pd.DataFrame | None):
+    """Ours for [G]'s transfer error (%): on a target of role ``p.target_role``, from ``c``'s final model."""
+    if transfer is None or not len(transfer):
+        return pd.Series(dtype=float), "no transfer results"
+    t = select(transfer, study=p.study, dataset=c["dataset"], source_arch=c["arch"], target_arch=c["arch"],
+               source_norm=p.norm, target_norm=p.norm, source_regime=c["regime"], source_final=True)
+    t = t[t["target_regime"].map({r: role(g) for r, g in (cfg.get("regimes") or {}).items()}) == p.target_role]
+    return t.groupby("seed")["error_rate"].mean() * 100, "" if len(t) else "transfer pair not run"
+
+
 PUBLISHED = [
     Published(KEY, "[G] Sec. 4", "shallow softmax, MNIST", "standard: FGSM ε=0.25 error (%)", 99.9,
               metric="robust_acc", error=True, **_FGSM, **_SOFT, **_G),
@@ -82,9 +79,9 @@ PUBLISHED = [
     Published(KEY, "[G] Sec. 6", "maxout, MNIST", "FGSM-trained: clean error (%)", 0.84, role="weighted",
               metric="clean_acc", error=True, **_MAX, **_G),
     Published(KEY, "[G] Sec. 6", "maxout, MNIST", "transfer standard → FGSM-trained: error (%)", 19.6,
-              target_role="weighted", metric="transfer", **_MAX, **_G),
+              target_role="weighted", metric="transfer", ours=transfer_error, **_MAX, **_G),
     Published(KEY, "[G] Sec. 6", "maxout, MNIST", "transfer FGSM-trained → standard: error (%)", 40.9, role="weighted",
-              target_role="standard", metric="transfer", **_MAX, **_G),
+              target_role="standard", metric="transfer", ours=transfer_error, **_MAX, **_G),
 ]
 #: table quantities: (name, published metric, error) → our metric at the FGSM attack
 QUANTITIES = [("clean_error", "Clean error (%)"), ("fgsm_error", "FGSM error (%)"),
@@ -247,19 +244,105 @@ def arch_label(view: StudyView, arch: str) -> str:
 
 # ------------------------------------------------------------------------------------------ figures
 
+def _eps_panel(ax, st: pd.DataFrame, quantity: str, title: str, view: StudyView, fg: Metric, series: dict) -> bool:
+    """A panel against ε (FGSM error, ε = 0: clean error; or wrong_confidence), a line per arch × regime × norm."""
+    error = quantity == "fgsm_error"
+    ax.set_title(title.replace(" (%)", "") + ("\nε = 0: clean error" if error else
+                                              "\n(mean max-softmax, misclassified adv.)"))
+    ax.set_ylabel(title)
+    ax.set_xlabel(eps_axis_label(fg.attack))
+    if st.empty:
+        plotting.note(ax, f"{plotting.NO_DATA}:\nno {'robust_acc' if error else 'adv_wrong_confidence'}\n"
+                          f"for {fg.attack}")
+        return False
+    stars, colours = False, series["colours"]
+    for arch in series["archs"]:
+        for regime in series["regimes"]:
+            for norm in series["norms"]:
+                s = st[(st["arch"] == arch) & (st["regime"] == regime) & (st["norm"] == norm)].sort_values("eps")
+                if s.empty:
+                    continue
+                plotting.band(ax, s["eps"], s["mean"], s["min"], s["max"], colours[arch], scale=100.0, alpha=0.13,
+                              ls=plotting.regime_linestyle(regime),
+                              marker=plotting.norm_marker(norm) if len(series["norms"]) > 1 else "o",
+                              gid=f"{'error' if error else 'confidence'}|{arch}|{regime}|{norm}")
+                ref = g_value(series["kind"].get(arch, arch), role(view.regime_config(regime)), quantity)
+                if series["on_mnist"] and ref is not None:
+                    ax.plot([G_EPS], [ref], linestyle="none", marker="*", markersize=7, markerfacecolor="white",
+                            markeredgecolor=colours[arch], zorder=4)
+                    stars = True
+    ax.set_ylim(-2, 102)
+    ax.set_xlim(left=0)
+    return stars
+
+
+def _transfer_panel(ax, transfer: pd.DataFrame, view: StudyView, series: dict) -> bool:
+    """Error rates on the other model's FGSM examples (standard → adv. trained and back), bars per arch and norm."""
+    ax.set_title("transfer: error on the other\nmodel's FGSM examples")
+    ax.set_ylabel("error rate (%)")
+    tr = select(transfer, study=KEY, source_final=True)
+    tr = view.rows(tr[(tr["source_arch"] == tr["target_arch"]) & (tr["source_norm"] == tr["target_norm"])
+                      & tr["error_rate"].notna()], "source_")
+    tr = tr[(tr["source_regime"] == view.std) != (tr["target_regime"] == view.std)]
+    if tr.empty:
+        plotting.note(ax, f"{plotting.NO_DATA}:\nno transfer error_rate\nin transfer.csv")
+        return False
+    archs, colours, stars = series["archs"], series["colours"], False
+    tr = tr.assign(direction=np.where(tr["source_regime"] == view.std, "standard→adv", "adv→standard"),
+                   group=tr["source_arch"] + np.where(tr["source_norm"] == "none", "",
+                                                      " " + tr["source_norm"].map(norm_label)))
+    st = seed_stats(tr, ["group", "source_arch", "direction"], "error_rate")
+    groups = sorted(st["group"].unique(), key=lambda g: (archs.index(g.split(" ")[0]) if g.split(" ")[0] in archs
+                                                         else 99, g))
+    arch_of = dict(zip(st["group"], st["source_arch"]))
+    styles = [{"match": {"direction": "standard→adv"}, "colour": None, "alpha": 0.9},
+              {"match": {"direction": "adv→standard"}, "colour": None, "hatch": "////", "alpha": 0.5}]
+    plotting.bars(ax, st, "group", groups, styles, scale=100.0, gid="transfer",
+                  group_colour=lambda g: colours.get(arch_of.get(g), "0.5"))
+    ax.set_xticks(range(len(groups)), groups)
+    for gi, g in enumerate(groups):
+        for si, (src, tgt) in enumerate([("standard", "weighted"), ("weighted", "standard")]):
+            ref = g_value(series["kind"].get(arch_of.get(g)), src, "transfer_error", tgt)
+            if series["on_mnist"] and ref is not None:
+                ax.plot([gi - 0.2 + 0.4 * si], [ref], linestyle="none", marker="*", markersize=7,
+                        markerfacecolor="white", markeredgecolor="0.1", zorder=4)
+                stars = True
+    ax.set_ylim(0, 105)
+    return stars
+
+
+def _fgsm_legend(fig, series: dict, stars: bool, seeds: str) -> None:
+    """Colour per arch, line style per regime, marker per norm (if several), the transfer bars, [G]'s stars."""
+    handles = [plotting.line_handle(color=series["colours"][a], marker="o", label=a) for a in series["archs"]]
+    handles += [plotting.line_handle(color="0.2", ls=plotting.regime_linestyle(r), label=regime_label(r))
+                for r in series["regimes"]]
+    if len(series["norms"]) > 1:
+        handles += [plotting.line_handle(color="0.2", ls="none", marker=plotting.norm_marker(n), label=norm_label(n))
+                    for n in series["norms"]]
+    handles += [plotting.patch_handle(facecolor="0.6", edgecolor="0.15", lw=0.5, label="standard → adv. trained"),
+                plotting.patch_handle(facecolor="0.85", edgecolor="0.15", lw=0.5, hatch="////",
+                                      label="adv. trained → standard")]
+    if stars:
+        handles.append(plotting.line_handle(ls="none", marker="*", markersize=7, markerfacecolor="white",
+                                            markeredgecolor="0.1", label="[G] (MNIST, ε=0.25)"))
+    plotting.legend_top(fig, handles, f"line/bar: mean over seeds; band/whisker: min–max ({seeds}); colour: "
+                        "architecture", ncol=4)
+
+
 def fig_fgsm(tables: dict[str, pd.DataFrame], view: StudyView):
     """FGSM error (ε = 0: clean error) and the mean confidence on misclassified FGSM examples against ε per
-    arch × regime, and the transfer error rates standard → FGSM-trained and back; [G]'s numbers as stars on MNIST."""
+    arch × regime, and the transfer error rates standard → FGSM-trained and back; [G]'s numbers as stars on MNIST
+    (each panel returns whether it drew one)."""
     fg = fgsm_metric(view)
     m = view.rows(tables["metrics"])
     m = m[m["value"].notna()]
     if m.empty or fg is None:
         return plotting.no_data_figure(view.key, "FGSM results", "metrics.csv")
-    arch_kind = kinds(view)
-    on_mnist = str(((view.config.get("datasets") or {}).get(view.datasets[0]) or {}).get("kind", "")) == "mnist"
     archs = [a for a in view.archs if a in set(m["arch"])]
-    regimes, norms = [r for r in view.regimes if r in set(m["regime"])], sort_norms(m["norm"])
-    colours = plotting.series_colours(archs)
+    series = {"archs": archs, "regimes": [r for r in view.regimes if r in set(m["regime"])],
+              "norms": sort_norms(m["norm"]), "colours": plotting.series_colours(archs), "kind": kinds(view),
+              "on_mnist": str(((view.config.get("datasets") or {}).get(view.datasets[0]) or {}).get("kind", ""))
+              == "mnist"}
     keys = ["arch", "regime", "norm", "eps"]
     rob = m[(m["metric"] == "robust_acc") & (m["attack"] == fg.attack)]
     clean = m[m["metric"] == "clean_acc"]
@@ -268,80 +351,11 @@ def fig_fgsm(tables: dict[str, pd.DataFrame], view: StudyView):
     conf = seed_stats(m[(m["metric"] == "adv_wrong_confidence") & (m["attack"] == fg.attack)], keys)
     fig, axes = plotting.subplots(1, 3, figsize=(plotting.FULL_WIDTH, 2.45),
                                   gridspec_kw={"width_ratios": [1.25, 1.25, 1.0]})
-    stars = False
-    for j, (st, quantity, title) in enumerate([(err, "fgsm_error", f"{attack_label(fg.attack)} error (%)"),
-                                              (conf, "wrong_confidence", "confidence on errors (%)")]):
-        ax = axes[0, j]
-        ax.set_title(title.replace(" (%)", "") + ("\nε = 0: clean error" if j == 0 else
-                                                  "\n(mean max-softmax, misclassified adv.)"))
-        ax.set_ylabel(title)
-        ax.set_xlabel(eps_axis_label(fg.attack))
-        if st.empty or (j == 0 and rob.empty):
-            plotting.note(ax, f"{plotting.NO_DATA}:\nno {'robust_acc' if j == 0 else 'adv_wrong_confidence'}\n"
-                              f"for {fg.attack}")
-            continue
-        for arch in archs:
-            for regime in regimes:
-                for norm in norms:
-                    s = st[(st["arch"] == arch) & (st["regime"] == regime) & (st["norm"] == norm)].sort_values("eps")
-                    if s.empty:
-                        continue
-                    what = "error" if j == 0 else "confidence"
-                    plotting.band(ax, s["eps"], s["mean"], s["min"], s["max"], colours[arch], scale=100.0, alpha=0.13,
-                                  ls=plotting.regime_linestyle(regime),
-                                  marker=plotting.norm_marker(norm) if len(norms) > 1 else "o",
-                                  gid=f"{what}|{arch}|{regime}|{norm}")
-                    ref = g_value(arch_kind.get(arch, arch), role(view.regime_config(regime)), quantity)
-                    if on_mnist and ref is not None:
-                        ax.plot([G_EPS], [ref], linestyle="none", marker="*", markersize=7, markerfacecolor="white",
-                                markeredgecolor=colours[arch], zorder=4)
-                        stars = True
-        ax.set_ylim(-2, 102)
-        ax.set_xlim(left=0)
-    ax = axes[0, 2]
-    ax.set_title("transfer: error on the other\nmodel's FGSM examples")
-    ax.set_ylabel("error rate (%)")
-    tr = select(tables["transfer"], study=KEY, source_final=True)
-    tr = view.rows(tr[(tr["source_arch"] == tr["target_arch"]) & (tr["source_norm"] == tr["target_norm"])
-                      & tr["error_rate"].notna()], "source_")
-    tr = tr[(tr["source_regime"] == view.std) != (tr["target_regime"] == view.std)]
-    if tr.empty:
-        plotting.note(ax, f"{plotting.NO_DATA}:\nno transfer error_rate\nin transfer.csv")
-    else:
-        tr = tr.assign(direction=np.where(tr["source_regime"] == view.std, "standard→adv", "adv→standard"),
-                       group=tr["source_arch"] + np.where(tr["source_norm"] == "none", "",
-                                                          " " + tr["source_norm"].map(norm_label)))
-        st = seed_stats(tr, ["group", "source_arch", "direction"], "error_rate")
-        groups = sorted(st["group"].unique(), key=lambda g: (archs.index(g.split(" ")[0]) if g.split(" ")[0] in archs
-                                                             else 99, g))
-        arch_of = dict(zip(st["group"], st["source_arch"]))
-        series = [{"match": {"direction": "standard→adv"}, "colour": None, "alpha": 0.9},
-                  {"match": {"direction": "adv→standard"}, "colour": None, "hatch": "////", "alpha": 0.5}]
-        plotting.bars(ax, st, "group", groups, series,
-                      scale=100.0, gid="transfer", group_colour=lambda g: colours.get(arch_of.get(g), "0.5"))
-        ax.set_xticks(range(len(groups)), groups)
-        for gi, g in enumerate(groups):
-            for si, (src, tgt) in enumerate([("standard", "weighted"), ("weighted", "standard")]):
-                ref = g_value(arch_kind.get(arch_of.get(g)), src, "transfer_error", tgt)
-                if on_mnist and ref is not None:
-                    ax.plot([gi - 0.2 + 0.4 * si], [ref], linestyle="none", marker="*", markersize=7,
-                            markerfacecolor="white", markeredgecolor="0.1", zorder=4)
-                    stars = True
-        ax.set_ylim(0, 105)
-    handles = [plotting.line_handle(color=colours[a], marker="o", label=a) for a in archs]
-    handles += [plotting.line_handle(color="0.2", ls=plotting.regime_linestyle(r), label=regime_label(r))
-                for r in regimes]
-    if len(norms) > 1:
-        handles += [plotting.line_handle(color="0.2", ls="none", marker=plotting.norm_marker(n), label=norm_label(n))
-                    for n in norms]
-    handles += [plotting.patch_handle(facecolor="0.6", edgecolor="0.15", lw=0.5, label="standard → adv. trained"),
-                plotting.patch_handle(facecolor="0.85", edgecolor="0.15", lw=0.5, hatch="////",
-                                      label="adv. trained → standard")]
-    if stars:
-        handles.append(plotting.line_handle(ls="none", marker="*", markersize=7, markerfacecolor="white",
-                                            markeredgecolor="0.1", label="[G] (MNIST, ε=0.25)"))
-    plotting.legend_top(fig, handles, f"line/bar: mean over seeds; band/whisker: min–max ({nseeds_text(m)}); colour: "
-                        "architecture", ncol=4)
+    stars = _eps_panel(axes[0, 0], err.iloc[0:0] if rob.empty else err, "fgsm_error",
+                       f"{attack_label(fg.attack)} error (%)", view, fg, series)
+    stars |= _eps_panel(axes[0, 1], conf, "wrong_confidence", "confidence on errors (%)", view, fg, series)
+    stars |= _transfer_panel(axes[0, 2], tables["transfer"], view, series)
+    _fgsm_legend(fig, series, stars, nseeds_text(m))
     fig.tight_layout(w_pad=0.8)
     return fig
 
@@ -419,8 +433,7 @@ def section(view: StudyView, frames: dict[str, Any], write_table) -> dict[str, A
     out["eps"] = (f"$\\varepsilon = {fmt_num(fg.eps, 4)}/255$ (${fmt_num(fg.eps / 255)}$ on the $[0,1]$ scale)"
                   if fg is not None else "--")
     out["eps_is_g"] = fg is not None and bool(np.isclose(fg.eps, G_EPS))
-    attack = view.transfer.get("attack") or (view.config.get("transfer") or {}).get("attack")
-    out["transfer_attack"] = attack_tex(attack)
+    out["transfer_attack"] = attack_tex(view.transfer_attack or None)  # the attack this study's transfer jobs made
     items = []
     for _, r in f[f["paper"].notna()].iterrows():
         who = f"{arch_label(view, r['arch'])}, {regime_label(r['regime'])}"

@@ -1,27 +1,4 @@
-"""E9. Transferability ([B]).
-
-Cells: sources with / without a norm, standard and slightly robust (small-ε adversarial training); the study's
-``transfer`` block names the target regimes (the other standard models) and ``source_epochs`` (early-stopped
-sources: the saved weights of an early epoch). Attack: the transfer attack from the source (eval mode); success =
-a target misclassifies an image it got right.
-
-One aggregation for every kind of source (:func:`source_kinds`, read by the claims' figure and table alike): the
-rows of this study, targets of the transfer block's regimes, a source's own cell left out (for an early-stopped
-source too: its own final model is not a transfer target), the mean over the targets per source and seed.
-
-Claims: ``E9-transfer`` (sources without BN transfer better than BN sources), ``E9-early-stop[-e{k}]`` (an
-epoch-k source transfers better than the same cell's final model), ``E9-robust-source[-{regime}]`` (a slightly
-robust source transfers better than a standard source of the same norm), ``E9-rf-nrf`` (RFs transfer better than
-NRFs: not measured by this pipeline).
-
-Design: the default's sources and targets are E5's residual-net cells (five norms, standard and small-ε
-adversarial training), so the study trains nothing of its own and every source has four standard targets with a
-different norm; each claim compares means over those targets, per seed, with the binomial noise of each success
-rate carried into its interval (:mod:`normrobust.analysis.transfer_claim`).
-
-Outputs: figures ``transfer_heatmap`` (success per final source and target) and ``transfer_sources`` (success per
-kind of source); the transfer matrix and the kinds-of-source table; section ``paper/sections/e9_transfer.tex.j2``.
-"""
+"""E9's analysis part: claims, figures, tables, report section (the study itself: __init__.py)."""
 
 from __future__ import annotations
 
@@ -30,11 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analysis import plotting
-from ..analysis.claims import Claim, Unmeasured
-from ..analysis.labels import (
+from ...analysis import plotting
+from ...analysis.claims import Claim, Unmeasured
+from ...analysis.labels import (
     REGIME_LABEL,
     REGIME_ORDER,
+    attack_tex,
     attack_text,
     fmt_mean_std,
     join_words,
@@ -47,13 +25,13 @@ from ..analysis.labels import (
     tex_escape,
     tex_number,
 )
-from ..analysis.latex import blank_repeats, empty_table, grouped, simple_table
-from ..analysis.plotting import Figure
-from ..analysis.selection import cell_order, nseeds_text, seed_stats, select
-from ..analysis.study_view import StudyView
-from ..analysis.transfer_claim import SOURCE, TARGET, Transfer
+from ...analysis.latex import blank_repeats, empty_table, grouped, simple_table
+from ...analysis.plotting import Figure
+from ...analysis.selection import cell_order, nseeds_text, seed_stats, select
+from ...analysis.study_view import StudyView
+from ...analysis.transfer_claim import SOURCE, TARGET, Transfer
+from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
-KEY, TAG, TITLE = "e9_transfer", "E9", "transferability"
 TABLES = ("transfer",)
 PUBLISHED: list = []  # [B] shows these effects in figures without numbers one could read off precisely
 
@@ -253,7 +231,7 @@ FIGURES = {
     "transfer_heatmap": Figure(fig_transfer_heatmap, ("transfer",),
                                "**E9: transferability.** Transfer success rate (%) of adversarial examples from each "
                                "finished source model (rows) to each target model (columns), mean over seeds; grey: "
-                               "not evaluated."),
+                               "not evaluated (e.g. a model attacking itself)."),
     "transfer_sources": Figure(fig_transfer_sources, ("transfer",),
                                "**E9: kinds of source.** Mean transfer success rate (%) over the targets for "
                                "finished, early-stopped (epoch k) and slightly robust sources, bars per source norm (a "
@@ -314,12 +292,14 @@ def kinds_table(transfer: pd.DataFrame, view: StudyView) -> str:
 
 
 def section(view: StudyView, frames: dict[str, Any], write_table) -> dict[str, Any]:
+    attack = attack_tex(view.transfer_attack or None)  # the attack this study's transfer jobs made
     transfer = frames.get("transfer")
     if transfer is None:
-        return {}
+        return {"transfer_attack": attack}
     t = view.rows(select(transfer, study=KEY, source_final=True), prefix="source_")
     nn = t["n"].dropna()
-    out = {"tables": {"transfer": write_table(f"transfer_{KEY}", matrix_table(transfer, view))},
+    out = {"transfer_attack": attack,
+           "tables": {"transfer": write_table(f"transfer_{KEY}", matrix_table(transfer, view))},
            "n_pairs": int(len(t[SOURCE + TARGET].drop_duplicates())), "n_seeds": int(t["seed"].nunique()),
            "n_images": (f"{int(nn.min())}--{int(nn.max())}" if len(nn) and nn.min() != nn.max()
                         else (str(int(nn.iloc[0])) if len(nn) else "--")),

@@ -1,20 +1,4 @@
-"""E6. Factors other than normalisation ([B]): width, depth, activation, weight decay, initial lr, optimizer.
-
-Design ``one_at_a_time``: the base cell (archs[0], regimes[0]) and, per norm, each other arch with regimes[0] and
-each other regime with archs[0]; :func:`variants` says what each variant changes (one definition, used by the
-claims, the figure and the table).
-
-Claims ([B]'s findings), per norm: ``E6-{norm}-{width,depth}-ligs`` (moves LIGS little: |Δ| ≤
-:data:`TOL_LIGS_SMALL`), ``E6-{norm}-{activation}-ligs`` (a non-ReLU activation gives higher LIGS) and ``-clean``
-(lower clean accuracy), ``E6-{norm}-adam-ligs`` (Adam gives higher LIGS than the base optimizer) and
-``E6-{norm}-adam-vs-adagrad-ligs`` (than Adagrad, when the study has both),
-``E6-{norm}-{wd,lr}-ligs-early`` (a higher weight decay / lr gives higher LIGS at the first epoch) and ``-late``
-(lower final LIGS), ``E6-{norm}-vs-norm`` (no factor moves LIGS as much as the norm does: the largest |ΔLIGS| of a
-variant is below |LIGS(norm) − LIGS(no norm)| of the base cell). Emitted only for the variants the study has.
-
-Outputs: figure ``factors``; a table of each variant with Δ to the base cell; section
-``paper/sections/e6_factors.tex.j2``. No published numbers ([B] reads these effects off training curves).
-"""
+"""E6's analysis part: claims, figures, tables, report section (the study itself: __init__.py)."""
 
 from __future__ import annotations
 
@@ -24,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analysis import plotting
-from ..analysis.claims import Claim, Dominance, cell, cell_text, pair
-from ..analysis.labels import (
+from ...analysis import plotting
+from ...analysis.claims import Claim, Dominance, cell, cell_text, pair
+from ...analysis.labels import (
     fmt_mean_std,
     fmt_num,
     fmt_sci,
@@ -36,17 +20,15 @@ from ..analysis.labels import (
     regime_short,
     tex_escape,
 )
-from ..analysis.latex import blank_repeats, empty_table, grouped
-from ..analysis.metric import CLEAN, LIGS, Metric
-from ..analysis.plotting import Figure
-from ..analysis.selection import nseeds_text, seed_stats, select
-from ..analysis.study_view import StudyView
-from ..regimes import objective, training_overrides
+from ...analysis.latex import blank_repeats, empty_table, grouped
+from ...analysis.metric import CLEAN, LIGS, Metric
+from ...analysis.plotting import Figure
+from ...analysis.selection import nseeds_text, seed_stats, select
+from ...analysis.study_view import StudyView
+from ...regimes import objective, training_overrides
+from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
-KEY, TAG, TITLE = "e6_factors", "E6", "factors other than normalisation"
 TABLES = ("metrics", "history")
-#: what the study reads of history.csv: LIGS at the first epoch (the wd / lr "early" claims)
-HISTORY = ("ligs",)
 PUBLISHED: list = []
 #: "moves LIGS little" (width, depth): |ΔLIGS| below 0.05, a quarter of the effect [B] attributes to BN (Fig. 3:
 #: a LIGS drop of 0.20 from no norm to BN under standard training; the values are in E2's PUBLISHED)
@@ -241,9 +223,10 @@ def fig_factors(tables: dict[str, pd.DataFrame], view: StudyView):
 
 FIGURES = {
     "factors": Figure(fig_factors, ("metrics",),
-                      "**E6: factors other than normalisation.** LIGS and clean accuracy of the base cell and of each "
-                      "variant that changes one factor (width, depth, activation, weight decay, learning rate, "
-                      "optimiser), bars per norm. Bar: mean over seeds; whisker: min–max."),
+                      "**E6: factors other than normalisation.** LIGS and clean accuracy of the base cell (shaded) and "
+                      "of each variant that changes one factor (width, depth, activation, weight decay, learning rate, "
+                      "optimiser), labelled by what differs, bars per norm. Bar: mean over seeds; whisker: min–max; a "
+                      "dashed line marks the no-norm base cell where it was run."),
 }
 
 

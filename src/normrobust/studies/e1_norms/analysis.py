@@ -1,15 +1,4 @@
-"""E1. Normalisation makes models vulnerable ([B], and Galloway et al. 2019).
-
-Cells: architectures × norms {none, BN, LN, IN, GN} × the study's regimes. Measured: clean accuracy, robust
-accuracy over a grid of ε per attack, Gaussian-noise accuracy, LIGS.
-
-Claims (each norm against no norm, same dataset, arch, regime and seed, under standard training):
-``E1-{norm}-clean`` raises clean accuracy or keeps it (a drop of at most :data:`TOL_KEEP`),
-``E1-{norm}-robust`` lowers the headline robust accuracy, ``E1-{norm}-ligs`` lowers LIGS.
-
-Outputs: figures ``robust_vs_eps`` (accuracy against ε per attack) and ``ligs_per_norm`` (LIGS per norm and
-regime); the table of final results; section ``paper/sections/e1_norms.tex.j2``.
-"""
+"""E1's analysis part: claims, figures, tables, report section (the study itself: __init__.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +6,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..analysis import plotting
-from ..analysis.claims import Claim, change_phrase, find_claim, norm_vs_none
-from ..analysis.labels import (
+from ...analysis import plotting
+from ...analysis.claims import Claim, change_phrase, find_claim, norm_vs_none
+from ...analysis.labels import (
     attack_label,
     eps_axis_label,
     fmt_num,
@@ -31,13 +20,13 @@ from ..analysis.labels import (
     sort_regimes,
     tex_escape,
 )
-from ..analysis.latex import main_table
-from ..analysis.metric import CLEAN, LIGS
-from ..analysis.plotting import Figure
-from ..analysis.selection import seed_stats
-from ..analysis.study_view import StudyView
+from ...analysis.latex import main_table
+from ...analysis.metric import CLEAN, LIGS
+from ...analysis.plotting import Figure
+from ...analysis.selection import seed_stats
+from ...analysis.study_view import StudyView
+from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
-KEY, TAG, TITLE = "e1_norms", "E1", "normalisation and vulnerability"
 TABLES = ("metrics",)
 PUBLISHED: list = []  # [B] gives E1 no numbers of its own ([B]'s Fig. 3 values are E2's)
 #: "raises or keeps" clean accuracy: a drop below 1 point still counts as kept (accuracy as a fraction); [B]'s BN
@@ -139,8 +128,9 @@ FIGURES = {
     "robust_vs_eps": Figure(fig_robust_vs_eps, ("metrics",),
                             "**E1: accuracy against attack strength.** Accuracy (%) of every norm and training regime "
                             "under each attack as ε grows (L∞ ε in units of 1/255, L2 ε and noise σ on the [0,1] pixel "
-                            "scale; ε = 0 is clean accuracy). Line: mean over seeds; band: min–max over seeds. A model "
-                            "leaning on non-robust features falls faster."),
+                            "scale; ε = 0 is clean accuracy). One colour per norm, one line style per training regime; "
+                            "line: mean over seeds; band: min–max over seeds. A model leaning on non-robust features "
+                            "falls faster."),
     "ligs_per_norm": Figure(fig_ligs_per_norm, ("metrics",),
                             "**E1: LIGS per norm.** Local input-gradient similarity (cosine of the input gradients at "
                             "x and at x + N(0, σ²)) per norm and training regime (hatched: adversarial training). Bar: "
