@@ -240,65 +240,106 @@ def derive(name: str, cfg: dict, base: dict, model: nn.Module) -> dict:
 
     Stops (SystemExit, one line) when ``target_rate`` or ``intended_rate`` is below ``min_rate``.
     """
+    s = _settings(name, cfg, base)
+    n = s["n"]
+    x = _float(base["train"]["x"][:n])
+    y = base["train"]["y"][:n]
+    t0 = time.perf_counter()
+    record = {k: s[k] for k in _RECORD_KEYS}
+    record["attack_mode"] = "eval"
+    base_y = y.clone()
+    _log_start(name, s, x.device)
+    if s["method"] in FEATURE_METHODS:
+        images, labels, extra = _feature_set(model, base, x, y, s, record)
+    else:
+        images, labels, extra = _attack_set(model, base["meta"], x, y, s, record)
+    templates = base.get("templates")
+    if templates is not None and "rf" in templates and "nrf" in templates:
+        record.update(ground_truth(s["method"], images, y, labels, templates))
+    record["seconds"] = time.perf_counter() - t0
+    _check_rates(name, record, s["min_rate"])
+    _log_facts(name, record)
+    train = {"x": images, "y": labels, "base_y": base_y, **extra}
+    out = {k: v for k, v in base.items() if k not in ("train", "meta")}  # test, counterfactual, ...: unchanged
+    new_meta = {**base["meta"], "name": name, "augment": s["augment"], "derived": record}
+    return _cpu({"train": train, **out, "meta": new_meta})
+
+
+#: the settings copied into ``meta["derived"]``, in this order
+_RECORD_KEYS = ("method", "base", "source", "steps", "step", "eps", "n", "batch_size", "seed")
+#: the measured facts logged when a set is done
+_FACT_KEYS = ("feature_dist_start", "feature_dist_final", "feature_dist_ratio", "label_rate", "source_acc",
+              "target_rate", "l2_mean", "rf_rate", "nrf_rate", "intended_rate")
+
+
+def _settings(name: str, cfg: dict, base: dict) -> dict:
+    """:func:`resolve_settings` for this base, plus the checks that need the base; SystemExit, one line."""
     meta = base["meta"]
     n_base = int(base["train"]["x"].shape[0])
     try:
         s = resolve_settings(name, cfg, n_base)
-        if s["method"] in FEATURE_METHODS and n_base < 2:
-            raise ValueError(f"datasets.{name}.base: '{s['base']}' has {n_base} training image(s); "
-                             f"method '{s['method']}' needs at least 2")
-        if s["method"] == "conflict" and (meta.get("derived") or {}).get("method") != "robust":
-            got = (meta.get("derived") or {}).get("method")
-            raise ValueError(f"datasets.{name}.base: method 'conflict' needs a derived 'robust' base, "
-                             f"but '{s['base']}' is " + (f"derived by '{got}'" if got else "not derived"))
+        _check_base(name, s, meta, n_base)
     except ValueError as e:
         raise SystemExit(str(e)) from None
     K = int(meta["num_classes"])
     if K < 2:
         raise SystemExit(f"datasets.{name}.base: '{s['base']}' has {K} class(es); derived datasets need >= 2")
-    n, bs, method = s["n"], s["batch_size"], s["method"]
-    x = _float(base["train"]["x"][:n])
-    y = base["train"]["y"][:n]
-    t0 = time.perf_counter()
-    record = {k: s[k] for k in ("method", "base", "source", "steps", "step", "eps", "n", "batch_size", "seed")}
-    record["attack_mode"] = "eval"
-    train: dict = {"base_y": y.clone()}
-    log(f"deriving '{name}' ({method}) from '{s['base']}': {n} images, {s['steps']} steps of {s['step']}"
-        + (f", eps {s['eps']}" if s["eps"] is not None else "") + f", batch {bs}, on {x.device}")
-    if method in FEATURE_METHODS:
-        start = start_indices(n, n_base, s["seed"]).to(x.device)
-        z0 = _float(base["train"]["x"][start])
-        z, d0, d1 = robustify(model, x, z0, steps=s["steps"], step=s["step"], batch_size=bs, what=method)
-        images, labels = _uint8(z), y.clone()
-        train["start_index"] = start
-        record.update(feature_dist_start=d0.mean().item(), feature_dist_final=d1.mean().item(),
-                      feature_dist_ratio=(d1 / d0.clamp_min(_TINY)).mean().item(),
-                      label_rate=(_predict(model, images, bs) == labels).float().mean().item())
-    else:
-        target = choose_targets(y, method, K, s["seed"])
-        xa = targeted_pgd(model, x, target, eps=s["eps"], step=s["step"], steps=s["steps"], batch_size=bs,
-                          what=method)
-        l2 = (xa - x).flatten(1).norm(dim=1)
-        images, labels = _uint8(xa), target
-        record.update(source_acc=(_predict(model, x, bs) == y).float().mean().item(),
-                      target_rate=(_predict(model, images, bs) == target).float().mean().item(),
-                      target_rate_float=(_predict(model, xa, bs) == target).float().mean().item(),
-                      l2_mean=l2.mean().item(), l2_max=l2.max().item())
-        if method == "conflict":
-            record["base_derived"] = meta["derived"]
-    templates = base.get("templates")
-    if templates is not None and "rf" in templates and "nrf" in templates:
-        record.update(ground_truth(method, images, y, labels, templates))
-    record["seconds"] = time.perf_counter() - t0
-    _check_rates(name, record, s["min_rate"])
-    facts = {k: v for k, v in record.items() if k in ("feature_dist_start", "feature_dist_final", "feature_dist_ratio",
-                                                       "label_rate", "source_acc", "target_rate", "l2_mean",
-                                                       "rf_rate", "nrf_rate", "intended_rate")}
+    return s
+
+
+def _check_base(name: str, s: dict, meta: dict, n_base: int) -> None:
+    """robust / nonrobust need 2 training images; conflict needs a derived 'robust' base (ValueError)."""
+    if s["method"] in FEATURE_METHODS and n_base < 2:
+        raise ValueError(f"datasets.{name}.base: '{s['base']}' has {n_base} training image(s); "
+                         f"method '{s['method']}' needs at least 2")
+    if s["method"] == "conflict" and (meta.get("derived") or {}).get("method") != "robust":
+        got = (meta.get("derived") or {}).get("method")
+        raise ValueError(f"datasets.{name}.base: method 'conflict' needs a derived 'robust' base, "
+                         f"but '{s['base']}' is " + (f"derived by '{got}'" if got else "not derived"))
+
+
+def _log_start(name: str, s: dict, device) -> None:
+    log(f"deriving '{name}' ({s['method']}) from '{s['base']}': {s['n']} images, {s['steps']} steps of {s['step']}"
+        + (f", eps {s['eps']}" if s["eps"] is not None else "") + f", batch {s['batch_size']}, on {device}")
+
+
+def _log_facts(name: str, record: dict) -> None:
+    facts = {k: v for k, v in record.items() if k in _FACT_KEYS}
     log(f"derived '{name}': " + ", ".join(f"{k} {v:.4g}" for k, v in facts.items()) + f" ({record['seconds']:.1f}s)")
-    train.update(x=images, y=labels)
-    out = {k: v for k, v in base.items() if k not in ("train", "meta")}  # test, counterfactual, ...: unchanged
-    new_meta = {**meta, "name": name, "augment": s["augment"], "derived": record}
-    return _cpu({"train": {"x": train.pop("x"), "y": train.pop("y"), **train}, **out, "meta": new_meta})
+
+
+def _feature_set(model: nn.Module, base: dict, x: Tensor, y: Tensor, s: dict,
+                 record: dict) -> tuple[Tensor, Tensor, dict]:
+    """robust / nonrobust: :func:`robustify` from the seeded start images, label y. Adds the feature distances
+    and ``label_rate`` to ``record``; returns (uint8 images, labels, {"start_index": start})."""
+    bs = s["batch_size"]
+    start = start_indices(s["n"], int(base["train"]["x"].shape[0]), s["seed"]).to(x.device)
+    z0 = _float(base["train"]["x"][start])
+    z, d0, d1 = robustify(model, x, z0, steps=s["steps"], step=s["step"], batch_size=bs, what=s["method"])
+    images, labels = _uint8(z), y.clone()
+    record.update(feature_dist_start=d0.mean().item(), feature_dist_final=d1.mean().item(),
+                  feature_dist_ratio=(d1 / d0.clamp_min(_TINY)).mean().item(),
+                  label_rate=(_predict(model, images, bs) == labels).float().mean().item())
+    return images, labels, {"start_index": start}
+
+
+def _attack_set(model: nn.Module, meta: dict, x: Tensor, y: Tensor, s: dict,
+                record: dict) -> tuple[Tensor, Tensor, dict]:
+    """rand / det / conflict: :func:`targeted_pgd` toward :func:`choose_targets`, label the target. Adds the
+    rates and L2 norms (conflict: ``base_derived``) to ``record``; returns (uint8 images, targets, {})."""
+    bs, method = s["batch_size"], s["method"]
+    target = choose_targets(y, method, int(meta["num_classes"]), s["seed"])
+    xa = targeted_pgd(model, x, target, eps=s["eps"], step=s["step"], steps=s["steps"], batch_size=bs,
+                      what=method)
+    l2 = (xa - x).flatten(1).norm(dim=1)
+    images = _uint8(xa)
+    record.update(source_acc=(_predict(model, x, bs) == y).float().mean().item(),
+                  target_rate=(_predict(model, images, bs) == target).float().mean().item(),
+                  target_rate_float=(_predict(model, xa, bs) == target).float().mean().item(),
+                  l2_mean=l2.mean().item(), l2_max=l2.max().item())
+    if method == "conflict":
+        record["base_derived"] = meta["derived"]
+    return images, target, {}
 
 
 #: the feature each method is meant to implant with the dataset's label: "rf" (robust) or "nrf" (non-robust)
