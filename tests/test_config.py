@@ -41,6 +41,16 @@ def test_default_config_is_valid_and_asks_for_at_least_5_norms_2_regimes_2_seeds
     (lambda c: c["evaluation"]["headline"].update(eps=3), r"evaluation\.headline\.eps: 3 is not in"),
     (lambda c: c["regimes"]["pgd_linf"].update(attack_mode="train"),
      r"attack_mode: 'train' is not allowed \(allowed: eval, train_frozen\)"),
+    # bounds that follow from the data: image size and pixel range, split sizes, epochs
+    (lambda c: c["evaluation"]["attacks"]["pgd_l2"].update(eps=[0.25, 1.0e6]),
+     r"evaluation\.attacks\.pgd_l2\.eps: 1e\+06 is more than any two \[0,1\] images of dataset 'generated' differ "
+     r"by in L2 \(the square root of its 768 values, 27\.71\); allowed \(0, 27\.71\]"),
+    (lambda c: c["evaluation"].update(n_test=100_000),
+     r"evaluation\.n_test: 100000 is more than the test split of dataset 'generated' holds \(500 images\); "
+     r"allowed 1\.\.500"),
+    (lambda c: c["training"]["history"].update(n_test=501), r"training\.history\.n_test: 501 is more than"),
+    (lambda c: c["training"]["schedule"].update(milestones=[50]),
+     r"training\.schedule\.milestones: 50 is beyond training\.epochs \(7\); allowed 1\.\.7"),
 ])
 def test_bad_values_name_the_key_and_the_allowed_values(default, change, message):
     cfg = copy.deepcopy(default)

@@ -274,21 +274,25 @@ def test_tables_only_checkout_plans_no_training(tmp_path):
     assert jobs == {"claims", "figure", "render_report", "build_report", "paper"}, jobs
 
 
-@pytest.mark.parametrize("made_by", ["another", "unrecorded"])
+@pytest.mark.parametrize("made_by", ["another", "unrecorded", "no run_info"])
 def test_tables_of_another_config_stop_the_run_with_one_line(tmp_path, made_by):
-    """Tables another config made (or that record no config) are never reported as this config's: the run stops
-    before planning anything, with one line saying how to proceed, and the tables are left as they were."""
+    """Tables another config made (or that record no config, or have no run_info.json at all) are never reported as
+    this config's nor overwritten by a new run: the run stops before planning anything, with one line saying how to
+    proceed, and the tables are left as they were."""
     tables = copy_tables_of_config(tmp_path / "results" / "tables", ROOT / "workflow" / "presets" / "mnist-quick.yaml")
     if made_by == "unrecorded":
         info = json.loads((tables / "run_info.json").read_text())
         del info["config_sha256"]
         (tables / "run_info.json").write_text(json.dumps(info))
+    if made_by == "no run_info":
+        (tables / "run_info.json").unlink()
     before = {p.name: p.read_bytes() for p in tables.iterdir()}
     r, out = _plan(tmp_path, "paper")
     assert r.returncode != 0
     assert "Traceback" not in out and "nothing is trained" not in out
-    line = next(s for s in out.splitlines() if "holds the tables of another run" in s)
-    assert "mv results/tables" in line and "run_info.json" in line
+    words = "holds tables of unknown origin" if made_by == "no run_info" else "holds the tables of another run"
+    line = next(s for s in out.splitlines() if words in s)
+    assert "mv results/tables" in line and "run_info.json" in line and "nothing was run or changed" in line
     assert ("config it does not record" in line) == (made_by == "unrecorded")
     assert {p.name: p.read_bytes() for p in tables.iterdir()} == before
 

@@ -18,7 +18,7 @@ import yaml
 
 from . import attack_specs, resources
 from .attack_specs import parse_spec
-from .data import DATASET_KINDS, check_sizes, dataset_shape, dataset_train_size
+from .data import DATASET_KINDS, check_sizes, dataset_shape, dataset_test_size, dataset_train_size
 from .data.derived_settings import resolve_settings
 from .models import ACTIVATIONS, ARCH_KINDS, NORMS, check_arch
 from .plan import Plan, derived_source, enabled_studies, study_datasets, study_models
@@ -249,6 +249,7 @@ def _check_references(config: dict) -> None:
     plan = Plan(config)
     _check_cells(config, plan)
     _check_batch_size(config, plan)
+    _check_bounds(config, plan)
     if config["training"]["epochs"] < max(tr.get("save_epochs") or [0]):
         raise ConfigError(f"training.save_epochs: {tr['save_epochs']} asks for epochs beyond "
                           f"training.epochs ({tr['epochs']})")
@@ -321,6 +322,37 @@ def _check_batch_size(config: dict, plan: Plan) -> None:
         if bs > n:
             raise ConfigError(f"training.batch_size: {bs} is larger than the training set of dataset '{name}' "
                               f"({n} images); allowed 1..{n}")
+
+
+def _check_bounds(config: dict, plan: Plan) -> None:
+    """Values that cannot mean what they say, by the data the plan uses: an L2 ε beyond the largest distance two
+    [0,1] images can have, more test images than a test split holds, a schedule milestone beyond the epochs."""
+    ds = config["datasets"]
+    pixels = {n: math.prod(dataset_shape(ds[n], datasets=ds)) for n in plan.datasets}
+    smallest = min(pixels, key=pixels.get)
+    l2_max = math.sqrt(pixels[smallest])
+    for where, spec in _attack_specs(config):
+        if spec.get("norm") != "l2":
+            continue
+        for eps in spec["eps"] if isinstance(spec["eps"], list) else [spec["eps"]]:
+            if eps > l2_max:
+                raise ConfigError(f"{where}.eps: {eps:g} is more than any two [0,1] images of dataset '{smallest}' "
+                                  f"differ by in L2 (the square root of its {pixels[smallest]} values, {l2_max:.4g}); allowed "
+                                  f"(0, {l2_max:.4g}]")
+    tests = {n: dataset_test_size(ds[n], datasets=ds) for n in plan.datasets}
+    fewest = min(tests, key=tests.get)
+    ev = config["evaluation"]
+    for where, n in (("evaluation.n_test", ev["n_test"]), ("transfer.n_test", config["transfer"]["n_test"]),
+                     ("training.history.n_test", (config["training"].get("history") or {}).get("n_test")),
+                     ("evaluation.autoattack.n_test", (ev.get("autoattack") or {}).get("n_test"))):
+        if n is not None and n > tests[fewest]:
+            raise ConfigError(f"{where}: {n} is more than the test split of dataset '{fewest}' holds ({tests[fewest]} "
+                              f"images); allowed 1..{tests[fewest]}")
+    epochs = config["training"]["epochs"]
+    for m in (config["training"].get("schedule") or {}).get("milestones") or []:
+        if m > epochs:
+            raise ConfigError(f"training.schedule.milestones: {m} is beyond training.epochs ({epochs}); allowed "
+                              f"1..{epochs}")
 
 
 def check_writable(path: str | Path = "results") -> None:

@@ -380,7 +380,15 @@ class Plan:
         L = self.layout
         core = [L.table(n) for n in ("metrics", "history", "transfer", "run_info")]
         per_cell = self.metrics_files() + self.history_files() + self.transfer_files()
-        if not all(Path(f).exists() for f in core) or any(Path(f).exists() for f in per_cell):
+        if any(Path(f).exists() for f in per_cell):
+            return False
+        present = [f for f in map(L.table, TABLES) if Path(f).exists()]
+        if present and not Path(L.table("run_info")).exists():
+            raise PlanError(
+                f"{L.tables_dir}/ holds tables of unknown origin ({len(present)} of them, no run_info.json recording "
+                f"the config that made them) and none of this config's per-cell results exist; nothing was run or "
+                f"changed. To run this config, move them away first (mv {L.tables_dir} {L.tables_dir}-old)")
+        if not all(Path(f).exists() for f in core):
             return False
         try:
             made_by = json.loads(Path(L.table("run_info")).read_text()).get("config_sha256")

@@ -37,7 +37,7 @@ GENERATED_DEFAULTS = {"n_train": 4000, "n_test": 1000, "image_size": 16, "num_cl
 DATA_DIR_ENV = "NORMROBUST_DATA"
 
 __all__ = ["DATASET_KINDS", "DatasetFileError", "check_sizes", "dataset_num_classes", "dataset_shape",
-           "dataset_train_size", "resolve_data_dir"]
+           "dataset_test_size", "dataset_train_size", "resolve_data_dir"]
 
 
 class DatasetFileError(FileNotFoundError):
@@ -111,6 +111,17 @@ def dataset_train_size(cfg: dict, datasets: dict | None = None, *, _seen: tuple 
     if kind == "generated":
         return cfg.get("n_train", GENERATED_DEFAULTS["n_train"])
     return cfg.get("n_train", TRAIN_SIZES[kind])
+
+
+def dataset_test_size(cfg: dict, datasets: dict | None = None, *, _seen: tuple = ()) -> int:
+    """Number of test images of the dataset a config entry describes (a derived dataset's test set is its base's)."""
+    kind = _kind(cfg)
+    if kind == "derived":
+        base, seen = _derived_base(cfg, datasets, _seen)
+        return dataset_test_size(base, datasets, _seen=seen)
+    if kind == "generated":
+        return cfg.get("n_test", GENERATED_DEFAULTS["n_test"])
+    return cfg.get("n_test", TEST_SIZES[kind])
 
 
 def check_sizes(name: str, cfg: dict) -> None:
