@@ -128,3 +128,76 @@ def test_other_objectives_run_on_the_fast_path(dataset, regime, tmp_path):
         tiny.train(s, str(d / "gen.pt"), tmp_path / "m")
     model, _, _, _ = load_model(tmp_path / "m" / "model.pt")
     assert 0 <= metrics.accuracy(model, x, y) <= 1
+
+
+# A ResNet whose strided 1x1 shortcut has 4 input channels: channels_last made oneDNN's NHWC weight gradient
+# (jit_1x1:avx2, the kernel of CPUs without AVX-512; capped to it here) write past its buffer, and the process died
+# in the allocator. Trained in a child process, so a crash fails the test instead of killing it.
+FEW_CHANNELS_SCRIPT = """
+import torch, torch.nn.functional as F
+from normrobust import fast
+from normrobust.models.build import build_model
+from normrobust.train import ligs_penalty
+torch.manual_seed(0)
+meta = {"num_classes": 10, "shape": [3, 16, 16], "mean": [0.5] * 3, "std": [0.25] * 3}
+for norm in ("gn", "bn"):
+    net = build_model({"kind": "resnet", "widths": [4, 4, 4]}, norm, meta)
+    cfg = fast.resolve(None, "cpu", norm)
+    model = fast.wrap(net, cfg, "cpu")
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(64, 3, 16, 16, generator=g), torch.randint(0, 10, (64,), generator=g)
+    losses = []
+    for _ in range(8):
+        loss = F.cross_entropy(model(x), y)
+        loss = loss + 0.5 * ligs_penalty(model, x, y, 0.1, g)  # double backward, as ligs_reg training
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    print(norm, cfg["channels_last"], cfg.get("channels_last_off", ""), losses[0], losses[-1], flush=True)
+"""
+
+
+def test_resnet_with_few_channels_trains_on_the_cpu_fast_path():
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    env = cli_env(ONEDNN_MAX_CPU_ISA="AVX2", OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-c", FEW_CHANNELS_SCRIPT], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 0, (p.returncode, p.stderr[-2000:])
+    rows = [line.split(" ", 2) for line in p.stdout.splitlines()]
+    assert [r[:2] for r in rows] == [["gn", "False"], ["bn", "False"]], p.stdout
+    for r in rows:
+        assert "1x1, stride 2, 4 input channels" in r[2], r
+        first, last = map(float, r[2].rsplit(" ", 2)[1:])
+        assert last < first, r  # it trains
+
+
+def test_only_strided_1x1_convs_with_few_channels_turn_channels_last_off():
+    from normrobust.models.build import build_model
+
+    meta = {"num_classes": 10, "shape": [3, 16, 16], "mean": [0.5] * 3, "std": [0.25] * 3}
+    for arch, norm in [({"kind": "resnet", "widths": [4, 4, 4]}, "bn"),
+                       ({"kind": "resnet", "widths": [4, 8, 16]}, "gn"),
+                       ({"kind": "resnet", "widths": [16, 32, 64], "width": 0.25}, "fixup")]:
+        net = build_model(arch, norm, meta)
+        assert fast.cpu_channels_last_hazard(net)
+        for block in (None, {"channels_last": True}):
+            cfg = fast.resolve(block, "cpu", norm)
+            assert fast.wrap(net, cfg, "cpu") is net and cfg["channels_last"] is False  # the plain path
+            assert "input channels" in cfg["channels_last_off"]
+        cuda = fast.resolve(None, "cuda", norm)
+        assert isinstance(fast.wrap(build_model(arch, norm, meta), cuda, "cuda"), fast.Fast)  # cuDNN: unaffected
+        assert cuda["channels_last"] is fast.CHANNELS_LAST[norm] and "channels_last_off" not in cuda
+    for arch in ({"kind": "resnet", "widths": [16, 32, 64]}, {"kind": "resnet", "widths": [8, 8, 8]},
+                 {"kind": "cnn", "widths": [16, 32, 64]}, {"kind": "cnn", "widths": [4, 4, 4]}):
+        for norm in ("none", "bn", "ln", "gn"):  # the default settings, exactly as before
+            net = build_model(arch, norm, meta)
+            cfg = fast.resolve(None, "cpu", norm)
+            assert isinstance(fast.wrap(net, cfg, "cpu"), fast.Fast)
+            assert cfg == {"amp": None, "channels_last": True, "compile": False, "cudnn_benchmark": False,
+                           "eval_batch_size": None}

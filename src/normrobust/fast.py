@@ -17,7 +17,9 @@ One optional settings block, read with defaults (so configs without it are uncha
 
 On the CPU only channels_last is on by default, for the norms it speeds up, and everything stays fp32;
 ``fast: {channels_last: false}`` gives the plain path, where :func:`wrap` returns the model itself. ``bench.py``
-measures the effect of each choice.
+measures the effect of each choice. On the CPU, :func:`wrap` keeps a network with a strided 1x1 convolution of fewer
+than 8 input channels contiguous whatever the setting (:func:`cpu_channels_last_hazard`: a oneDNN kernel corrupts the
+heap there) and records why in the settings (``channels_last_off``), which the outputs save.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ CHANNELS_LAST = {"none": True, "bn": True, "fixup": True, "ln": False, "in": Fal
 # measured side by side (NCHW → NHWC): none 12.2 → 8.7 ms, bn 12.8 → 8.7, ln 13.2 → 9.8, gn 13.9 → 10.6,
 # in 16.7 → 20.4 (slower: InstanceNorm copies to NCHW and back)
 CHANNELS_LAST_CPU = {"none": True, "bn": True, "fixup": True, "ln": True, "in": False, "gn": True}
+# The smallest input-channel count of a strided 1x1 convolution that channels_last allows on the CPU. Below it, the
+# weight gradient in NHWC (oneDNN 3.12's jit_1x1:avx2 backward_weights, torch 2.14.1, chosen on CPUs without AVX-512)
+# writes past the end of the scratchpad torch gives it, and the process dies in the allocator ("corrupted
+# double-linked list"): the stride-2 shortcut of a ResNet with widths [4, 4, 4], [6, 6, 6] or [4, 8, 16]. Measured
+# (valgrind, glibc's malloc checks): 2-7 input channels corrupt, 1 and 8+ are clean, so are 3x3 convs, stride 1 and
+# NCHW. Decided from the network alone (not the CPU), so every machine runs such a net the same way: contiguous.
+MIN_STRIDED_1X1_CHANNELS_CPU = 8
 EVAL_BATCH_CUDA = 2048
 KEYS = ("amp", "channels_last", "compile", "eval_batch_size")
 
@@ -100,8 +109,26 @@ class Fast(nn.Module):
         return out.float()
 
 
+def cpu_channels_last_hazard(net: nn.Module) -> str | None:
+    """Why ``net`` must stay contiguous on the CPU (its first strided 1x1 convolution with fewer than
+    :data:`MIN_STRIDED_1X1_CHANNELS_CPU` input channels), or None."""
+    for name, m in net.named_modules():
+        if (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and max(m.stride) > 1
+                and m.in_channels < MIN_STRIDED_1X1_CHANNELS_CPU):
+            return (f"conv {name or 'net'} (1x1, stride {m.stride[0]}, {m.in_channels} input channels): oneDNN's "
+                    f"NHWC weight gradient corrupts the heap below {MIN_STRIDED_1X1_CHANNELS_CPU} input channels")
+    return None
+
+
 def wrap(net: nn.Module, cfg: dict, device) -> nn.Module:
-    """The model to train / attack / evaluate with: ``net`` itself when nothing is switched on."""
+    """The model to train / attack / evaluate with: ``net`` itself when nothing is switched on.
+
+    On the CPU, channels_last is switched off for a network :func:`cpu_channels_last_hazard` names, in ``cfg`` itself
+    (the settings the caller records), with the reason under ``channels_last_off``."""
+    if cfg["channels_last"] and torch.device(device).type == "cpu":
+        why = cpu_channels_last_hazard(net)
+        if why:
+            cfg["channels_last"], cfg["channels_last_off"] = False, why
     if not (cfg["amp"] or cfg["channels_last"] or cfg["compile"]):
         return net
     return Fast(net, cfg, torch.device(device).type)
