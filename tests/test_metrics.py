@@ -338,3 +338,71 @@ def test_bad_batch_size_and_shapes():
     with pytest.raises(ValueError, match="labels"):
         accuracy(model, x, torch.zeros(3, dtype=torch.long))
     assert math.isnan(metrics.accuracy(model, x[:0], torch.zeros(0, dtype=torch.long)))  # empty set
+
+
+# ------------------------------------------------------------------------------------------
+# per-image outcomes
+# ------------------------------------------------------------------------------------------
+def _same(a: dict, b: dict) -> bool:
+    """Equal to the bit, NaN equal to NaN."""
+    return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+SPECS = [{"type": "pgd", "norm": "linf", "eps": 16, "rel_step": 0.25, "steps": 3, "random_start": True},
+         {"type": "pgd", "norm": "l2", "eps": 1.0, "rel_step": 0.25, "steps": 3, "targeted": True}]
+
+
+def test_per_image_outcomes_give_back_the_numbers_which_stay_as_they_were(trained):
+    """per_image=True adds each image's outcome (in order; NaN where none) and changes no number: the same random
+    streams are drawn."""
+    import numpy as np
+
+    model, x, y = trained
+    acc, each = accuracy(model, x, y, batch_size=64, per_image=True)
+    assert acc == accuracy(model, x, y, batch_size=64) and each.shape == (300,) and each.mean() == acc
+    assert set(np.unique(each)) <= {0.0, 1.0}
+    for spec in SPECS:
+        plain = metrics.robust_eval(model, x, y, spec, batch_size=64, generator=torch.Generator().manual_seed(3))
+        full = metrics.robust_eval(model, x, y, spec, batch_size=64, generator=torch.Generator().manual_seed(3),
+                                   per_image=True)
+        assert _same({k: v for k, v in full.items() if not k.endswith("images")}, plain)
+        assert full["acc_images"].mean() == plain["acc"] and (full["acc_images"] <= each).all()
+        assert full["confidence_images"].mean() == pytest.approx(plain["confidence"], abs=1e-12)
+        wrong = full["wrong_confidence_images"]
+        assert (~np.isnan(wrong)).sum() == plain["n_wrong"]
+        assert np.nanmean(wrong) == pytest.approx(plain["wrong_confidence"], abs=1e-12)
+    noisy, each = noise_accuracy(model, x, y, 0.3, batch_size=64, generator=torch.Generator().manual_seed(0),
+                                 per_image=True)
+    assert noisy == noise_accuracy(model, x, y, 0.3, batch_size=64, generator=torch.Generator().manual_seed(0))
+    assert each.mean() == noisy
+
+
+def test_ligs_per_image_is_the_cosine_with_nan_for_a_dropped_pair():
+    import numpy as np
+
+    x = torch.cat([torch.full((10, *SHAPE), 0.2), torch.full((14, *SHAPE), 0.8)])
+    y = torch.cat([torch.zeros(12, dtype=torch.long), torch.ones(12, dtype=torch.long)])
+    plain = ligs(Rule(t=18.0), x, y, batch_size=7, generator=torch.Generator().manual_seed(0))
+    full = ligs(Rule(t=18.0), x, y, batch_size=7, generator=torch.Generator().manual_seed(0), per_image=True)
+    assert _same({k: v for k, v in full.items() if k != "images"}, plain)
+    assert np.isnan(full["images"][:10]).all() and np.isfinite(full["images"][10:]).all()
+    model, x, y = _curvy(), _x(60), _y(60)
+    out = ligs(model, x, y, batch_size=7, generator=torch.Generator().manual_seed(9), per_image=True)
+    assert out["ligs"] == ligs(model, x, y, batch_size=7, generator=torch.Generator().manual_seed(9))["ligs"]
+    assert np.nanmean(out["images"]) == pytest.approx(out["ligs"], abs=1e-12) and len(out["images"]) == 60
+
+
+def test_nrf_reliance_per_image_hand_made():
+    import numpy as np
+
+    pred = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 2])
+    x = F.one_hot(pred, 3).float().view(10, 3, 1, 1)
+    y_rf = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    y_nrf = torch.tensor([1, 1, 1, 1, 1, 2, 2, 0, 0, 0])
+    out = nrf_reliance(Identity(), x, y_rf, y_nrf, batch_size=4, per_image=True)
+    np.testing.assert_array_equal(out["rf_images"], [1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(out["nrf_images"], [0, 0, 0, 1, 1, 1, 1, 0, 0, 0])
+    nan = math.nan
+    np.testing.assert_array_equal(out["reliance_images"], [0, 0, 0, 1, 1, 1, 1, nan, nan, nan])
+    assert np.nanmean(out["reliance_images"]) == pytest.approx(out["reliance"])
+    assert out["rf_images"].mean() == out["rf_rate"] and out["nrf_images"].mean() == out["nrf_rate"]

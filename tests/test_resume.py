@@ -13,7 +13,7 @@ CELL = "results/models/generated/cnn/bn/pgd_linf/s0"
 CONFIG = """
 seeds: [0]
 datasets:
-  generated: {n_train: 1000, n_test: 100}
+  generated: {n_train: 1000, n_test: 300}  # evaluation and transfer read 300 test images (config.yaml)
 training:
   epochs: 6
   batch_size: 50

@@ -8,7 +8,8 @@ import torch
 
 import tiny
 from normrobust import train
-from normrobust.data.loading import build_dataset
+from normrobust.data.loading import build_dataset, load_prepared
+from normrobust.models.build import build_model
 from normrobust.models.load import load_model
 from normrobust.utils import save_torch
 
@@ -66,16 +67,42 @@ def test_outputs_history_and_repeatability(data_file, tmp_path, regime):
     assert all(torch.equal(a[k], b[k]) for k in a), "same seed must give the same weights on the CPU"
     hist = pd.read_csv(tmp_path / "a" / "history.csv")
     assert list(hist.columns) == list(train.HISTORY_COLUMNS)
-    assert list(hist.epoch) == [1, 2, 3]
-    assert list(hist.lr) == pytest.approx([0.05, 0.05, 0.005])  # the multistep schedule at work
-    assert hist.train_loss.iloc[-1] < hist.train_loss.iloc[0]
+    assert list(hist.epoch) == [0, 1, 2, 3]  # from the initialised model on
+    assert hist.lr.iloc[0] != hist.lr.iloc[0] and hist.train_loss.iloc[0] != hist.train_loss.iloc[0]  # NaN: none yet
+    assert list(hist.lr[1:]) == pytest.approx([0.05, 0.05, 0.005])  # the multistep schedule at work
+    assert hist.train_loss.iloc[-1] < hist.train_loss.iloc[1]
     assert hist.clean_acc.between(0, 1).all() and hist.robust_acc.between(0, 1).all()
     assert (hist.robust_acc <= hist.clean_acc + 1e-9).all()
-    assert hist.ligs.between(-1, 1).all()
+    assert hist.ligs.between(-1, 1).all() and hist.n_test.eq(40).all()
     assert (tmp_path / "a" / "epochs" / "epoch1.pt").exists()
     model, s, cell, meta = load_model(tmp_path / "a" / "model.pt")
     assert s.model.regime == cell.regime == regime and meta["num_classes"] == 10 and not model.training
-    assert len(h1) == 3
+    assert len(h1) == 4 and h1[0]["epoch"] == 0 and "lr" not in h1[0] and "train_loss" not in h1[0]
+
+
+def test_the_epoch_0_row_changes_no_weight_and_measures_the_initialised_model(data_file, tmp_path, monkeypatch):
+    """The history's epoch-0 row measures the model before any training and leaves the training as it was: the
+    weights of a cell trained without it are the same, bit for bit (the maxout net's dropout draws from torch's
+    global stream, which the measurement must not move)."""
+    for arch in ({"kind": "cnn", "widths": [8, 16]}, {"kind": "maxout", "hidden": [32], "pieces": 3, "dropout": 0.5}):
+        s = settings(norm="bn" if arch["kind"] == "cnn" else "none", regime="pgd_linf", epochs=2)
+        s["arch"] = arch
+        h = tiny.train(s, data_file, tmp_path / arch["kind"] / "with")
+        with monkeypatch.context() as m:
+            m.setattr(train, "_initial_row", lambda *a, **k: {"epoch": 0})  # the training as it was before the row
+            tiny.train(s, data_file, tmp_path / arch["kind"] / "without")
+        a, b = (weights(tmp_path / arch["kind"] / d / "model.pt") for d in ("with", "without"))
+        assert all(torch.equal(a[k], b[k]) for k in a), arch
+        ha, hb = (pd.read_csv(tmp_path / arch["kind"] / d / "history.csv").drop(columns="seconds")
+                  for d in ("with", "without"))
+        pd.testing.assert_frame_equal(ha.iloc[1:], hb.iloc[1:], check_dtype=False)  # the "without" row 0 is empty
+        # the initialised model, measured with the streams of epoch 0
+        torch.manual_seed(0)
+        st, _ = tiny.settings_of(s)
+        data = load_prepared(data_file)
+        net = build_model(st.arch, st.model.norm, data["meta"])
+        want = {**train.measure(net, data, st, 0, 0), "epoch": 0, "seconds": h[0]["seconds"]}
+        assert h[0] == pytest.approx(want, rel=1e-6)  # the trainer's network is channels_last: the last bits differ
 
 
 def test_different_seeds_differ(data_file, tmp_path):

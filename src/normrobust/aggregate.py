@@ -2,11 +2,20 @@
 
 metrics.csv   dataset, arch, norm, regime, seed, metric, attack, eps, value, n, se   (long format; n images behind
               the value, se its standard error over test images)
+images.csv    dataset, arch, norm, regime, seed, metric, attack, eps, n, values   (one row per metrics row of an
+              evaluation, same keys: ``values`` its quantity per test image, in the test set's order, encoded by
+              normrobust.perimage (``decode(values, n)``; NaN where an image has none), ``n`` the images evaluated;
+              the metrics row's value is their nanmean. Every cell of a dataset is scored on the same images, so
+              two cells' rows pair image by image. A per-cell file of an older version adds no rows)
 history.csv   dataset, arch, norm, regime, seed, epoch, lr, train_loss, clean_acc, robust_acc, ligs, ligs_se, n_test,
-              seconds, robust_acc_<name>...
+              seconds, robust_acc_<name>...   (from epoch 0, the initialised model before any training: its lr and
+              train_loss empty; a cell trained by an older version starts at epoch 1)
 transfer.csv  study, dataset, seed, source_* (arch, norm, regime, epoch, final), target_* (arch, norm, regime),
               success_rate, error_rate, n, n_total, attack (the attack the row's examples were made with, as the
-              config writes it, in JSON)
+              config writes it, in JSON), images (per image of the n_total: 1 the target was fooled, 0 not, NaN
+              wrong clean; normrobust.perimage), white_box_rate, white_box_n, white_box_images (the same measured
+              on the source itself: the attack's white-box success on the same images). Empty where an older
+              per-source file has no per-image record
 costs.csv     rule, target, wall_s, cpu_s, max_rss_mib, peak_gpu_mem_mib        (one row per compute job)
 derived.csv   name, method, base, source, n, steps, step, eps, source_acc, target_rate, label_rate, rf_rate,
               rf_label_rate, nrf_rate, intended, intended_rate, seconds    (one row per derived dataset: what
@@ -46,6 +55,18 @@ def metrics_table(docs: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*CELL_KEYS, "metric", "attack", "eps", "value", "n", "se"])
 
 
+IMAGES_COLUMNS = [*CELL_KEYS, "metric", "attack", "eps", "n", "values"]
+
+
+def images_table(docs: Iterable[dict]) -> pd.DataFrame:
+    """The per-image entries of the per-cell metrics.json files → one row per (cell, metric, attack, eps)."""
+    rows = []
+    for d in docs:
+        rows += [{**d["cell"], **{k: e[k] for k in ("metric", "attack", "eps", "n", "values")}}
+                 for e in d.get("images") or ()]
+    return pd.DataFrame(rows, columns=IMAGES_COLUMNS)
+
+
 def history_table(files: list[str]) -> pd.DataFrame:
     frames = [pd.read_csv(f).assign(**cell_of(f).as_dict()) for f in files]
     df = pd.concat(frames, ignore_index=True)
@@ -56,7 +77,7 @@ def transfer_table(docs: Iterable[dict]) -> pd.DataFrame:
     """The per-source transfer.json contents → one row per (source, target)."""
     rows = []
     for d in docs:
-        s = d["source"]
+        s, wb = d["source"], d.get("white_box") or {}
         for r in d["rows"]:
             t = r["target"]
             rows.append(dict(study=d.get("study"), dataset=s["dataset"], seed=s["seed"], source_arch=s["arch"],
@@ -64,15 +85,15 @@ def transfer_table(docs: Iterable[dict]) -> pd.DataFrame:
                              source_final=d.get("source_final", True), target_arch=t["arch"],
                              target_norm=t["norm"], target_regime=t["regime"], success_rate=r["success_rate"],
                              error_rate=r.get("error_rate"), n=r["n"], n_total=r.get("n_total"),
-                             attack=json.dumps(d.get("attack"), sort_keys=True, separators=(",", ":"))))
+                             attack=json.dumps(d.get("attack"), sort_keys=True, separators=(",", ":")),
+                             images=r.get("images"), white_box_rate=wb.get("success_rate"),
+                             white_box_n=wb.get("n"), white_box_images=wb.get("images")))
     return pd.DataFrame(rows, columns=TRANSFER_COLUMNS)
 
 
 TRANSFER_COLUMNS = ["study", "dataset", "seed", "source_arch", "source_norm", "source_regime", "source_epoch",
                     "source_final", "target_arch", "target_norm", "target_regime", "success_rate", "error_rate", "n",
-                    "n_total", "attack"]
-
-
+                    "n_total", "attack", "images", "white_box_rate", "white_box_n", "white_box_images"]
 
 
 DERIVED_COLUMNS = ["name", "method", "base", "source", "n", "steps", "step", "eps", "source_acc", "target_rate",
@@ -171,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {f: load_json(f) for f in a.metrics}
     transfers = {f: load_json(f) for f in a.transfers}
     write_csv(metrics_table(metrics.values()), out / "metrics.csv")
+    write_csv(images_table(metrics.values()), out / "images.csv")
     write_csv(history_table(a.histories), out / "history.csv")
     write_csv(transfer_table(transfers.values()), out / "transfer.csv")
     write_csv(costs_table(a.benchmarks, metrics, transfers), out / "costs.csv")

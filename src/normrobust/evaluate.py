@@ -10,6 +10,13 @@ several NRF families, also per family: its row's ``eps`` is the family's amplitu
 
 Every row has ``n`` (the images behind the value) and ``se``, its standard error over test images
 (normrobust.sampling: Agresti-Coull for fractions, sd/√n for means): the verdict rule's test-sampling floor.
+
+Beside the rows, ``images``: one entry per row, ``{"metric", "attack", "eps", "n", "values"}`` with the row's keys,
+``values`` the row's quantity per test image in the test set's order (normrobust.perimage: 1 / 0 for a right / wrong
+image, the cosine of LIGS, the confidence; NaN where the image has none: a dropped LIGS pair, an adversarial image
+classified right for ``adv_wrong_confidence``, an image that went to neither class for ``nrf_reliance``) and ``n``
+their number (the images evaluated). The row's ``value`` is their nanmean and its ``n`` their count that is not NaN.
+Every cell of a dataset is scored on the same images, so two cells' entries pair image by image.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from . import fast, metrics
+from . import fast, metrics, perimage
 from .data.loading import load_prepared, to_float
 from .gpu import lease_info
 from .layout import CELL_FORMAT
@@ -37,6 +44,20 @@ def _mean(metric: str, value: float, sd: float, n: int, attack: str = "none", ep
     return {"metric": metric, "attack": attack, "eps": eps, "value": value, "n": n, "se": mean_se(sd, n)}
 
 
+class _Rows:
+    """The rows of metrics.json and, for each, its per-image entry (``images``)."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.images: list[dict] = []
+
+    def add(self, row: dict, values) -> None:
+        """A row and its per-image values (in the test set's order; NaN where an image has none)."""
+        self.rows.append(row)
+        self.images.append({"metric": row["metric"], "attack": row["attack"], "eps": row["eps"], "n": len(values),
+                            "values": perimage.encode(values)})
+
+
 def evaluate_cell(model_path: str, data: dict, ev: EvalSettings, device, execution: Execution | None = None) -> dict:
     """Every metric of one trained cell on ``data`` (a prepared dataset already on ``device``)."""
     execution = execution or Execution.from_env()
@@ -50,66 +71,71 @@ def evaluate_cell(model_path: str, data: dict, ev: EvalSettings, device, executi
     x, y = to_float(data["test"]["x"][:ev.n_test]), data["test"]["y"][:ev.n_test]
     t0 = time.perf_counter()
     m = len(y)
-    rows = [_rate("clean_acc", metrics.accuracy(model, x, y, batch_size=bs), m)]
-    log(f"{cell.path}: clean accuracy {rows[0]['value']:.3f} on {m} test images")
+    out = _Rows()
+    acc, each = metrics.accuracy(model, x, y, batch_size=bs, per_image=True)
+    out.add(_rate("clean_acc", acc, m), each)
+    log(f"{cell.path}: clean accuracy {acc:.3f} on {m} test images")
     if "shifted_acc" in measures:  # accuracy against the labels t+1 (E4)
-        rows.append(_rate("shifted_acc", metrics.accuracy(model, x, (y + 1) % meta["num_classes"], batch_size=bs), m))
+        acc, each = metrics.accuracy(model, x, (y + 1) % meta["num_classes"], batch_size=bs, per_image=True)
+        out.add(_rate("shifted_acc", acc, m), each)
     for k, grid in enumerate(ev.attacks):  # k (attacks by name) and j (the grid) seed the attack's stream
         for j, (eps, spec) in enumerate(grid.points()):
-            r = metrics.robust_eval(model, x, y, spec, batch_size=bs,
+            r = metrics.robust_eval(model, x, y, spec, batch_size=bs, per_image=True,
                                     generator=seeded_generator(seed, 100 + k, j, device=device))
-            rows.append(_rate("robust_acc", r["acc"], m, grid.name, eps))
+            out.add(_rate("robust_acc", r["acc"], m, grid.name, eps), r["acc_images"])
             if "adv_confidence" in measures:
-                rows += [_mean("adv_confidence", r["confidence"], r["confidence_sd"], r["n"], grid.name, eps),
-                         _mean("adv_wrong_confidence", r["wrong_confidence"], r["wrong_confidence_sd"], r["n_wrong"],
-                               grid.name, eps)]
+                out.add(_mean("adv_confidence", r["confidence"], r["confidence_sd"], r["n"], grid.name, eps),
+                        r["confidence_images"])
+                out.add(_mean("adv_wrong_confidence", r["wrong_confidence"], r["wrong_confidence_sd"], r["n_wrong"],
+                              grid.name, eps), r["wrong_confidence_images"])
             log(f"  {grid.name} eps {eps}: {r['acc']:.3f} (confidence {r['confidence']:.3f}, "
                 f"on errors {r['wrong_confidence']:.3f})")
     for j, std in enumerate(ev.noise_std):
-        acc = metrics.noise_accuracy(model, x, y, std, batch_size=bs,
-                                     generator=seeded_generator(seed, 200, j, device=device))
-        rows.append(_rate("noise_acc", acc, m, "gaussian", std))
-    lg = metrics.ligs(model, x, y, sigma=ev.ligs_sigma, batch_size=bs,
+        acc, each = metrics.noise_accuracy(model, x, y, std, batch_size=bs, per_image=True,
+                                           generator=seeded_generator(seed, 200, j, device=device))
+        out.add(_rate("noise_acc", acc, m, "gaussian", std), each)
+    lg = metrics.ligs(model, x, y, sigma=ev.ligs_sigma, batch_size=bs, per_image=True,
                       generator=seeded_generator(seed, 300, device=device))
-    rows.append(_mean("ligs", lg["ligs"], lg["sd"], lg["n"]))
+    out.add(_mean("ligs", lg["ligs"], lg["sd"], lg["n"]), lg["images"])
     log(f"  LIGS {lg['ligs']:.3f} ({lg['n']} pairs, {lg['dropped']} dropped)")
     cf = data.get("counterfactual")
     if cf and "nrf_reliance" in measures:
-        rows += _counterfactual_rows(model, cf, ev.n_test, bs, data["meta"])
+        _counterfactual_rows(out, model, cf, ev.n_test, bs, data["meta"])
     return {"cell": cell.as_dict(), "attack_mode": "eval", "device": str(device), "n_test": len(y),
             "ligs_pairs": lg["n"], "ligs_dropped": lg["dropped"], "seconds": time.perf_counter() - t0,
-            "rows": rows, "lease": lease_info(), "fast": fcfg, "batch_size": bs,
+            "rows": out.rows, "images": out.images, "lease": lease_info(), "fast": fcfg, "batch_size": bs,
             "peak_gpu_mem_mib": fast.peak_mem_mib(device), "device_name": _device_name(device),
             "train_peak_gpu_mem_mib": state.get("peak_gpu_mem_mib")}  # training's, for the costs table
 
 
-def _counterfactual_rows(model, cf: dict, n: int, bs: int, meta: dict) -> list[dict]:
-    """RF-only / NRF-only accuracy and NRF reliance on the generated dataset's counterfactual test sets; with
-    several NRF families also per family j (``nrf_only_f{j}``, ``conflict_f{j}``), the row's eps = its amplitude."""
+def _counterfactual_rows(out: _Rows, model, cf: dict, n: int, bs: int, meta: dict) -> None:
+    """RF-only / NRF-only accuracy and NRF reliance on the generated dataset's counterfactual test sets, added to
+    ``out``; with several NRF families also per family j (``nrf_only_f{j}``, ``conflict_f{j}``), the row's eps = its
+    amplitude."""
     from .data.generated import nrf_amplitudes
 
-    def reliance_rows(c: dict, eps: float, suffix: str) -> list[dict]:
-        rel = metrics.nrf_reliance(model, to_float(c["x"][:n]), c["y"][:n], c["y_nrf"][:n], batch_size=bs)
+    def add_reliance(c: dict, eps: float, suffix: str) -> float:
+        rel = metrics.nrf_reliance(model, to_float(c["x"][:n]), c["y"][:n], c["y_nrf"][:n], batch_size=bs,
+                                   per_image=True)
         m = rel["n"]
         decided = round((rel["rf_rate"] + rel["nrf_rate"]) * m)  # images that went to the RF's or the NRF's class
-        return [_rate(f"conflict_rf_rate{suffix}", rel["rf_rate"], m, eps=eps),
-                _rate(f"conflict_nrf_rate{suffix}", rel["nrf_rate"], m, eps=eps),
-                _rate(f"nrf_reliance{suffix}", rel["reliance"], decided, eps=eps)]
+        out.add(_rate(f"conflict_rf_rate{suffix}", rel["rf_rate"], m, eps=eps), rel["rf_images"])
+        out.add(_rate(f"conflict_nrf_rate{suffix}", rel["nrf_rate"], m, eps=eps), rel["nrf_images"])
+        out.add(_rate(f"nrf_reliance{suffix}", rel["reliance"], decided, eps=eps), rel["reliance_images"])
+        return rel["reliance"]
 
-    rows = []
     for name in ("rf_only", "nrf_only"):
-        acc = metrics.accuracy(model, to_float(cf[name]["x"][:n]), cf[name]["y"][:n], batch_size=bs)
-        rows.append(_rate(f"{name}_acc", acc, len(cf[name]["y"][:n])))
-    rows += reliance_rows(cf["conflict"], 0, "")
-    log(f"  NRF reliance {rows[-1]['value']:.3f}")
+        acc, each = metrics.accuracy(model, to_float(cf[name]["x"][:n]), cf[name]["y"][:n], batch_size=bs,
+                                     per_image=True)
+        out.add(_rate(f"{name}_acc", acc, len(cf[name]["y"][:n])), each)
+    log(f"  NRF reliance {add_reliance(cf['conflict'], 0, ''):.3f}")
     amps = nrf_amplitudes(meta.get("params") or {})
     for j, amp in enumerate(amps if f"conflict_f{len(amps) - 1}" in cf else []):
-        acc = metrics.accuracy(model, to_float(cf[f"nrf_only_f{j}"]["x"][:n]), cf[f"nrf_only_f{j}"]["y"][:n],
-                               batch_size=bs)
-        rows.append(_rate("nrf_only_acc_family", acc, len(cf[f"nrf_only_f{j}"]["y"][:n]), eps=amp))
-        rows += reliance_rows(cf[f"conflict_f{j}"], amp, "_family")
-        log(f"  NRF family {j} (amplitude {amp:g}): reliance {rows[-1]['value']:.3f}, read alone {acc:.3f}")
-    return rows
+        acc, each = metrics.accuracy(model, to_float(cf[f"nrf_only_f{j}"]["x"][:n]), cf[f"nrf_only_f{j}"]["y"][:n],
+                                     batch_size=bs, per_image=True)
+        out.add(_rate("nrf_only_acc_family", acc, len(cf[f"nrf_only_f{j}"]["y"][:n]), eps=amp), each)
+        reliance = add_reliance(cf[f"conflict_f{j}"], amp, "_family")
+        log(f"  NRF family {j} (amplitude {amp:g}): reliance {reliance:.3f}, read alone {acc:.3f}")
 
 
 def _device_name(device) -> str:

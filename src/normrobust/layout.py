@@ -25,7 +25,7 @@ CELL_KEYS = ("dataset", "arch", "norm", "regime", "seed")
 CELL_FORMAT = "dataset/arch/norm/regime/s<seed>"  # a cell as a path fragment
 MODEL_KEYS = CELL_KEYS[:4]
 #: the aggregated tables and their file type
-TABLES = {"metrics": "csv", "history": "csv", "transfer": "csv", "costs": "csv", "derived": "csv",
+TABLES = {"metrics": "csv", "history": "csv", "transfer": "csv", "costs": "csv", "derived": "csv", "images": "csv",
           "run_info": "json"}
 FINAL = "final"  # the source name of a transfer job from the finished model (else epoch<k>)
 

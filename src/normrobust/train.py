@@ -11,7 +11,9 @@ Outputs in ``--out`` (the cell's directory):
   model.pt      final weights, the model's settings and the cell (written last: its presence means done)
   history.csv   epoch, lr, train_loss, clean_acc, robust_acc, ligs, ligs_se (its standard error over the
                 images), n_test (images measured), seconds, and robust_acc_<name> for each attack of
-                training.history.extra_attacks (E2: PGD-L2 beside PGD-L∞)
+                training.history.extra_attacks (E2: PGD-L2 beside PGD-L∞); from epoch 0, the initialised model
+                measured before any training (its lr and train_loss empty, its streams keyed by epoch 0, the
+                training's own streams untouched: the weights are those of a run without it)
   checkpoint.pt resume state (kept after the run; deleting it forces a fresh start)
   epochs/       weights at the epochs listed in training.save_epochs
   .train.lock   flock'ed by the trainer for its whole life (normrobust.cell_lock): a second trainer of the cell
@@ -215,6 +217,21 @@ def measure(model, data: dict, settings: TrainSettings, seed: int, epoch: int) -
     return out
 
 
+def _initial_row(model, data: dict, settings: TrainSettings, seed: int, device) -> dict:
+    """The history's epoch-0 row: :func:`measure` on the initialised model, before any training (no lr, no loss).
+    Every random state it could touch is restored after (torch's global stream, the device's), and it measures in
+    eval mode, so training goes on exactly as it would without it."""
+    t0 = time.perf_counter()
+    cuda = list(range(torch.cuda.device_count())) if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        row = {"epoch": 0, **measure(model, data, settings, seed, 0)}
+    row["seconds"] = time.perf_counter() - t0
+    measured = " ".join(f"{k.replace('_acc', '')} {row[k]:.3f}" for k in ("clean_acc", "robust_acc", "ligs")
+                        if k in row)
+    log(f"epoch 0 (initialised): {measured} ({row['seconds']:.1f}s)")
+    return row
+
+
 def history_csv(rows: list[dict]) -> str:
     """The history rows as CSV: the fixed columns (empty where not measured), then robust_acc_<name> columns."""
     buf = io.StringIO()
@@ -311,6 +328,8 @@ def _train_cell(settings: TrainSettings, cell: Cell, data: dict, out: Path, devi
             save_torch({"state_dict": weights, "epoch": e}, out / "epochs" / f"epoch{e}.pt")
     log(f"training {cell.path} on {device} for {tr.epochs} epochs ({n_train} images, batch {tr.batch_size}; "
         f"fast {fcfg})")
+    if start == 0:  # a fresh start (a resumed run's history holds its epoch-0 row)
+        history.append(_initial_row(model, data, settings, cell.seed, device))
     for epoch in range(start + 1, tr.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
@@ -325,8 +344,8 @@ def _train_cell(settings: TrainSettings, cell: Cell, data: dict, out: Path, devi
         history.append(row)
         measured = " ".join(f"{k.replace('_acc', '')} {row[k]:.3f}" for k in ("clean_acc", "robust_acc", "ligs")
                             if k in row)
-        left = tr.epochs - epoch
-        eta = f"; ETA {_duration(left * sum(r['seconds'] for r in history[-3:]) / len(history[-3:]))}" if left else ""
+        left, recent = tr.epochs - epoch, [r["seconds"] for r in history if r["epoch"] > 0][-3:]
+        eta = f"; ETA {_duration(left * sum(recent) / len(recent))}" if left else ""
         log(f"epoch {epoch}/{tr.epochs}: loss {loss:.4f} {measured} ({row['seconds']:.1f}s{eta})")
         if epoch in tr.save_epochs:
             kept[epoch] = {k: v.detach().clone() for k, v in net.state_dict().items()}

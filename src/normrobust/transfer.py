@@ -6,6 +6,12 @@ mode) from the first ``n_test`` test images; the source is the finished model or
 target, success = the target misclassifies an adversarial image whose clean version it
 classified right; error rate = the fraction of all adversarial images the target gets wrong
 ([G]'s transfer numbers). Writes one JSON with a row per target and the attack it used.
+
+Per image (normrobust.perimage, in the test set's order): each row's ``images`` holds 1 where the target got the
+image right clean and wrong adversarial, 0 where right both times, NaN where wrong clean (its nanmean is the row's
+``success_rate``, its count that is not NaN the row's ``n``, its length ``n_total``). ``white_box`` is the same
+measured on the source itself (the weights the examples were made with): ``{"success_rate", "n", "images"}``, the
+white-box success of the transfer attack on the same images.
 """
 
 from __future__ import annotations
@@ -13,15 +19,27 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
 import torch
 
-from . import fast, metrics
+from . import fast, metrics, perimage
 from .attacks import attack, attack_mode
 from .data.loading import load_prepared, to_float
 from .gpu import lease_info
 from .models.load import cell_named_by, load_model
 from .settings import Execution, TransferSettings
 from .utils import error_line, load_torch, log, pick_device, save_json, seeded_generator, set_threads
+
+
+def _success(model, x, x_adv, y, batch_size: int) -> tuple[float, int, float, np.ndarray]:
+    """(success rate, images right clean, error rate, per image: 1 fooled / 0 not / NaN wrong clean) of the
+    adversarial examples ``x_adv`` on ``model``."""
+    right = metrics.predict(model, x, batch_size=batch_size) == y
+    fooled = metrics.predict(model, x_adv, batch_size=batch_size) != y
+    n_right = int(right.sum())
+    rate = float((fooled & right).sum()) / n_right if n_right else float("nan")
+    each = torch.where(right, fooled.double(), float("nan")).cpu().numpy()
+    return rate, n_right, float(fooled.double().mean()), each
 
 
 def transfer_one(source: str, targets: list[str], data: dict, ts: TransferSettings, device,
@@ -51,21 +69,21 @@ def transfer_one(source: str, targets: list[str], data: dict, ts: TransferSettin
         x_adv = torch.cat([attack(src, x[i:i + bs], y[i:i + bs], ts.attack, generator=g).detach()
                            for i in range(0, len(y), bs)])
     rows = []
+    pbs = fast.eval_batch(fcfg, 512)
     for t in targets:
         model, _, tcell, _ = load_model(t, device, data_meta=data["meta"])
         model = fast.wrap(model, fast.resolve(execution.transfer_fast, device, tcell.norm), device)
-        pbs = fast.eval_batch(fcfg, 512)
-        right = metrics.predict(model, x, batch_size=pbs) == y
-        fooled = metrics.predict(model, x_adv, batch_size=pbs) != y
-        n_right = int(right.sum())
-        rate = float((fooled & right).sum()) / n_right if n_right else float("nan")
-        rows.append({"target": tcell.as_dict(), "success_rate": rate, "n": n_right,
-                     "error_rate": float(fooled.double().mean()), "n_total": len(y)})
+        rate, n_right, error, each = _success(model, x, x_adv, y, pbs)
+        rows.append({"target": tcell.as_dict(), "success_rate": rate, "n": n_right, "error_rate": error,
+                     "n_total": len(y), "images": perimage.encode(each)})
         log(f"{cell.norm}/{cell.regime} (epoch {epoch}) → {tcell.norm}/{tcell.regime}: {rate:.3f} of {n_right} "
             f"(error {rows[-1]['error_rate']:.3f})")
+    rate, n_right, _, each = _success(src, x, x_adv, y, pbs)  # white box: the source on its own examples
+    log(f"{cell.norm}/{cell.regime} (epoch {epoch}) white box: {rate:.3f} of {n_right}")
     return {"source": cell.as_dict(), "source_epoch": epoch, "source_final": final, "study": ts.study,
-            "attack": ts.attack.spec, "attack_mode": "eval", "rows": rows, "lease": lease_info(), "fast": fcfg,
-            "batch_size": bs, "peak_gpu_mem_mib": fast.peak_mem_mib(device)}
+            "attack": ts.attack.spec, "attack_mode": "eval", "rows": rows,
+            "white_box": {"success_rate": rate, "n": n_right, "images": perimage.encode(each)},
+            "lease": lease_info(), "fast": fcfg, "batch_size": bs, "peak_gpu_mem_mib": fast.peak_mem_mib(device)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ if not TABLES_ONLY:
                 L.table("costs"), caption="../report/tables.rst", category="Tables"
             ),
             derived=L.table("derived"),
+            images=L.table("images"),
             run_info=L.table("run_info"),
         log:
             L.log("aggregate"),
