@@ -23,6 +23,7 @@ COMMANDS = {
     "claims": ("normrobust.claims", "check the papers' claims against the tables"),
     "figure": ("normrobust.figures", "one figure from the tables"),
     "report": ("normrobust.report", "render and build the LaTeX report"),
+    "evidence": ("normrobust.evidence", "the evidence page (docs/evidence.md) from finished runs' tables"),
 }
 DEBUG_ENV = "NORMROBUST_DEBUG"
 # Commands of the rules that declare `resources: gpu=1`: each takes a device lease first.

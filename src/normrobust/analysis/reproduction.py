@@ -32,7 +32,7 @@ from ..regimes import role
 from .labels import dataset_method, fmt_num, fmt_signed, metric_is_percent, tex_escape
 
 COLUMNS = ["source", "setting", "quantity", "published", "ours", "ours_std", "n", "diff", "match", "ours_setting",
-           "percent"]
+           "percent", "norm", "ours_cell"]
 
 
 #: ``(published, candidate, config, metrics, transfer) -> (per-seed values, note)``: our values of a published number
@@ -161,14 +161,16 @@ def metric_values(p: Published, c: dict, cfg: dict[str, Any], metrics: pd.DataFr
 
 def reproduction_frame(info: dict[str, Any], metrics: pd.DataFrame, transfer: pd.DataFrame | None,
                        published: Sequence[Published]) -> pd.DataFrame:
-    """One row per published number: ours (mean ± std over seeds, n), the difference and how close the setting
-    is (``same`` / ``analogue`` / ``not run``)."""
+    """One row per published number, in ``published``'s order: ours (mean ± std over seeds, n), the difference and
+    how close the setting is (``same`` / ``analogue`` / ``not run``); ``norm``: the entry's norm, ``ours_cell``: the
+    cells ours come from (``dataset/arch/regime``; empty when not run)."""
     cfg = info.get("config") or {}
     rows = []
     for p in published:
         row = dict(source=p.source, setting=p.setting, quantity=p.quantity, published=p.value, ours=np.nan,
                    ours_std=np.nan, n=0, diff=np.nan, match="not run",
-                   ours_setting=f"not in this run (preset {p.preset})", percent=p.percent)
+                   ours_setting=f"not in this run (preset {p.preset})", percent=p.percent, norm=p.norm,
+                   ours_cell="")
         for c in _candidates(p, cfg, metrics):
             v, note = (p.ours or metric_values)(p, c, cfg, metrics, transfer)
             where = f"{c['dataset']}, {c['arch']}, {c['regime']}"
@@ -177,7 +179,8 @@ def reproduction_frame(info: dict[str, Any], metrics: pd.DataFrame, transfer: pd
                 continue
             row.update(ours=float(v.mean()), ours_std=float(v.std(ddof=1)) if len(v) > 1 else np.nan, n=len(v),
                        diff=float(v.mean()) - p.value, match="same" if c["same"] and not note else "analogue",
-                       ours_setting=where + (f" ({note})" if note else ""))
+                       ours_setting=where + (f" ({note})" if note else ""),
+                       ours_cell=f"{c['dataset']}/{c['arch']}/{c['regime']}")
             break
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
