@@ -79,7 +79,7 @@ def test_load_reads_only_needed_tables(tables_dir: Path) -> None:
     (tables_dir / "history.csv").unlink()
     (tables_dir / "transfer.csv").unlink()
     modules = analyses()
-    assert claims_step.needed_tables(modules, info) == {"metrics"}
+    assert claims_step.needed_tables(modules, info) == {"metrics", "images"}  # images.csv optional: absent here
     assert set(claims_step.load_and_evaluate(modules, tables_dir)["study"]) == {"e1_norms", "e5_synthetic"}
     info["config"]["run"].append("e10_fgsm")  # now transfer.csv is needed
     (tables_dir / "run_info.json").write_text(json.dumps(info))

@@ -8,7 +8,8 @@ import this package: the compute jobs never do (tests/test_plan.py checks it). T
 * ``metric``: one measured quantity (:class:`Metric`) and the per-seed values of a cell;
 * ``selection``: the one cell filter and seed statistics;
 * ``study_view``: what a study module sees of a run (its config entry, cells, headline metric);
-* ``verdicts``: the verdict rule; ``claims``: claim kinds, their measurement and the claims table;
+* ``verdicts``: the verdict rule; ``claims``: claim kinds, their measurement and the claims table; ``paired``:
+  the per-image variance of claims on the same test images;
   ``transfer_claim``: the transfer claim kind; ``claims_step``: every run study's claims evaluated on the tables
   (the claims rule, the only place claims are evaluated);
 * ``plotting``: the figures' style and drawing helpers (matplotlib is imported on first use);

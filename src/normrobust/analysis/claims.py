@@ -5,9 +5,10 @@ A study module builds its claims (one small class per kind of comparison, below)
 ``Δ_s`` and its test-sampling variance ``v_s`` on the tables, and judges them with the verdict rule
 (:mod:`normrobust.analysis.verdicts`: a 95 % interval over seeds and test images).
 
-Test-sampling variances: from metrics.csv's ``se`` column, from history.csv's ``ligs_se`` and ``n_test``, and
-for transfer rates from the rate and its ``n`` (normrobust.sampling.rate_se); the two sides of a difference are
-added as if independent (an over-estimate for paired models).
+Test-sampling variances: paired over the images the cells share, from images.csv (transfer.csv's ``images`` for
+transfer claims; :mod:`normrobust.analysis.paired`); without them, and always on history.csv, from the ``se``
+columns (history.csv's ``ligs_se`` / ``n_test``, a transfer rate's ``n``: normrobust.sampling.rate_se), the two
+sides of a difference added as if independent (an over-estimate for models scored on the same images).
 
 Kinds of claim (``Δ_s`` for seed ``s``):
 
@@ -18,7 +19,7 @@ Kinds of claim (``Δ_s`` for seed ``s``):
 * :class:`Level`: ``v(cell) − threshold``;
 * :class:`Rank`: Spearman ρ between two metrics over a set of cells of seed ``s``, judged on Fisher's z = atanh ρ
   with the sampling variance 1.06 / (m − 3) of a rank correlation over m cells (Fieller et al. 1957) as its floor,
-  reported back as ρ (at least :data:`MIN_RANK_CELLS` cells);
+  independent across seeds (other models), reported back as ρ (at least :data:`MIN_RANK_CELLS` cells);
 * :class:`Dominance`: ``max over variants |v(variant) − v(base)| − |v(base) − v(reference)|``;
 * :class:`~normrobust.analysis.transfer_claim.Transfer` (its own module): mean over the targets of the treatment
   sources' rate − the same for the baseline sources (``transfer.csv``), averaged over matched source groups of seed
@@ -40,6 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from . import paired
 from .labels import fmt_num, metric_is_percent, norm_label, regime_label, sort_norms
 from .metric import Metric
 from .selection import MODEL_KEYS, select, spearman
@@ -60,7 +62,8 @@ Frames = dict  # table name -> DataFrame (or None when not read)
 @dataclass
 class Measured:
     """Per-seed values of a claim: Δ_s, the two compared quantities (NaN where one-sided), the test-sampling variance
-    of Δ_s (``var``; NaN where not recorded) and ``back``: maps Δ's scale to the reported one (Rank: tanh)."""
+    of Δ_s (``var``; NaN where not recorded), ``back``: maps Δ's scale to the reported one (Rank: tanh), ``shared``:
+    the seeds share that sampling (the same test images), else it is independent across them (verdicts)."""
 
     diff: pd.Series
     treatment: pd.Series
@@ -68,6 +71,7 @@ class Measured:
     note: str = ""
     var: pd.Series | None = None
     back: Any = None
+    shared: bool = True
 
 
 def no_data(note: str) -> Measured:
@@ -132,7 +136,9 @@ class Claim:
 
 @dataclass(kw_only=True)
 class Pair(Claim):
-    """Treatment cell vs baseline cell (differing in one key), same seed: Δ = v(t) − scale·v(b)."""
+    """Treatment cell vs baseline cell (differing in one key), same seed: Δ = v(t) − scale·v(b). Its variance is
+    paired over the images (images.csv); on history.csv (no per-image record) the two sides' are added as if
+    independent: conservative, since scores on the same images are positively correlated."""
 
     of: Metric
     treat: dict[str, Any]
@@ -141,7 +147,7 @@ class Pair(Claim):
     epoch: str | int | None = None  # a history.csv column at this epoch ('first', 'last' or a number)
 
     def needs(self) -> tuple[str, ...]:
-        return ("history",) if self.epoch is not None else ("metrics",)
+        return ("history",) if self.epoch is not None else ("metrics", "images")
 
     def measure(self, frames: Frames) -> Measured:
         table = self.needs()[0]
@@ -158,8 +164,11 @@ class Pair(Claim):
             missing = [cell_text(c) for c, s in ((self.treat, treat), (self.base, base)) if s.empty]
             return no_data(f"no {self.metric} for {', '.join(missing)}")
         d = (treat - self.scale * base).dropna()
-        return Measured(d, treat, base, "" if len(d) else "no seed with both cells",
-                        var=_add(vt, vb, weights=(1.0, self.scale ** 2)))
+        var = _add(vt, vb, weights=(1.0, self.scale ** 2))
+        if self.epoch is None:
+            var = paired.combined(frames.get("images"), self.of, [(self.treat, treat), (self.base, base)],
+                                  (1.0, -self.scale), fallback=var)
+        return Measured(d, treat, base, "" if len(d) else "no seed with both cells", var=var)
 
 
 def pair(cid: str, study: str, text: str, metric: Metric, treat: dict[str, Any], base: dict[str, Any],
@@ -204,11 +213,13 @@ def norm_vs_none(view, tag: str, key: str, text: str, metric: Metric, direction:
 
 @dataclass(kw_only=True)
 class Level(Claim):
-    """One cell against a fixed level: Δ = v(cell) − threshold."""
+    """One cell against a fixed level: Δ = v(cell) − threshold; its per-image variance (images.csv) where recorded,
+    never below the recorded se² (a rate of 0 or 1 is still uncertain)."""
 
     of: Metric
     cell: dict[str, Any]
     threshold: float
+    tables: ClassVar[tuple[str, ...]] = ("metrics", "images")
 
     def measure(self, frames: Frames) -> Measured:
         metrics = frames.get("metrics")
@@ -217,8 +228,9 @@ class Level(Claim):
         v = self.of.values(metrics, self.cell)
         if v.empty:
             return no_data(f"no {self.metric} for {cell_text(self.cell)}")
-        return Measured(v - self.threshold, v, pd.Series(np.nan, index=v.index),
-                        var=self.of.variances(metrics, self.cell))
+        var = paired.combined(frames.get("images"), self.of, [(self.cell, v)], (1.0,),
+                              fallback=self.of.variances(metrics, self.cell), floor=True)
+        return Measured(v - self.threshold, v, pd.Series(np.nan, index=v.index), var=var)
 
 
 def level(cid: str, study: str, text: str, metric: Metric, c: dict[str, Any], threshold: float,
@@ -231,7 +243,8 @@ def level(cid: str, study: str, text: str, metric: Metric, c: dict[str, Any], th
 
 @dataclass(kw_only=True)
 class Trajectory(Claim):
-    """Δ = v(last epoch) − v(first epoch) of one model (history.csv)."""
+    """Δ = v(last epoch) − v(first epoch) of one model (history.csv); the two epochs' variances added as if
+    independent (conservative: the same model on the same images at two epochs errs on many of the same)."""
 
     of: Metric
     cell: dict[str, Any]
@@ -258,7 +271,9 @@ class Trajectory(Claim):
 
 @dataclass(kw_only=True)
 class Rank(Claim):
-    """Δ_s = Spearman ρ between two metrics over ``cells`` of seed s."""
+    """Δ_s = Spearman ρ between two metrics over ``cells`` of seed s, on Fisher's z, whose variance 1.06 / (m − 3)
+    is the sampling of m cells: each seed's cells are other, independently trained models, so it is independent
+    across seeds (``shared=False``) and more seeds or more cells can decide the claim."""
 
     x: Metric
     y: Metric
@@ -279,17 +294,19 @@ class Rank(Claim):
         note = "" if len(rho) else (f"fewer than {MIN_RANK_CELLS} cells with both metrics per seed, or one metric "
                                     f"constant over the cells")
         return Measured(np.arctanh(rho.clip(-RANK_CLIP, RANK_CLIP)), nan, nan, note,
-                        var=RANK_Z_VARIANCE / (cells - 3), back=np.tanh)
+                        var=RANK_Z_VARIANCE / (cells - 3), back=np.tanh, shared=False)
 
 
 @dataclass(kw_only=True)
 class Dominance(Claim):
-    """Δ = max over variants |v(variant) − v(base)| − |v(base) − v(reference)|, per seed."""
+    """Δ = max over variants |v(variant) − v(base)| − |v(base) − v(reference)|, per seed; its variance paired over
+    the images (:func:`normrobust.analysis.paired.dominance`) where images.csv has them all."""
 
     of: Metric
     base: dict[str, Any]
     variants: list[dict[str, Any]]
     ref: dict[str, Any]
+    tables: ClassVar[tuple[str, ...]] = ("metrics", "images")
 
     def measure(self, frames: Frames) -> Measured:
         metrics = frames.get("metrics")
@@ -299,12 +316,13 @@ class Dominance(Claim):
         if base.empty or ref.empty:
             missing = [cell_text(c) for c, s in ((self.base, base), (self.ref, ref)) if s.empty]
             return no_data(f"no {self.metric} for {', '.join(missing)}")
-        moves, var_moves = [], []
+        moves, var_moves, seen = [], [], []
         for c in self.variants:
             v = self.of.values(metrics, c)
             if not v.empty:
                 moves.append((v - base).abs())
                 var_moves.append(self.of.variances(metrics, c))
+                seen.append((c, v))
         if not moves:
             return no_data(f"no {self.metric} for any variant")
         factor = pd.concat(moves, axis=1).max(axis=1, skipna=True)
@@ -313,6 +331,7 @@ class Dominance(Claim):
         # the largest variant's variance bounded by the largest of them; the base counted in both terms
         vb, vr = self.of.variances(metrics, self.base), self.of.variances(metrics, self.ref)
         var = _add(pd.concat(var_moves, axis=1).max(axis=1, skipna=False), vb, vr, weights=(1.0, 2.0, 1.0))
+        var = paired.dominance(frames.get("images"), self.of, (self.base, base), (self.ref, ref), seen, fallback=var)
         return Measured(d, factor, gap, "" if len(d) else "no seed with the base, the variants and the reference",
                         var=var)
 
@@ -358,7 +377,7 @@ def evaluate(claims: list[Claim], frames: Frames) -> pd.DataFrame:
         d = d[np.isfinite(d)]
         n = int(len(d))
         var = (m.var if m.var is not None else pd.Series(np.nan, index=d.index)).reindex(d.index).astype(float)
-        mean, lo, hi, _ = interval(d.values, var.values)
+        mean, lo, hi, _ = interval(d.values, var.values, m.shared)
         back = m.back or (lambda x: x)
         mean, lo, hi = (float(back(x)) if np.isfinite(x) else x for x in (mean, lo, hi))
         v = decide(lo, hi, c.direction, c.tol) if n >= MIN_SEEDS else INCONCLUSIVE

@@ -16,7 +16,7 @@ import pandas as pd
 from ..plan import enabled_studies
 from .claims import Claim, evaluate
 from .study_view import StudyView
-from .tables import read_run_info, read_table
+from .tables import read_optional, read_run_info, read_table
 
 
 def expand_claims(studies: Sequence[ModuleType], run_info: dict[str, Any]) -> list[Claim]:
@@ -26,18 +26,22 @@ def expand_claims(studies: Sequence[ModuleType], run_info: dict[str, Any]) -> li
 
 
 def needed_tables(studies: Sequence[ModuleType], run_info: dict[str, Any]) -> set[str]:
-    """The tables (metrics, history, transfer) the enabled studies' claims read."""
+    """The tables (metrics, images, history, transfer) the enabled studies' claims read."""
     return {t for c in expand_claims(studies, run_info) for t in c.needs()}
 
 
 def load_and_evaluate(studies: Sequence[ModuleType], tables_dir: str | Path) -> pd.DataFrame:
     """Read the tables the enabled studies' claims need from ``tables_dir`` and evaluate the claims.
 
-    Raises :class:`~normrobust.analysis.tables.MissingInputError` naming the file when a needed table is absent."""
+    Raises :class:`~normrobust.analysis.tables.MissingInputError` naming the file when a needed table is absent;
+    ``images.csv`` (per-image outcomes, for paired test-sampling variances) is optional: without it (tables of an
+    older version) the claims use the recorded standard errors."""
     info = read_run_info(tables_dir, required=True)
     claims = expand_claims(studies, info)
     need = {t for c in claims for t in c.needs()}
     frames = {n: read_table(tables_dir, n) for n in ("metrics", "history", "transfer") if n in need}
+    if "images" in need:
+        frames["images"] = read_optional(tables_dir, "images")
     return evaluate(claims, frames)
 
 

@@ -1,6 +1,7 @@
-"""Reading the aggregated tables: ``metrics.csv``, ``history.csv``, ``transfer.csv``, ``costs.csv``,
+"""Reading the aggregated tables: ``metrics.csv``, ``images.csv``, ``history.csv``, ``transfer.csv``, ``costs.csv``,
 ``derived.csv`` and ``run_info.json`` of a tables directory (default ``results/tables/``, written by the aggregate
-step).
+step). ``images.csv`` and transfer.csv's ``images`` / ``white_box_images`` hold per-image outcomes as text
+(normrobust.perimage): each is decoded on reading, so a damaged one is named with its file, line and column.
 
 :func:`read_table` checks a table's columns and types them; :func:`read_run_info` loads the run's resolved
 config and provenance. An absent file (or a table lacking columns) raises :class:`MissingInputError`; an empty,
@@ -21,10 +22,12 @@ import numpy as np
 import pandas as pd
 
 from ..layout import Layout
+from ..perimage import decode
 
 #: every table's columns (history adds one ``robust_acc_<name>`` column per extra per-epoch attack)
 TABLE_COLUMNS: dict[str, list[str]] = {
     "metrics": ["dataset", "arch", "norm", "regime", "seed", "metric", "attack", "eps", "value"],
+    "images": ["dataset", "arch", "norm", "regime", "seed", "metric", "attack", "eps", "n", "values"],
     "history": ["dataset", "arch", "norm", "regime", "seed", "epoch", "lr", "train_loss", "clean_acc",
                 "robust_acc", "ligs", "seconds"],
     "transfer": ["study", "dataset", "seed", "source_arch", "source_norm", "source_regime", "source_epoch",
@@ -37,9 +40,11 @@ TABLE_COLUMNS: dict[str, list[str]] = {
 #: of older versions, whose claims then have no test-sampling floor and say so)
 NUMERIC_COLUMNS: dict[str, list[str]] = {
     "metrics": ["seed", "eps", "value", "n", "se"],
+    "images": ["seed", "eps", "n"],
     "history": ["seed", "epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "ligs_se", "n_test",
                 "seconds"],
-    "transfer": ["seed", "source_epoch", "success_rate", "error_rate", "n", "n_total"],
+    "transfer": ["seed", "source_epoch", "success_rate", "error_rate", "n", "n_total", "white_box_rate",
+                 "white_box_n"],
     "costs": ["wall_s", "cpu_s", "max_rss_mib", "peak_gpu_mem_mib"],
     "derived": ["n", "steps", "step", "eps", "source_acc", "target_rate", "label_rate", "rf_rate", "rf_label_rate",
                 "nrf_rate", "intended_rate", "seconds"],
@@ -59,6 +64,11 @@ class TableError(ValueError):
 
 #: integer columns: a value must be present (a row without its seed or epoch is an error, never dropped)
 INTEGER_COLUMNS = ("seed", "epoch")
+#: per-image columns (normrobust.perimage text; empty: not recorded) → the column holding their number of images
+PER_IMAGE_COLUMNS: dict[str, dict[str, str]] = {
+    "images": {"values": "n"},
+    "transfer": {"images": "n_total", "white_box_images": "n_total"},
+}
 _SHOWN = 40  # at most this many characters of a bad value go into a message
 
 
@@ -187,13 +197,14 @@ def read_csv_checked(path: str | os.PathLike, what: str, hint: str) -> _Csv:
 
 
 def read_table(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
-    """Load ``<tables_dir>/<name>.csv`` (name ∈ metrics, history, transfer, costs, derived) with typed columns.
+    """Load ``<tables_dir>/<name>.csv`` (name ∈ metrics, images, history, transfer, costs, derived) with typed columns.
 
     Strings are kept verbatim (the norm ``none`` and the attack ``none`` are not NaN); numeric columns are
     parsed, an empty field (a missing value) as NaN; ``seed`` and ``epoch`` are integers in every row;
     ``source_final`` is a boolean. An absent file, or one lacking columns (an older version's), raises
-    :class:`MissingInputError`; an empty, binary or damaged file, or a cell that is not a finite number (an
-    integer in ``seed`` / ``epoch``), raises :class:`TableError` naming the file, line and column.
+    :class:`MissingInputError`; an empty, binary or damaged file, a cell that is not a finite number (an
+    integer in ``seed`` / ``epoch``, and images.csv's ``n``), or a per-image field that does not decode to its
+    number of images, raises :class:`TableError` naming the file, line and column.
     """
     path = table_path(tables_dir, name)
     if not path.is_file():
@@ -214,10 +225,29 @@ def read_table(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
     numeric = NUMERIC_COLUMNS.get(name, [])
     if name == "history":  # one robust_acc_<name> column per extra history attack
         numeric = numeric + [c for c in df.columns if c.startswith("robust_acc_")]
-    df = table.numbers(numeric, integer=INTEGER_COLUMNS)
+    df = table.numbers(numeric, integer=INTEGER_COLUMNS + (("n",) if name == "images" else ()))
+    _check_per_image(table, df, PER_IMAGE_COLUMNS.get(name, {}))
     if "source_final" in df.columns:
         df["source_final"] = df["source_final"].str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
     return df.reset_index(drop=True)
+
+
+def _check_per_image(table: _Csv, df: pd.DataFrame, columns: dict[str, str]) -> None:
+    """Every non-empty per-image field decodes to its row's number of images, else a :class:`TableError` naming the
+    first bad one (file, line, column)."""
+    for col, n_col in columns.items():
+        if col not in df.columns:
+            continue
+        text = df[col].fillna("").astype(str).str.strip()
+        for row in np.flatnonzero((text != "").to_numpy()):
+            n = df[n_col].iloc[row] if n_col in df.columns else np.nan
+            try:
+                if not (np.isfinite(float(n)) and float(n) >= 1):
+                    raise ValueError(f"no number of images in {n_col!r}")
+                decode(text.iloc[row], int(n))
+            except ValueError as e:
+                raise TableError(f"{table.what} {table.path}, line {table.line_of_row(int(row))}, column {col!r}: "
+                                 f"{_shown(text.iloc[row])} is not per-image values ({e}); {table.hint}") from None
 
 
 def read_optional(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame | None:
