@@ -67,10 +67,31 @@ def message(r: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def evaluate(res: Path, model_file: Path, data: Path, out: Path) -> subprocess.CompletedProcess:
+def evaluate(res: Path, model_file: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return run_cli("evaluate", "--model", str(model_file.relative_to(res.parent)), "--data",
                    str(data.relative_to(res.parent)), "--settings", json.dumps(EVAL), "--out",
-                   str(out.relative_to(res.parent)), "--threads", "1", cwd=res.parent)
+                   str(out.relative_to(res.parent)), "--threads", "1", *extra, cwd=res.parent)
+
+
+def test_a_model_of_the_right_cell_with_other_settings_stops_its_evaluation(results, tmp_path):
+    """A model.pt of the same cell trained with other architecture widths (another config's) is never evaluated as
+    this config's: the job gets the digest of the settings this config trains the cell with, and stops."""
+    res = shutil.copytree(results, tmp_path / "results")
+    mine = tiny.settings_of(settings("bn"))[0]
+    other = settings("bn")
+    other["arch"] = {"kind": "cnn", "widths": [4, 4]}
+    train.train(tiny.settings_of(other)[0], str(res / "data" / "generated.pt"), tmp_path / "other", 0,
+                device_name="cpu")
+    out = res / "eval" / "generated" / "cnn" / "bn" / "standard" / "s0" / "metrics.json"
+    assert evaluate(res, model(res, "bn"), res / "data" / "generated.pt", out, "--trained-with",
+                    mine.digest()).returncode == 0
+    done = out.read_bytes()
+    shutil.copy(tmp_path / "other" / "model.pt", model(res, "bn"))
+    line = message(evaluate(res, model(res, "bn"), res / "data" / "generated.pt", out, "--trained-with",
+                            mine.digest()))
+    assert "holds a model of generated/cnn/bn/standard/s0 trained with other settings than this config asks for" \
+        in line and "'widths': [4, 4]" in line and mine.digest() in line and "delete it and rerun snakemake" in line
+    assert out.read_bytes() == done, "the finished evaluation is left as it was"
 
 
 def test_a_foreign_model_stops_its_evaluation_naming_expected_and_found(results, tmp_path):

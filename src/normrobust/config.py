@@ -337,8 +337,8 @@ def _check_bounds(config: dict, plan: Plan) -> None:
         for eps in spec["eps"] if isinstance(spec["eps"], list) else [spec["eps"]]:
             if eps > l2_max:
                 raise ConfigError(f"{where}.eps: {eps:g} is more than any two [0,1] images of dataset '{smallest}' "
-                                  f"differ by in L2 (the square root of its {pixels[smallest]} values, {l2_max:.4g}); allowed "
-                                  f"(0, {l2_max:.4g}]")
+                                  f"differ by in L2 (the square root of its {pixels[smallest]} values, "
+                                  f"{l2_max:.4g}); allowed (0, {l2_max:.4g}]")
     tests = {n: dataset_test_size(ds[n], datasets=ds) for n in plan.datasets}
     fewest = min(tests, key=tests.get)
     ev = config["evaluation"]

@@ -58,11 +58,12 @@ class _Rows:
                             "values": perimage.encode(values)})
 
 
-def evaluate_cell(model_path: str, data: dict, ev: EvalSettings, device, execution: Execution | None = None) -> dict:
+def evaluate_cell(model_path: str, data: dict, ev: EvalSettings, device, execution: Execution | None = None,
+                  expect: str | None = None) -> dict:
     """Every metric of one trained cell on ``data`` (a prepared dataset already on ``device``)."""
     execution = execution or Execution.from_env()
     state = read_model_file(model_path, device)
-    model, _, cell, meta = load_model(model_path, device, state, data_meta=data["meta"])
+    model, _, cell, meta = load_model(model_path, device, state, data_meta=data["meta"], expect=expect)
     fcfg = fast.resolve(execution.eval_fast, device, cell.norm)
     fast.setup(device)
     model = fast.wrap(model, fcfg, device)  # on the CPU by default: the model itself (plain fp32)
@@ -154,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settings", help="the model's evaluation settings, as JSON (written by the workflow)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the config's, else auto)")
     p.add_argument("--out", nargs="+", help="output JSON, one per --model")
+    p.add_argument("--trained-with", default=None, help="the digest of the training settings the models must have "
+                                                         "(the workflow passes it: a model made by another config "
+                                                         "stops the job)")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     if a.config or a.cell:
@@ -182,5 +186,5 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(a.device)
     data = load_prepared(a.data, device)  # once for every model
     for model, out in zip(a.model, a.out):
-        save_json(evaluate_cell(model, data, ev, device), out)
+        save_json(evaluate_cell(model, data, ev, device, expect=a.trained_with), out)
     return 0

@@ -24,9 +24,10 @@ from .utils import log, pick_device, save_json, seeded_generator, set_threads
 _STREAM = 400  # random stream of the AutoAttack seeds (evaluate uses 100+, 200, 300)
 
 
-def evaluate_cell(model_path: str, data: dict, aa: dict, n_test: int, batch_size: int, device) -> dict:
+def evaluate_cell(model_path: str, data: dict, aa: dict, n_test: int, batch_size: int, device,
+                  expect: str | None = None) -> dict:
     """AutoAttack robust accuracy of one trained cell at every ε of ``aa`` on the first ``n_test`` test images."""
-    model, _, cell, _ = load_model(model_path, device, data_meta=data["meta"])
+    model, _, cell, _ = load_model(model_path, device, data_meta=data["meta"], expect=expect)
     seed = cell.seed
     spec = {k: v for k, v in aa.items() if k != "n_test"}
     x, y = to_float(data["test"]["x"][:n_test]), data["test"]["y"][:n_test]
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: $NORMROBUST_DEVICE, else auto)")
     p.add_argument("--out", required=True, nargs="+", help="output JSON, one per --model")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--trained-with", default=None, help="the digest of the training settings the models must have")
     a = p.parse_args(argv)
     if len(a.out) != len(a.model):
         raise SystemExit(f"--out: {len(a.out)} files for {len(a.model)} models (one output per --model)")
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_prepared(a.data, device)
     n_test, bs = int(aa["n_test"]), Execution.from_env().eval_batch_size
     for model, out in zip(a.model, a.out):
-        save_json(evaluate_cell(model, data, aa, n_test, bs, device), out)
+        save_json(evaluate_cell(model, data, aa, n_test, bs, device, a.trained_with), out)
     return 0
 
 

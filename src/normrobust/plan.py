@@ -305,6 +305,10 @@ class Plan:
     def transfer_files(self) -> list[str]:
         return [self.transfer_file(j) for jobs in self.transfer_groups.values() for j in jobs]
 
+    def source_digest(self, name: str) -> str:
+        """The training settings' digest of a derived dataset's source model (derive-data checks its model.pt)."""
+        return self.train_settings(derived_source(self.config, name).model).digest()
+
     def derive_inputs(self, name: str) -> dict[str, str]:
         """A derived dataset (E3/E4) is made from its base dataset with the model of its source cell."""
         src = derived_source(self.config, name)
@@ -325,7 +329,9 @@ class Plan:
         L = self.layout
         return [{"source": L.model_file(j.source.model, j.source.seed),
                  "source_epoch": None if j.epoch is None else L.epoch_file(j.source.model, j.source.seed, j.epoch),
-                 "targets": [L.model_file(c.model, c.seed) for c in j.targets], "out": self.transfer_file(j)}
+                 "targets": [L.model_file(c.model, c.seed) for c in j.targets], "out": self.transfer_file(j),
+                 "trained_with": {L.model_file(c.model, c.seed): self.train_settings(c.model).digest()
+                                  for c in (j.source, *j.targets)}}
                 for j in self.transfer_groups[key]]
 
     def derived_records(self) -> list[str]:

@@ -14,6 +14,7 @@ Torch-free (a leaf beside :mod:`normrobust.attack_specs` and :mod:`normrobust.re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -177,6 +178,10 @@ class TrainSettings:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    def digest(self) -> str:
+        """A short hash of these settings: a job that reads a model.pt checks it was trained with them."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainSettings:

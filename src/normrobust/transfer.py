@@ -43,11 +43,13 @@ def _success(model, x, x_adv, y, batch_size: int) -> tuple[float, int, float, np
 
 
 def transfer_one(source: str, targets: list[str], data: dict, ts: TransferSettings, device,
-                 source_epoch: str | None = None, execution: Execution | None = None) -> dict:
+                 source_epoch: str | None = None, execution: Execution | None = None,
+                 expect: dict[str, str] | None = None) -> dict:
     """Attacks made on ``source`` (its final weights, or ``source_epoch``'s) tried on every target, on ``data``, a
     prepared dataset already on ``device``."""
     execution = execution or Execution.from_env()
-    src, settings, cell, _ = load_model(source, device, data_meta=data["meta"])
+    expect = expect or {}
+    src, settings, cell, _ = load_model(source, device, data_meta=data["meta"], expect=expect.get(source))
     epoch, final = settings.training.epochs, True
     if source_epoch:  # an early-stopped source: the same network with the weights of a saved epoch
         if cell_named_by(source_epoch) != cell_named_by(source):
@@ -71,7 +73,7 @@ def transfer_one(source: str, targets: list[str], data: dict, ts: TransferSettin
     rows = []
     pbs = fast.eval_batch(fcfg, 512)
     for t in targets:
-        model, _, tcell, _ = load_model(t, device, data_meta=data["meta"])
+        model, _, tcell, _ = load_model(t, device, data_meta=data["meta"], expect=expect.get(t))
         model = fast.wrap(model, fast.resolve(execution.transfer_fast, device, tcell.norm), device)
         rate, n_right, error, each = _success(model, x, x_adv, y, pbs)
         rows.append({"target": tcell.as_dict(), "success_rate": rate, "n": n_right, "error_rate": error,
@@ -105,6 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(a.device)
     data = load_prepared(a.data, device)  # once for every source
     for job in json.loads(a.plan):
-        save_json(transfer_one(job["source"], job["targets"], data, ts, device, job.get("source_epoch")),
-                  job["out"])
+        save_json(transfer_one(job["source"], job["targets"], data, ts, device, job.get("source_epoch"),
+                               expect=job.get("trained_with")), job["out"])
     return 0

@@ -82,6 +82,10 @@ def get_eval_settings(w):
     return json_arg(PLAN.eval_settings(model_of(w)).to_json())
 
 
+def get_trained_with(w):
+    return PLAN.train_settings(model_of(w)).digest()
+
+
 def get_derive_inputs(w):
     return PLAN.derive_inputs(w.dataset)
 

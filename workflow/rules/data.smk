@@ -36,7 +36,9 @@ rule derive_data:
         settings=lambda w: json_arg(
             json.dumps(PLAN.derive_settings(w.dataset), sort_keys=True)
         ),
+        trained=lambda w: PLAN.source_digest(w.dataset),
     shell:
         "{PY} -m normrobust derive-data --name {wildcards.dataset} --settings {params.settings} "
-        "--base {input.base} --source {input.source} --out {output.data} "
+        "--base {input.base} --source {input.source} --source-trained-with {params.trained} "
+        "--out {output.data} "
         "--threads {threads} 2> {log}"

@@ -14,9 +14,10 @@ rule evaluate:
         gpu=1,
     params:
         settings=get_eval_settings,
+        trained=get_trained_with,
     shell:
         "{PY} -m normrobust evaluate --model {input.models} --data {input.data} "
-        "--settings {params.settings} --out {output} "
+        "--settings {params.settings} --trained-with {params.trained} --out {output} "
         "--threads {threads} 2> {log}"
 
 
@@ -37,7 +38,8 @@ rule evaluate_autoattack:
         gpu=1,
     params:
         settings=json_arg(json.dumps(PLAN.autoattack_settings(), sort_keys=True)),
+        trained=get_trained_with,
     shell:
         "{PY} -m normrobust evaluate-autoattack --model {input.models} --data {input.data} "
-        "--settings {params.settings} --out {output} "
+        "--settings {params.settings} --trained-with {params.trained} --out {output} "
         "--threads {threads} 2> {log}"

@@ -392,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None,
                    help="auto (CUDA when available), cpu or cuda (default: $NORMROBUST_DEVICE, else auto)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--source-trained-with", default=None, help="the digest of the training settings the source "
+                                                                "model must have (the workflow passes it)")
     a = p.parse_args(argv)
     try:
         cfg = json.loads(a.settings)
@@ -407,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     from .loading import load_prepared
 
     base = load_prepared(a.base, device)
-    model, _, cell, model_meta = load_model(a.source, device)
+    model, _, cell, model_meta = load_model(a.source, device, expect=a.source_trained_with)
     for key, mine, theirs in (("num_classes", [model_meta["num_classes"]], [base["meta"]["num_classes"]]),
                               ("shape", model_meta["shape"], base["meta"]["shape"])):
         if [int(v) for v in mine] != [int(v) for v in theirs]:

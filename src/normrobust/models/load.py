@@ -60,14 +60,29 @@ def _plain(v):
     return list(v) if isinstance(v, (list, tuple)) else v
 
 
-def load_model(path: str | Path, device="cpu", state: dict | None = None, data_meta: dict | None = None):
+def check_settings(path: str | Path, settings: TrainSettings, cell: Cell, expect: str | None) -> None:
+    """The model in ``path`` was trained with the settings this config asks for (``expect``: their digest,
+    :meth:`~normrobust.settings.TrainSettings.digest`); a model of the right cell made by another config stops here."""
+    if expect is None or settings.digest() == expect:
+        return
+    t = settings.training
+    raise SystemExit(f"{path} holds a model of {cell.path} trained with other settings than this config asks for "
+                     f"(it has arch {settings.arch}, {t.epochs} epochs, lr {t.lr:g}, batch {t.batch_size}; settings "
+                     f"{settings.digest()}, this config's {expect}): it comes from another run or config; delete it "
+                     f"and rerun snakemake to retrain this cell")
+
+
+def load_model(path: str | Path, device="cpu", state: dict | None = None, data_meta: dict | None = None,
+               expect: str | None = None):
     """Rebuild a trained model from its ``model.pt`` (or its contents ``state``, from :func:`read_model_file`);
     returns (model in eval mode, its training settings, its cell, the dataset's meta). With ``data_meta`` (the meta
-    of the dataset it is about to see), checked to have been trained on that dataset.
+    of the dataset it is about to see), checked to have been trained on that dataset; with ``expect`` (a settings
+    digest), checked to have been trained with those settings.
 
     The plain network, in fp32 and contiguous; evaluate / transfer put it on the fast path (fast.wrap)."""
     state = state if state is not None else read_model_file(path, device)
     settings, cell = state["settings"], state["cell"]
+    check_settings(path, settings, cell, expect)
     if data_meta is not None:
         check_data(path, cell, state["meta"], data_meta)
     model = build_model(settings.arch, cell.norm, state["meta"], aux_norm=settings.aux_norm).to(device)
