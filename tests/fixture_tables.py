@@ -85,6 +85,8 @@ def _metric_rows(plan, rng) -> tuple[list[dict], list[dict]]:
         row("clean_acc", clean)
         if "shifted_acc" in ev.measures:
             row("shifted_acc", (1 - clean) * _bits(rng, n, rng.uniform(0, 1)))
+        if "train_acc" in ev.measures:
+            row("train_acc", _bits(rng, n, rng.uniform(0.5, 1.0)))
         for grid in ev.attacks:
             for j, (eps, _) in enumerate(grid.points()):
                 robust = clean * _bits(rng, n, rng.uniform(0.0, 1.0) / (1 + j))  # right clean and adversarial
@@ -151,16 +153,20 @@ def _transfer_rows(plan, rng) -> list[dict]:
         epochs = plan.train_settings(s.model).training.epochs
         n_total = plan.config["transfer"]["n_test"]
         white = _successes(rng, n_total, int(n_total * 0.85), rng.uniform(0.7, 1.0))  # the source on its own
+        parts = "rf_nrf" in plan.transfer_settings(job.study).measures
         for t in job.targets:
             n = int(n_total * 0.9)
             each = _successes(rng, n_total, n, rng.uniform(0.05, 0.95))
+            rf, nrf = (_successes(rng, n_total, n, rng.uniform(0.05, 0.95)) if parts else None for _ in range(2))
+            extra = {f"{k}_success_rate": float(np.nanmean(v)) for k, v in (("rf", rf), ("nrf", nrf)) if v is not None}
+            extra.update({f"{k}_images": encode(v) for k, v in (("rf", rf), ("nrf", nrf)) if v is not None})
             rows.append(dict(study=job.study, dataset=s.dataset, seed=s.seed, source_arch=s.arch, source_norm=s.norm,
                              source_regime=s.regime, source_epoch=job.epoch or epochs, source_final=job.epoch is None,
                              target_arch=t.arch, target_norm=t.norm, target_regime=t.regime,
                              success_rate=float(np.nanmean(each)),
                              error_rate=float((np.nansum(each) + n_total - n) / n_total), n=n, n_total=n_total,
                              attack=attack, images=encode(each), white_box_rate=float(np.nanmean(white)),
-                             white_box_n=int((~np.isnan(white)).sum()), white_box_images=encode(white)))
+                             white_box_n=int((~np.isnan(white)).sum()), white_box_images=encode(white), **extra))
     return rows
 
 

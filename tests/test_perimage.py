@@ -160,7 +160,7 @@ def test_transfer_table_carries_the_images_and_the_white_box_and_reads_older_fil
     old = {**new, "rows": [row]}
     del old["white_box"]
     df = aggregate.transfer_table([new, old])
-    assert list(df.columns[-4:]) == ["images", "white_box_rate", "white_box_n", "white_box_images"]
+    assert list(df.columns[-8:-4]) == ["images", "white_box_rate", "white_box_n", "white_box_images"]
     assert df.images[0] == new["rows"][0]["images"] and df.white_box_rate[0] == 1.0 and df.white_box_n[0] == 3
     assert df.loc[1, ["images", "white_box_rate", "white_box_n", "white_box_images"]].isna().all()
 
@@ -182,4 +182,4 @@ def test_aggregate_writes_images_csv(tmp_path):
     im = pd.read_csv(out / "images.csv")
     assert list(im.columns) == aggregate.IMAGES_COLUMNS and len(im) == 2
     np.testing.assert_array_equal(decode(im["values"][0], im["n"][0]), [1, 0, 1, 1, 0])
-    assert pd.read_csv(out / "transfer.csv").columns[-1] == "white_box_images"
+    assert "white_box_images" in pd.read_csv(out / "transfer.csv").columns

@@ -17,7 +17,8 @@ from normrobust.analysis import report, report_build
 from normrobust.analysis.claims import read_claims
 from normrobust.analysis.claims_step import load_and_evaluate
 from normrobust.analysis.labels import attack_tex, tex_escape
-from normrobust.analysis.latex import caption_tex, claims_table, verdict_tex
+from normrobust.analysis.latex import CHECK_MARK, caption_tex, claims_table, note_tex, verdict_tex
+from normrobust.analysis.verdicts import EVIDENCE, FAIL, INCONCLUSIVE, MANIPULATION_CHECK, NOT_TESTABLE, PASS
 from normrobust.studies import analyses
 
 MODULES = analyses()
@@ -200,3 +201,150 @@ def test_a_study_prints_its_own_transfer_attack(tables_dir: Path, tmp_path: Path
     tex = report.render(tables_dir, tmp_path / "nofigs", tmp_path / "gen2", MODULES,
                         make_claims_csv(tables_dir)).read_text()
     assert f"crafted on a source model ({attack_tex(glob)})" in _section(tex, "E9")
+
+
+# ------------------------------------------------------------------ NOT TESTABLE, manipulation checks, preconditions
+
+def _mixed_claims(src: Path, dest: Path) -> pd.DataFrame:
+    """The claims of ``src`` with every verdict present: cycled through PASS, FAIL, INCONCLUSIVE and NOT TESTABLE (a
+    NOT TESTABLE one names its precondition), and two claims made manipulation checks (one PASS, one FAIL)."""
+    df = read_claims(src)
+    cycle = [PASS, FAIL, INCONCLUSIVE, NOT_TESTABLE]
+    df["verdict"] = [cycle[i % 4] for i in range(len(df))]
+    df["kind"] = EVIDENCE
+    nt = df["verdict"] == NOT_TESTABLE
+    df.loc[nt, "note"] = [f"precondition not shown: cell{i}/resnet/BN/standard learned clean accuracy"
+                          for i in range(int(nt.sum()))]
+    last = df.index[df["study"] == df["study"].iloc[-1]]
+    df.loc[last[-1], ["kind", "verdict"]] = [MANIPULATION_CHECK, PASS]
+    df.loc[last[-2], ["kind", "verdict"]] = [MANIPULATION_CHECK, FAIL]
+    claims_cli.write_claims(df, dest)
+    return read_claims(dest)
+
+
+def test_not_testable_and_manipulation_checks_are_shown_and_counted_apart(figures_dir: Path, fixture_claims: Path,
+                                                                          tmp_path: Path) -> None:
+    claims = _mixed_claims(fixture_claims, tmp_path / "claims.csv")
+    tex = report.render(FIXTURE_TABLES, figures_dir, tmp_path / "gen", MODULES, tmp_path / "claims.csv").read_text()
+    assert "\\definecolor{nottestblue}" in tex and verdict_tex(NOT_TESTABLE) == \
+        r"\textcolor{nottestblue}{\textbf{NOT TESTABLE}}"
+    ev, checks = claims[claims["kind"] == EVIDENCE], claims[claims["kind"] == MANIPULATION_CHECK]
+    n = ev["verdict"].value_counts()
+    testable = len(ev) - n[NOT_TESTABLE]
+    sentence = (f"Of {len(ev)} claims from the literature checked with a rule fixed in advance (and 2 manipulation "
+                f"checks, not counted as evidence), {n[PASS]} passed, {n[FAIL]} failed and {n[INCONCLUSIVE]} were "
+                f"inconclusive; {n[NOT_TESTABLE]} were not testable because a precondition did not hold "
+                f"(Section~\\ref{{sec:preconditions}}); {100 * (n[PASS] + n[FAIL]) / testable:.0f}\\,\\% of the "
+                "testable claims were decided (PASS or FAIL).")
+    abstract = tex[tex.index("\\begin{abstract}"): tex.index("\\end{abstract}")]
+    assert sentence in abstract
+    section = tex[tex.index("\\section{Claims}"): tex.index("\\section{Preconditions}")]
+    assert sentence.replace("from the literature checked with a rule fixed in advance", "checked") in section
+    # each NOT TESTABLE claim: in its study's list, the Claims section's list and the claims table, with its note
+    table = (tmp_path / "gen" / "tables" / "claims.tex").read_text()
+    for _, c in ev[ev["verdict"] == NOT_TESTABLE].iterrows():
+        cid, note = tex_escape(c["id"]), note_tex(c["note"])
+        assert f"\\item {verdict_tex(NOT_TESTABLE)} \\texttt{{{cid}}}: " in tex
+        assert f"\\item \\texttt{{{cid}}}: {note}." in section
+        row = next(ln for ln in table.splitlines() if f"\\texttt{{{cid}}}" in ln)
+        assert verdict_tex(NOT_TESTABLE) in row and note in row
+    # the manipulation checks: marked in the table, listed apart, never among the failed claims or the limitations
+    checks_par = section[section.index("\\paragraph{Manipulation checks (true by construction; not evidence).}"):]
+    failed = section[: section.index("\\paragraph{Manipulation checks")]
+    for _, c in checks.iterrows():
+        cid = tex_escape(c["id"])
+        assert f"\\item {verdict_tex(c['verdict'])} \\texttt{{{cid}}}: " in checks_par
+        assert f"\\texttt{{{cid}}}" not in failed
+        assert f"id {cid}" not in tex, "a failed manipulation check is no limitation of the reproduction"
+        row = next(ln for ln in table.splitlines() if f"\\texttt{{{cid}}}" in ln)
+        assert CHECK_MARK in row
+    assert sum(CHECK_MARK in ln for ln in table.splitlines()) == 2
+
+
+def test_counts_sentence_without_testable_claims_or_checks() -> None:
+    df = pd.DataFrame({"verdict": [NOT_TESTABLE, NOT_TESTABLE], "kind": [EVIDENCE, EVIDENCE]})
+    k = report.verdict_counts(df)
+    assert (k["n_claims"], k["n_testable"], k["decided_pct"]) == (2, 0, None)
+    assert report.counts_sentence(k) == (
+        "Of 2 claims checked, 0 passed, 0 failed and 0 were inconclusive; 2 were not testable because a precondition "
+        "did not hold (Section~\\ref{sec:preconditions}); no claim was testable.")
+    k = report.verdict_counts(pd.DataFrame({"verdict": [PASS, FAIL, PASS], "kind": [EVIDENCE, EVIDENCE,
+                                                                                     MANIPULATION_CHECK]}))
+    assert report.counts_sentence(k) == (
+        "Of 2 claims checked (and 1 manipulation check, not counted as evidence), 1 passed, 1 failed and 0 were "
+        "inconclusive; 100\\,\\% of the testable claims were decided (PASS or FAIL).")
+
+
+def _table_rows(text: str) -> list[str]:
+    """The data rows of a longtable file (not its header, continuation or study rows)."""
+    body = text[text.index("\\endlastfoot"):]
+    return [ln for ln in body.splitlines() if ln.endswith("\\\\") and "\\multicolumn" not in ln]
+
+
+def test_preconditions_section_shows_the_rows_of_preconditions_csv(tables_dir: Path, figures_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    claims_csv = make_claims_csv(tables_dir)  # writes preconditions.csv beside it
+    pre = pd.read_csv(tables_dir / "preconditions.csv", keep_default_na=False, na_values=[""])
+    assert len(pre)
+    tex = report.render(tables_dir, figures_dir, tmp_path / "gen", MODULES, claims_csv).read_text()
+    section = tex[tex.index("\\section{Preconditions}"):]
+    assert "\\input{tables/preconditions.tex}" in section and "\\label{tab:preconditions}" in section
+    assert "judged by the same interval" in section and "all its conditions PASS" in section
+    words = " ".join(section.split())
+    assert f"Of the {pre['precondition'].nunique()} distinct conditions the {pre['claim'].nunique()} claims" in words
+    text = (tmp_path / "gen" / "tables" / "preconditions.tex").read_text()
+    rows = _table_rows(text)
+    assert len(rows) == len(pre)
+    for row, (_, p) in zip(rows, pre.iterrows()):  # grouped by study in the claims' order: the file's order here
+        assert note_tex(p["precondition"]) in row and verdict_tex(p["verdict"]) in row
+        assert (" (holds)" in row) == (p["verdict"] == PASS)
+    claims = read_claims(claims_csv)
+    for study in dict.fromkeys(claims[claims["id"].isin(pre["claim"])]["study"]):
+        m = next(m for m in MODULES if m.KEY == study)
+        assert f"\\textbf{{{tex_escape(f'{m.TAG}: {m.TITLE}')}}}" in text
+
+
+def test_a_precondition_row_reads_mean_interval_level_and_verdict(tables_dir: Path, tmp_path: Path) -> None:
+    claims_csv = make_claims_csv(tables_dir)
+    claim = read_claims(claims_csv)["id"].iloc[0]
+    rows = [{"claim": claim, "precondition": "generated/cnn/BN/standard learned clean accuracy", "metric": "clean_acc",
+             "level": 0.3, "mean": 0.567, "ci_low": 0.451, "ci_high": 0.683, "n_seeds": 2, "verdict": PASS, "note": ""},
+            {"claim": claim, "precondition": "d_det carries the NRF of its label", "metric": "intended_rate",
+             "level": 0.8, "mean": 0.75, "ci_low": 0.72, "ci_high": 0.78, "n_seeds": 1, "verdict": FAIL, "note": ""},
+            {"claim": claim, "precondition": "the source fools itself", "metric": "white_box_rate", "level": 0.5,
+             "mean": "", "ci_low": "", "ci_high": "", "n_seeds": 0, "verdict": INCONCLUSIVE,
+             "note": "transfer.csv records no white-box success"}]
+    pd.DataFrame(rows).to_csv(tables_dir / "preconditions.csv", index=False)
+    (tmp_path / "nofigs").mkdir()
+    tex = report.render(tables_dir, tmp_path / "nofigs", tmp_path / "gen", MODULES, claims_csv).read_text()
+    words = " ".join(tex.split())
+    assert "Of the 3 distinct conditions the 1 claim with preconditions name, 1 held, 1 failed and 1 was" in words
+    got = _table_rows((tmp_path / "gen" / "tables" / "preconditions.tex").read_text())
+    cid = "\\texttt{" + tex_escape(claim).replace("-", "-\\allowbreak{}") + "}"
+    assert got[0] == (f"{cid} & generated/\\allowbreak{{}}cnn/\\allowbreak{{}}BN/\\allowbreak{{}}standard learned "
+                      "clean accuracy & $56.7$ [$45.1$, $68.3$]\\,\\% vs $30.0$\\,\\%; $n = 2$ & "
+                      f"{verdict_tex(PASS)} (holds) \\\\")
+    assert got[1] == (" & d\\_det carries the NRF of its label & $75.0$ [$72.0$, $78.0$]\\,\\% vs $80.0$\\,\\%; "
+                      f"$n = 1$ & {verdict_tex(FAIL)} \\\\")
+    assert got[2] == (" & the source fools itself & not measured: transfer.csv records no white-box success (level "
+                      f"$50.0$\\,\\%) & {verdict_tex(INCONCLUSIVE)} \\\\")
+
+
+def test_render_without_preconditions_says_so(tables_dir: Path, figures_dir: Path, tmp_path: Path) -> None:
+    claims_csv = make_claims_csv(tables_dir)
+    moved = tmp_path / "elsewhere" / "pre.csv"
+    moved.parent.mkdir()
+    (tables_dir / "preconditions.csv").rename(moved)
+    tex = report.render(tables_dir, figures_dir, tmp_path / "gen", MODULES, claims_csv).read_text()
+    section = tex[tex.index("\\section{Preconditions}"):]
+    assert "This report has no preconditions table" in section and "preconditions.csv" in section
+    assert "\\input{tables/preconditions.tex}" not in tex
+    args = ["render", "--tables", str(tables_dir), "--figures", str(figures_dir), "--claims", str(claims_csv)]
+    assert report_cli.main([*args, "--outdir", str(tmp_path / "gen2"), "--preconditions", str(moved)]) == 0
+    tex = (tmp_path / "gen2" / "report.tex").read_text()  # named with --preconditions: read from there
+    assert "\\input{tables/preconditions.tex}" in tex and "no preconditions table" not in tex
+
+
+def test_the_workflow_passes_the_preconditions_table(root: Path) -> None:
+    rule = (root / "workflow" / "rules" / "paper.smk").read_text()
+    assert "--preconditions {input.preconditions}" in rule

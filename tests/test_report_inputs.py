@@ -15,6 +15,7 @@ import pytest
 
 from conftest import FIXTURE_TABLES, normrobust_cli
 from normrobust.analysis.claims import read_claims
+from normrobust.analysis.report import read_preconditions_file
 from normrobust.analysis.tables import MissingInputError, TableError, read_optional, read_run_info, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,9 +171,10 @@ def test_an_unusable_file_is_named(tables_dir: Path, name: str, content: bytes, 
 def test_a_damaged_row_is_named(tables_dir: Path) -> None:
     p = tables_dir / "transfer.csv"
     lines = p.read_text().splitlines(keepends=True)
+    width = len(next(csv.reader([lines[0]])))
     lines[4] = ",".join(lines[4].split(",")[:12]) + "\n"  # line 5 truncated
     p.write_text("".join(lines))
-    with pytest.raises(TableError, match=r"transfer\.csv, line 5: 12 field\(s\) where the header has 20"):
+    with pytest.raises(TableError, match=rf"transfer\.csv, line 5: 12 field\(s\) where the header has {width}"):
         read_table(tables_dir, "transfer")
 
 
@@ -194,11 +196,59 @@ def test_an_absent_run_info_is_required_or_empty(tables_dir: Path) -> None:
 def test_claims_file_is_checked(tmp_path: Path, good_claims: bytes) -> None:
     p = tmp_path / "claims.csv"
     p.write_bytes(good_claims)
-    df = read_claims(p)  # its ci_low / ci_high may be ±inf (as the claims step writes them)
-    assert len(df) and not np.isfinite(df[["ci_low", "ci_high"]].to_numpy()).all()
+    _set_cell(p, 2, "ci_low", "-inf")  # an unbounded interval, as the claims step writes one
+    _set_cell(p, 2, "ci_high", "inf")
+    df = read_claims(p)
+    assert len(df) and np.isneginf(df["ci_low"].iloc[0]) and np.isposinf(df["ci_high"].iloc[0])
     _set_cell(p, 3, "mean_diff", "abc")
     with pytest.raises(TableError, match=r"claims\.csv, line 3, column 'mean_diff': 'abc'.*rerun the claims step"):
         read_claims(p)
     p.write_bytes(b"")
     with pytest.raises(TableError, match="claims.csv is empty"):
         read_claims(p)
+
+
+# ------------------------------------------------------------------------------------- the preconditions table
+
+PRE_HEADER = "claim,precondition,metric,level,mean,ci_low,ci_high,n_seeds,verdict,note\n"
+PRE_ROWS = ("E1-bn-clean,generated/resnet/BN/standard learned clean accuracy,clean_acc,0.3,0.57,0.45,0.68,2,PASS,\n"
+            "E1-bn-clean,the source fools itself,white_box_rate,0.5,,,,0,INCONCLUSIVE,no white-box success\n"
+            "E9-transfer,\"a, quoted\",white_box_rate,0.5,0.6,-inf,inf,2,INCONCLUSIVE,the 95% interval contains 0\n")
+
+
+def test_preconditions_file_is_read_and_checked(tmp_path: Path) -> None:
+    p = tmp_path / "preconditions.csv"
+    assert read_preconditions_file(p) is None and read_preconditions_file(None) is None  # absent: none
+    p.write_text(PRE_HEADER + PRE_ROWS)
+    df = read_preconditions_file(p)
+    assert list(df["verdict"]) == ["PASS", "INCONCLUSIVE", "INCONCLUSIVE"] and df["precondition"].iloc[2] == "a, quoted"
+    assert np.isnan(df["mean"].iloc[1]) and df["note"].iloc[0] == "" and np.isinf(df["ci_high"].iloc[2])
+    p.write_text(PRE_HEADER)
+    assert read_preconditions_file(p).empty  # a header only: no claim names a precondition
+    for content, message in [
+        (PRE_HEADER + PRE_ROWS.replace("0.57", "abc"), r"preconditions\.csv, line 2, column 'mean': 'abc' is not a"),
+        (PRE_HEADER + PRE_ROWS.replace(",PASS,", ",MAYBE,"), r"preconditions\.csv, line 2, column 'verdict': 'MAYBE'"),
+        (PRE_HEADER.replace(",level", ",lvl") + PRE_ROWS, r"preconditions\.csv, line 1: no column\(s\) level"),
+        (PRE_HEADER + PRE_ROWS.replace(",2,PASS,", ",PASS,"), r"preconditions\.csv, line 2: 9 field\(s\)"),
+        ("", "preconditions.csv is empty"),
+    ]:
+        p.write_text(content)
+        with pytest.raises(TableError, match=message) as e:
+            read_preconditions_file(p)
+        assert "\n" not in str(e.value) and "rerun the claims step" in str(e.value)
+
+
+def test_report_render_refuses_a_damaged_preconditions_file(tmp_path: Path, good_claims: bytes) -> None:
+    claims = tmp_path / "claims.csv"
+    claims.write_bytes(good_claims)
+    pre = tmp_path / "preconditions.csv"  # beside --claims: the default
+    pre.write_text(PRE_HEADER + PRE_ROWS.replace("0.68", "0.6.8"))
+    outdir = tmp_path / "generated"
+    outdir.mkdir()
+    (outdir / "report.tex").write_text("made before\n")
+    r = normrobust_cli("report", "render", "--tables", str(FIXTURE_TABLES), "--figures", str(tmp_path / "figures"),
+                       "--claims", str(claims), "--outdir", str(outdir), cwd=tmp_path)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    msg = [ln for ln in r.stderr.splitlines() if "TableError" in ln]
+    assert len(msg) == 1 and str(pre) in msg[0] and "line 2, column 'ci_high': '0.6.8'" in msg[0], r.stderr
+    assert (outdir / "report.tex").read_text() == "made before\n"

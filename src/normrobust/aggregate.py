@@ -87,13 +87,17 @@ def transfer_table(docs: Iterable[dict]) -> pd.DataFrame:
                              error_rate=r.get("error_rate"), n=r["n"], n_total=r.get("n_total"),
                              attack=json.dumps(d.get("attack"), sort_keys=True, separators=(",", ":")),
                              images=r.get("images"), white_box_rate=wb.get("success_rate"),
-                             white_box_n=wb.get("n"), white_box_images=wb.get("images")))
+                             white_box_n=wb.get("n"), white_box_images=wb.get("images"),
+                             **{k: r.get(k) for k in FEATURE_PART_COLUMNS}))
     return pd.DataFrame(rows, columns=TRANSFER_COLUMNS)
 
 
 TRANSFER_COLUMNS = ["study", "dataset", "seed", "source_arch", "source_norm", "source_regime", "source_epoch",
                     "source_final", "target_arch", "target_norm", "target_regime", "success_rate", "error_rate", "n",
-                    "n_total", "attack", "images", "white_box_rate", "white_box_n", "white_box_images"]
+                    "n_total", "attack", "images", "white_box_rate", "white_box_n", "white_box_images",
+                    "rf_success_rate", "rf_images", "nrf_success_rate", "nrf_images"]
+#: per target, the success of the examples' RF and NRF parts (a study's "rf_nrf" transfer measurement; else empty)
+FEATURE_PART_COLUMNS = TRANSFER_COLUMNS[-4:]
 
 
 DERIVED_COLUMNS = ["name", "method", "base", "source", "n", "steps", "step", "eps", "source_acc", "target_rate",

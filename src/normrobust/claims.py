@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .analysis.claims_step import load_and_evaluate
+from .analysis.claims_step import evaluate_with_preconditions
 from .analysis.tables import MissingInputError
 from .analysis.verdicts import VERDICTS
 from .layout import Layout
@@ -34,14 +34,18 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tables", default=Layout().tables_dir, help="directory of the aggregated tables")
     p.add_argument("--out", default=None, help="output CSV (default: TABLES/claims.csv)")
+    p.add_argument("--preconditions", default=None, help="the preconditions table (default: preconditions.csv "
+                                                          "beside --out)")
     args = p.parse_args(argv)
     out = Path(args.out) if args.out else Path(args.tables) / "claims.csv"
+    pre = Path(args.preconditions) if args.preconditions else out.with_name("preconditions.csv")
     try:
-        df = load_and_evaluate(analyses(), args.tables)
+        df, table = evaluate_with_preconditions(analyses(), args.tables)
     except MissingInputError as e:
         print(f"normrobust claims: error: {e}", file=sys.stderr)
         return 1
     write_claims(df, out)
+    write_claims(table, pre)
     counts = df["verdict"].value_counts()
     log(f"claims: {len(df)} checked ({', '.join(f'{k} {counts.get(k, 0)}' for k in VERDICTS)}) -> {out}")
     return 0

@@ -79,6 +79,10 @@ def evaluate_cell(model_path: str, data: dict, ev: EvalSettings, device, executi
     if "shifted_acc" in measures:  # accuracy against the labels t+1 (E4)
         acc, each = metrics.accuracy(model, x, (y + 1) % meta["num_classes"], batch_size=bs, per_image=True)
         out.add(_rate("shifted_acc", acc, m), each)
+    if "train_acc" in measures:  # did it learn its own training set (a derived one: E3, E4)
+        xt, yt = to_float(data["train"]["x"][:ev.n_test]), data["train"]["y"][:ev.n_test]
+        acc, each = metrics.accuracy(model, xt, yt, batch_size=bs, per_image=True)
+        out.add(_rate("train_acc", acc, len(yt)), each)
     for k, grid in enumerate(ev.attacks):  # k (attacks by name) and j (the grid) seed the attack's stream
         for j, (eps, spec) in enumerate(grid.points()):
             r = metrics.robust_eval(model, x, y, spec, batch_size=bs, per_image=True,

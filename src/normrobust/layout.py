@@ -102,12 +102,14 @@ class Layout:
     # the fixed places, set from root and tex
     tables_dir: str = field(init=False)
     claims: str = field(init=False)  # results/tables/claims.csv
+    preconditions: str = field(init=False)  # results/tables/preconditions.csv, beside it
     figures_dir: str = field(init=False)
     report_pdf: str = field(init=False)
     report_tex: str = field(init=False)
 
     def __post_init__(self) -> None:
         fixed = {"tables_dir": f"{self.root}/tables", "claims": f"{self.root}/tables/claims.csv",
+                 "preconditions": f"{self.root}/tables/preconditions.csv",
                  "figures_dir": f"{self.root}/figures", "report_pdf": f"{self.root}/report.pdf",
                  "report_tex": f"{self.tex}/report.tex"}
         for name, path in fixed.items():

@@ -24,6 +24,8 @@ from typing import Any
 from .layout import FINAL, TABLES, Cell, Layout, Model, source_name
 from .settings import (
     LIGS_SIGMA,
+    MEASUREMENTS,
+    TRANSFER_MEASUREMENTS,
     Attack,
     AttackGrid,
     EvalSettings,
@@ -249,9 +251,10 @@ class Plan:
     def eval_settings(self, model: Model) -> EvalSettings:
         """What the evaluation job of ``model`` measures: the core rows and what its studies declare."""
         ev = self.config["evaluation"]
+        measures = tuple(sorted(m for m in self.measure_needs.get(model, ()) if m in MEASUREMENTS))
         return EvalSettings(int(ev["n_test"]), tuple(AttackGrid(n, dict(s)) for n, s in sorted(ev["attacks"].items())),
                             tuple(float(s) for s in ev.get("noise_std") or ()),
-                            float(ev.get("ligs_sigma", LIGS_SIGMA)), tuple(sorted(self.measure_needs.get(model, ()))))
+                            float(ev.get("ligs_sigma", LIGS_SIGMA)), measures)
 
     def autoattack_settings(self) -> dict:
         """AutoAttack's block (``evaluation.autoattack``; ``n_test`` defaults to ``evaluation.n_test``)."""
@@ -261,7 +264,8 @@ class Plan:
     def transfer_settings(self, study: str) -> TransferSettings:
         """A study's transfer attack and test images."""
         return TransferSettings(study, int(self.config["transfer"]["n_test"]),
-                                Attack.of(transfer_attack(self.config, self.studies[study])))
+                                Attack.of(transfer_attack(self.config, self.studies[study])),
+                                tuple(m for m in MEASURES.get(study, ()) if m in TRANSFER_MEASUREMENTS))
 
     def derive_settings(self, name: str) -> dict:
         """A derived dataset's settings as derive-data reads them: its source cell resolved (dataset included), the

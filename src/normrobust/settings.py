@@ -30,10 +30,18 @@ LIGS_SIGMA = 0.01
 #: core rows (clean_acc, robust_acc per attack and ε, noise_acc, ligs) are measured for every cell
 MEASUREMENTS = {
     "shifted_acc": ("shifted_acc",),  # accuracy against the labels (y + 1) mod K
+    "train_acc": ("train_acc",),  # accuracy on the first n_test images of the cell's own training set
     "adv_confidence": ("adv_confidence", "adv_wrong_confidence"),  # mean max-softmax on the adversarial examples
     "nrf_reliance": ("rf_only_acc", "nrf_only_acc", "conflict_rf_rate", "conflict_nrf_rate", "nrf_reliance",
                      "nrf_only_acc_family", "conflict_rf_rate_family", "conflict_nrf_rate_family",
                      "nrf_reliance_family"),  # on the generated data's counterfactual test sets
+}
+#: transfer measurements a study may declare (its ``MEASURES``) → what the transfer job adds per target
+TRANSFER_MEASUREMENTS = {
+    # on data with known feature templates (the generated data): the examples' perturbation projected onto the span
+    # of the robust features and onto that of the non-robust ones, each rescaled to the full perturbation's L2
+    # norm, tried on every target: does the RF part or the NRF part transfer better?
+    "rf_nrf": ("rf_success_rate", "nrf_success_rate"),
 }
 EXECUTION_ENV = "NORMROBUST_EXECUTION"
 
@@ -231,19 +239,22 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class TransferSettings:
-    """One study's transfer attack and the test images it is made from."""
+    """One study's transfer attack, the test images it is made from, and what else the study declares measured of
+    the transfer (``measures``: keys of :data:`TRANSFER_MEASUREMENTS`)."""
 
     study: str
     n_test: int
     attack: Attack
+    measures: tuple[str, ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps({"study": self.study, "n_test": self.n_test, "attack": self.attack.spec}, sort_keys=True)
+        return json.dumps({"study": self.study, "n_test": self.n_test, "attack": self.attack.spec,
+                           "measures": list(self.measures)}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> TransferSettings:
         d = json.loads(text)
-        return cls(d["study"], int(d["n_test"]), Attack.of(d["attack"]))
+        return cls(d["study"], int(d["n_test"]), Attack.of(d["attack"]), tuple(d.get("measures") or ()))
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,24 @@ def _success(model, x, x_adv, y, batch_size: int) -> tuple[float, int, float, np
     return rate, n_right, float(fooled.double().mean()), each
 
 
+def _project(delta: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """``delta`` [N, ...] projected onto the span of exactly orthogonal ``templates`` [T, ...], each image's
+    projection rescaled to the L2 norm of its ``delta`` (zero stays zero)."""
+    t = templates.reshape(templates.shape[0], -1).to(delta)
+    d = delta.reshape(delta.shape[0], -1)
+    p = (d @ t.T / t.pow(2).sum(1)) @ t
+    scale = d.norm(dim=1, keepdim=True) / p.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return (p * scale).reshape(delta.shape)
+
+
+def feature_parts(x: torch.Tensor, x_adv: torch.Tensor, templates: dict) -> dict[str, torch.Tensor]:
+    """TRANSFER_MEASUREMENTS["rf_nrf"]: the examples' perturbation projected onto the robust features' span and onto
+    the non-robust features' span (every family), each at the full perturbation's L2 norm, as images in [0,1]."""
+    delta = x_adv - x
+    nrf = templates["nrf_families"].reshape(-1, *templates["nrf_families"].shape[2:])
+    return {part: (x + _project(delta, t)).clamp(0, 1) for part, t in (("rf", templates["rf"]), ("nrf", nrf))}
+
+
 def transfer_one(source: str, targets: list[str], data: dict, ts: TransferSettings, device,
                  source_epoch: str | None = None, execution: Execution | None = None,
                  expect: dict[str, str] | None = None) -> dict:
@@ -72,12 +90,16 @@ def transfer_one(source: str, targets: list[str], data: dict, ts: TransferSettin
                            for i in range(0, len(y), bs)])
     rows = []
     pbs = fast.eval_batch(fcfg, 512)
+    parts = feature_parts(x, x_adv, data["templates"]) if "rf_nrf" in ts.measures and "templates" in data else {}
     for t in targets:
         model, _, tcell, _ = load_model(t, device, data_meta=data["meta"], expect=expect.get(t))
         model = fast.wrap(model, fast.resolve(execution.transfer_fast, device, tcell.norm), device)
         rate, n_right, error, each = _success(model, x, x_adv, y, pbs)
         rows.append({"target": tcell.as_dict(), "success_rate": rate, "n": n_right, "error_rate": error,
                      "n_total": len(y), "images": perimage.encode(each)})
+        for part, xp in parts.items():
+            prate, _, _, peach = _success(model, x, xp, y, pbs)
+            rows[-1].update({f"{part}_success_rate": prate, f"{part}_images": perimage.encode(peach)})
         log(f"{cell.norm}/{cell.regime} (epoch {epoch}) → {tcell.norm}/{tcell.regime}: {rate:.3f} of {n_right} "
             f"(error {rows[-1]['error_rate']:.3f})")
     rate, n_right, _, each = _success(src, x, x_adv, y, pbs)  # white box: the source on its own examples

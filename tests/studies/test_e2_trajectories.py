@@ -51,14 +51,31 @@ def test_fig3_numbers_stand_beside_the_targeted_l2_training():
     assert e2.targeted_l2(cfg["regimes"]["z_l2t"]) and not e2.targeted_l2(cfg["regimes"]["b_l2"])
 
 
+B_REGIMES = {"standard": {"attack": None},
+             "pgd_l2t": {"attack": {"type": "pgd", "norm": "l2", "eps": 0.5, "step": 0.1, "steps": 7,
+                                    "targeted": True}}}
+
+
 def test_claims_quote_fig3_and_test_each_adversarial_regime():
-    df = study_claims("e2_trajectories", run_info(E2), metrics=metrics_frame([]), history=_history(lambda *a: 0.5))
+    df = study_claims("e2_trajectories", run_info(E2, regimes=B_REGIMES), metrics=metrics_frame([]),
+                      history=_history(lambda *a: 0.5))
     assert claim_row(df, "E2-bn-std-robust")["paper"] == "BN 10 vs none 40, PGD-L2 0.25 (fig)"
     assert claim_row(df, "E2-bn-std-ligs")["paper"] == "BN 0.59 vs none 0.79 (fig)"
     adv = claim_row(df, "E2-bn-adv-robust")
     # [B]'s claim is one-sided (BN no longer hurts), on the metric Fig. 3 quotes when the run evaluates it
     assert adv["paper"] == "BN 79.5 vs none 77, PGD-L2 0.25 (fig)" and adv["direction"] == "increase_or_keep"
     assert adv["tolerance"] == 0.02 and "pgd_l2t" in adv["claim"]  # the claim names the regime it tests
+    ligs = claim_row(df, "E2-bn-adv-ligs")  # BN vs no norm LIGS under adversarial training, [B]: 0.98 vs 0.98
+    assert ligs["direction"] == "small" and ligs["tolerance"] == 0.03 and ligs["paper"] == "BN 0.98 vs none 0.98 (fig)"
+
+
+def test_claims_under_another_adversarial_regime_quote_b_as_an_analogue():
+    linf = {**B_REGIMES, "pgd_l2t": {"attack": {"type": "pgd", "norm": "linf", "eps": 8, "step": 2, "steps": 3}}}
+    df = study_claims("e2_trajectories", run_info(E2, regimes=linf), metrics=metrics_frame([]),
+                      history=_history(lambda *a: 0.5))
+    for cid in ("E2-bn-adv-robust", "E2-bn-adv-ligs"):
+        assert claim_row(df, cid)["paper"].endswith("[B] trains with targeted PGD-L2 ε=0.5, this regime differs: "
+                                                    "analogue"), cid
 
 
 def test_robust_claims_use_fig3s_pgd_l2_025_when_evaluated():

@@ -54,7 +54,8 @@ def test_early_stop_claim(bump, expected):
     t = claim_row(df, "E9-transfer")  # only final sources count: none 0.6 vs bn 0.4 over target ln
     assert t["verdict"] == PASS and t["mean_diff"] == pytest.approx(0.2)
     un = claim_row(df, "E9-rf-nrf")
-    assert un["verdict"] == INCONCLUSIVE and un["note"] == "not measured by this pipeline"
+    assert un["verdict"] == INCONCLUSIVE
+    assert un["note"].startswith("not measured: the data has no known feature templates")
 
 
 def test_robust_source_pooled_over_norms():

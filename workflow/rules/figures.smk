@@ -42,13 +42,15 @@ rule claims:
         tables=get_tables(),
         code=PLAN.report_code(),
     output:
-        report(L.claims, caption="../report/claims.rst", category="Claims"),
+        claims=report(L.claims, caption="../report/claims.rst", category="Claims"),
+        preconditions=L.preconditions,
     log:
         L.log("claims"),
     params:
-        tables=lambda w, output: Path(output[0]).parent,
+        tables=lambda w, output: Path(output.claims).parent,
     shell:
-        "{PY} -m normrobust claims --tables {params.tables} --out {output} 2> {log}"
+        "{PY} -m normrobust claims --tables {params.tables} --out {output.claims} "
+        "--preconditions {output.preconditions} 2> {log}"
 
 
 # One figure of a study (showyourwork's "one figure = one script": here one function of the study's analysis part).

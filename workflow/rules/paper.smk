@@ -2,6 +2,7 @@ rule render_report:
     input:
         tables=get_tables(),
         claims=L.claims,
+        preconditions=L.preconditions,
         figures=[L.figure(f) for f in PLAN.figures()],
         template=Path(workflow.basedir) / "paper" / "report.tex.j2",
         code=PLAN.report_code(),
@@ -15,7 +16,7 @@ rule render_report:
         outdir=lambda w, output: Path(output[0]).parent,
     shell:
         "{PY} -m normrobust report render --tables {params.tables} --figures {params.figures} "
-        "--claims {input.claims} --outdir {params.outdir} 2> {log}"
+        "--claims {input.claims} --preconditions {input.preconditions} --outdir {params.outdir} 2> {log}"
 
 
 rule build_report:

@@ -45,11 +45,11 @@ from . import paired
 from .labels import fmt_num, metric_is_percent, norm_label, regime_label, sort_norms
 from .metric import Metric
 from .selection import MODEL_KEYS, select, spearman
-from .verdicts import INCONCLUSIVE, MIN_SEEDS, decide, interval, rule_text, tol_text
+from .verdicts import EVIDENCE, INCONCLUSIVE, MIN_SEEDS, decide, interval, rule_text, tol_text
 
 COLUMNS = ["id", "study", "claim", "rule", "metric", "direction", "tolerance", "treatment_mean", "treatment_min",
            "treatment_max", "baseline_mean", "baseline_min", "baseline_max", "mean_diff", "min_diff", "max_diff",
-           "ci_low", "ci_high", "test_se", "n_seeds", "paper", "verdict", "note"]
+           "ci_low", "ci_high", "test_se", "n_seeds", "paper", "verdict", "note", "kind"]
 NUMERIC = ["tolerance", "treatment_mean", "treatment_min", "treatment_max", "baseline_mean", "baseline_min",
            "baseline_max", "mean_diff", "min_diff", "max_diff", "ci_low", "ci_high", "test_se", "n_seeds"]
 MIN_RANK_CELLS = 4  # a rank correlation needs at least this many cells in a seed (its z variance needs m > 3)
@@ -114,6 +114,9 @@ class Claim:
     tol: float = 0.0
     delta: str = ""  # Δ in words (goes into the rule)
     paper: str = ""
+    #: what must hold for the comparison to mean anything (normrobust.analysis.preconditions); else NOT TESTABLE
+    requires: list = field(default_factory=list)
+    kind: str = EVIDENCE  # or MANIPULATION_CHECK (true by construction: reported apart)
     tables: ClassVar[tuple[str, ...]] = ("metrics",)
 
     def __post_init__(self) -> None:
@@ -395,7 +398,7 @@ def evaluate(claims: list[Claim], frames: Frames) -> pd.DataFrame:
             "baseline_mean": bm[0], "baseline_min": bm[1], "baseline_max": bm[2],
             "mean_diff": mean if n else np.nan, "min_diff": dm[1], "max_diff": dm[2],
             "ci_low": lo, "ci_high": hi, "test_se": test_se, "n_seeds": n,
-            "paper": c.paper, "verdict": v, "note": note,
+            "paper": c.paper, "verdict": v, "note": note, "kind": c.kind,
         })
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..plan import enabled_studies
+from . import preconditions
 from .claims import Claim, evaluate
 from .study_view import StudyView
 from .tables import read_optional, read_run_info, read_table
@@ -31,18 +32,29 @@ def needed_tables(studies: Sequence[ModuleType], run_info: dict[str, Any]) -> se
 
 
 def load_and_evaluate(studies: Sequence[ModuleType], tables_dir: str | Path) -> pd.DataFrame:
-    """Read the tables the enabled studies' claims need from ``tables_dir`` and evaluate the claims.
+    """The claims table of the run in ``tables_dir`` (:func:`evaluate_with_preconditions`, the table only)."""
+    return evaluate_with_preconditions(studies, tables_dir)[0]
+
+
+def evaluate_with_preconditions(studies: Sequence[ModuleType], tables_dir: str | Path
+                                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the tables the enabled studies' claims need from ``tables_dir``, evaluate the claims, judge their
+    preconditions (a claim whose precondition does not hold is NOT TESTABLE): (claims table, preconditions table).
 
     Raises :class:`~normrobust.analysis.tables.MissingInputError` naming the file when a needed table is absent;
-    ``images.csv`` (per-image outcomes, for paired test-sampling variances) is optional: without it (tables of an
-    older version) the claims use the recorded standard errors."""
+    ``images.csv`` (per-image outcomes, for paired test-sampling variances) and ``derived.csv`` (what derived
+    datasets carry) are optional: without them (tables of an older version) the claims use the recorded standard
+    errors, and a precondition that reads a missing table is not shown to hold."""
     info = read_run_info(tables_dir, required=True)
     claims = expand_claims(studies, info)
     need = {t for c in claims for t in c.needs()}
+    need |= {t for c in claims for p in c.requires for t in p.tables}
     frames = {n: read_table(tables_dir, n) for n in ("metrics", "history", "transfer") if n in need}
-    if "images" in need:
-        frames["images"] = read_optional(tables_dir, "images")
-    return evaluate(claims, frames)
+    for n in ("images", "derived"):
+        if n in need:
+            frames[n] = read_optional(tables_dir, n)
+    judged, table = preconditions.judge_all(claims, frames)
+    return preconditions.apply(evaluate(claims, frames), judged), table
 
 
-__all__ = ["expand_claims", "load_and_evaluate", "needed_tables"]
+__all__ = ["evaluate_with_preconditions", "expand_claims", "load_and_evaluate", "needed_tables"]

@@ -37,11 +37,15 @@ METRIC_LABEL = {"clean_acc": "clean accuracy", "robust_acc": "robust accuracy", 
                 "shifted_acc": "accuracy on the shifted labels (t+1)",
                 "adv_confidence": "confidence on adversarial examples",
                 "adv_wrong_confidence": "confidence on misclassified adversarial examples",
-                "error_rate": "transfer error rate"}
+                "error_rate": "transfer error rate", "train_acc": "accuracy on its training set",
+                "white_box_rate": "white-box success", "intended_rate": "share carrying the intended feature",
+                "rf_success_rate": "transfer success of the RF part", "nrf_success_rate":
+                    "transfer success of the NRF part"}
 #: metrics that are fractions shown in percent (differences of them in percentage points)
 PERCENT_METRICS = {"clean_acc", "robust_acc", "noise_acc", "rf_only_acc", "nrf_only_acc", "conflict_rf_rate",
                    "conflict_nrf_rate", "success_rate", "shifted_acc", "adv_confidence", "adv_wrong_confidence",
-                   "error_rate", "clean_error", "robust_error", "fgsm_error"}
+                   "error_rate", "clean_error", "robust_error", "fgsm_error", "train_acc", "white_box_rate",
+                   "intended_rate", "rf_success_rate", "nrf_success_rate"}
 #: derived datasets by their ``method`` (normrobust.data.derived): the names the papers use
 DERIVED_NAMES = {"robust": "D_R", "nonrobust": "D_NR", "rand": "D_rand", "det": "D_det", "conflict": "conflict set"}
 

@@ -29,6 +29,7 @@ from .labels import (
 )
 from .metric import Metric
 from .selection import MODEL_KEYS, cell_order, seed_stats, select
+from .verdicts import FAIL, INCONCLUSIVE, MANIPULATION_CHECK, NOT_TESTABLE, PASS
 
 KEY_HEADER = {"dataset": "Dataset", "arch": "Arch", "regime": "Regime", "norm": "Norm"}
 KEY_FORMAT: dict[str, Callable[[Any], str]] = {"regime": regime_label, "norm": norm_label}
@@ -215,7 +216,16 @@ def caption_tex(text: str) -> str:
 
 # ----------------------------------------------------------------------------------------- claims
 
-VERDICT_COLOUR = {"PASS": "passgreen", "FAIL": "failred", "INCONCLUSIVE": "inconcgray"}
+#: each verdict's colour (defined in the template's preamble)
+VERDICT_COLOUR = {PASS: "passgreen", FAIL: "failred", INCONCLUSIVE: "inconcgray", NOT_TESTABLE: "nottestblue"}
+#: how the claims table marks a manipulation check (true by construction of its regime or data: not evidence)
+CHECK_MARK = r"\emph{(manipulation check: true by construction, not evidence)}"
+
+
+def note_tex(text: Any) -> str:
+    """Escaped text that may break after a slash (a note names cells as dataset/arch/norm/regime, too long for a
+    line's end otherwise)."""
+    return tex_escape(text).replace("/", r"/\allowbreak{}")
 
 
 def verdict_tex(verdict: str) -> str:
@@ -274,39 +284,113 @@ def claim_measured_tex(row: pd.Series | dict[str, Any]) -> str:
     return r"\newline ".join(parts) if parts else "--"
 
 
+def _longtable_head(widths: Sequence[float], header: str, caption: str | None) -> list[str]:
+    """The opening lines of a ``longtable`` of ragged-right columns (``widths``: fractions of the line width), with
+    its caption row (``caption``: LaTeX, or None), header and the rows repeated on every page."""
+    p = r">{\raggedright\arraybackslash}p"
+    k = len(widths)
+    head = [r"\begin{longtable}{@{}" + "".join(p + f"{{{w:g}\\linewidth}}" for w in widths) + "@{}}"]
+    if caption:
+        head.append(caption + r" \\")
+    cols = header + r" \\"
+    more = r"\emph{(continued on the next page)}"
+    return head + [r"\toprule", cols, r"\midrule", r"\endfirsthead",
+                   rf"\multicolumn{{{k}}}{{@{{}}l}}{{\emph{{(continued)}}}} \\", r"\toprule", cols, r"\midrule",
+                   r"\endhead", r"\midrule", rf"\multicolumn{{{k}}}{{r@{{}}}}{{{more}}} \\", r"\endfoot",
+                   r"\bottomrule", r"\endlastfoot"]
+
+
+def _study_row(lines: list[str], rule: bool, title: str, k: int) -> None:
+    """Append a study's header row (bold ``title`` across ``k`` columns), after a rule unless it is the first."""
+    if rule:
+        lines.append(r"\midrule")
+    lines.append(rf"\multicolumn{{{k}}}{{@{{}}l}}{{\textbf{{{tex_escape(title)}}}}} \\* ")
+
+
 def claims_table(claims: pd.DataFrame, caption: str | None = r"\nrltcaption",
                  titles: dict[str, str] | None = None) -> str:
     """A ``longtable`` (breaks across pages): per claim its verdict, id and statement, the verdict rule, the
     measured numbers (treatment, baseline and Δ: mean [min, max] over seeds; n seeds) and the paper's number.
-    A header row per study (``titles``: study → text). Δ is shown with the 95 % interval its verdict is read from.
+    A header row per study (``titles``: study → text). Δ is shown with the 95 % interval its verdict is read from;
+    a manipulation check is marked (:data:`CHECK_MARK`), and a NOT TESTABLE claim shows its note (the precondition
+    that did not hold).
 
     ``caption`` is LaTeX placed as the longtable's first row (default: the template's ``\\nrltcaption`` macro,
     which holds the caption and label); None for no caption row."""
-    p = r">{\raggedright\arraybackslash}p"
-    head = [r"\begin{longtable}{@{}" + p + r"{0.28\linewidth}" + p + r"{0.31\linewidth}" + p
-            + r"{0.23\linewidth}" + p + r"{0.12\linewidth}@{}}"]
-    if caption:
-        head.append(caption + r" \\")
     cols = (r"Verdict, claim & Rule (fixed before the run) & Measured: mean [min, max]; $\Delta$: mean [95\,\% "
-            r"interval] & Paper \\")
-    head += [r"\toprule", cols, r"\midrule", r"\endfirsthead",
-             r"\multicolumn{4}{@{}l}{\emph{(continued)}} \\", r"\toprule", cols, r"\midrule", r"\endhead",
-             r"\midrule", r"\multicolumn{4}{r@{}}{\emph{(continued on the next page)}} \\", r"\endfoot",
-             r"\bottomrule", r"\endlastfoot"]
+            r"interval] & Paper")
+    head = _longtable_head((0.28, 0.31, 0.23, 0.12), cols, caption)
     if claims is None or claims.empty:
         return "\n".join(head + [r"\multicolumn{4}{@{}l}{\emph{no claims}} \\", r"\end{longtable}", ""])
     lines = list(head)
     prev = None
     for _, r in claims.iterrows():
         if r["study"] != prev:
-            if prev is not None:
-                lines.append(r"\midrule")
-            title = (titles or {}).get(r["study"], r["study"])
-            lines.append(rf"\multicolumn{{4}}{{@{{}}l}}{{\textbf{{{tex_escape(title)}}}}} \\* ")
+            _study_row(lines, prev is not None, (titles or {}).get(r["study"], r["study"]), 4)
             prev = r["study"]
-        claim = rf"{verdict_tex(r['verdict'])} \texttt{{{tex_escape(r['id'])}}}\newline {tex_escape(r['claim'])}"
+        claim = rf"{verdict_tex(r['verdict'])} \texttt{{{tex_escape(r['id'])}}}"
+        if r.get("kind") == MANIPULATION_CHECK:
+            claim += r"\newline " + CHECK_MARK
+        claim += r"\newline " + tex_escape(r["claim"])
+        if r["verdict"] == NOT_TESTABLE and r.get("note"):
+            claim += r"\newline \emph{" + note_tex(r["note"]) + "}"
         paper = tex_escape(r["paper"]) if r["paper"] else "--"
         lines.append(" & ".join([claim, tex_escape(r["rule"]), claim_measured_tex(r), paper]) + r" \\")
+    lines += [r"\end{longtable}", ""]
+    return "\n".join(lines)
+
+def precondition_measured_tex(row: pd.Series | dict[str, Any]) -> str:
+    """A preconditions row's measurement: ``$56.7$ [$45.1$, $68.3$]\\,\\% vs $30.0$\\,\\%; $n = 2$`` (mean [95 %
+    interval] against its level; accuracies and rates in %); what was missing when it was not measured."""
+    pct = metric_is_percent(row["metric"])
+    unit = r"\,\%" if pct else ""
+    try:
+        level = fmt_mean_std(float(row["level"]), None, pct) + unit
+    except (TypeError, ValueError):
+        level = "--"
+    s = claim_stat_tex(row.get("mean"), row.get("ci_low"), row.get("ci_high"), pct)
+    if s == "--":
+        note = str(row.get("note") or "")
+        return f"not measured{': ' + note_tex(note) if note else ''} (level {level})"
+    s += f"{unit} vs {level}"
+    n = row.get("n_seeds")
+    if n is not None and np.isfinite(float(n)):
+        s += f"; $n = {int(n)}$"
+    return s
+
+
+def _breakable_id(cid: Any) -> str:
+    """A claim id in typewriter type that may break after its hyphens (ids are longer than a narrow column)."""
+    return r"\texttt{" + tex_escape(cid).replace("-", r"-\allowbreak{}") + "}"
+
+
+def preconditions_table(pre: pd.DataFrame | None, study_of: dict[str, str], caption: str | None = r"\nrltcaption",
+                        titles: dict[str, str] | None = None) -> str:
+    """A ``longtable`` of the preconditions (a row per claim and condition, as ``preconditions.csv`` has them): the
+    claim's id (once per claim), the condition in words, its measurement against its level
+    (:func:`precondition_measured_tex`) and its verdict (PASS: it holds). Grouped by study: ``study_of`` maps a claim
+    id to its study (claims.csv's ``study``), in the order the studies are to appear; rows of a claim not in it come
+    last. ``titles``: study → header text."""
+    head = _longtable_head((0.15, 0.34, 0.28, 0.18), r"Claim & Condition & Measured: mean [95\,\% interval] vs level & "
+                           "Verdict", caption)
+    if pre is None or pre.empty:
+        return "\n".join(head + [r"\multicolumn{4}{@{}l}{\emph{no preconditions}} \\", r"\end{longtable}", ""])
+    order = {s: i for i, s in enumerate(dict.fromkeys(study_of.values()))}
+    study = pre["claim"].map(lambda c: study_of.get(str(c), ""))
+    rank = study.map(lambda s: order.get(s, len(order)))
+    rows = pre.assign(_study=study, _rank=rank).sort_values("_rank", kind="stable")
+    lines = list(head)
+    prev_study, prev_claim = None, None
+    for _, r in rows.iterrows():
+        if r["_study"] != prev_study:
+            title = (titles or {}).get(r["_study"], r["_study"]) or "claims not in the claims file"
+            _study_row(lines, prev_study is not None, title, 4)
+            prev_study, prev_claim = r["_study"], None
+        cid = "" if r["claim"] == prev_claim else _breakable_id(r["claim"])
+        prev_claim = r["claim"]
+        v = str(r["verdict"])
+        verdict = verdict_tex(v) + (" (holds)" if v == PASS else "")
+        lines.append(" & ".join([cid, note_tex(r["precondition"]), precondition_measured_tex(r), verdict]) + r" \\")
     lines += [r"\end{longtable}", ""]
     return "\n".join(lines)
 
@@ -341,4 +425,4 @@ def costs_table(costs: pd.DataFrame | None) -> str:
 
 
 __all__ = ["MODEL_KEYS", "blank_repeats", "caption_tex", "claims_table", "costs_table", "empty_table", "grouped",
-           "main_columns", "main_table", "simple_table", "specs_frame", "stats_table"]
+           "main_columns", "main_table", "preconditions_table", "simple_table", "specs_frame", "stats_table"]

@@ -4,7 +4,10 @@
 ``\\BLOCK{...}`` for statements, ``\\#{...}`` for comments) and writes ``OUTDIR/report.tex``,
 ``OUTDIR/tables/*.tex`` and copies of the figures into ``OUTDIR/figures/``. Every number in the text is computed
 from the CSVs (nothing typed by hand); the claims are read from ``claims.csv``, which the claims step wrote
-(normrobust.analysis.claims_step): the report never evaluates them itself.
+(normrobust.analysis.claims_step): the report never evaluates them itself. It also reads the preconditions the
+claims step judged (``preconditions.csv``, beside the claims file unless named; optional: a run without it says so).
+Counts of evidence leave manipulation checks out (claims true by construction, listed apart), and count NOT
+TESTABLE claims (a precondition did not hold) apart from PASS / FAIL / INCONCLUSIVE.
 
 The report has one section per *enabled* study, in the order of the study registry it is given. A study's
 section is its template fragment ``paper/sections/<key>.tex.j2``, filled with the shared context (key, tag,
@@ -13,8 +16,8 @@ returns (called for an empty study too: its tables then say so, and the fragment
 A study enabled but without rows for its cells says so in one line. A figure's caption is its study module's
 (``FIGURES[name].caption``, converted to LaTeX); the fragments place the figure without repeating it.
 
-The other parts of the driver: the "Setup" section (normrobust.analysis.report_setup) and the LaTeX build
-(normrobust.analysis.report_build).
+The other parts of the driver: the "Setup" section and the verdict rule's numbers for "How claims are judged"
+(normrobust.analysis.report_setup), and the LaTeX build (normrobust.analysis.report_build).
 """
 
 from __future__ import annotations
@@ -34,12 +37,30 @@ from ..utils import atomic_write, log
 from .claims import read_claims
 from .evaluation_checks import autoattack_frame, autoattack_summary, autoattack_table, derived_table
 from .labels import dataset_label, fmt_num, join_words, metric_is_percent, tex_escape
-from .latex import caption_tex, claim_diff_tex, claim_stat_tex, claims_table, costs_table, verdict_tex
-from .report_setup import setup_context
+from .latex import (
+    caption_tex,
+    claim_diff_tex,
+    claim_stat_tex,
+    claims_table,
+    costs_table,
+    note_tex,
+    preconditions_table,
+    verdict_tex,
+)
+from .preconditions import COLUMNS as PRECONDITION_COLUMNS
+from .report_setup import rule_context, setup_context
 from .reproduction import limitations, metric_reason, reproduction_frame, reproduction_table
 from .study_view import StudyView
-from .tables import MissingInputError, read_optional, read_run_info, read_table
-from .verdicts import FAIL, INCONCLUSIVE, MIN_SEEDS, PASS, t975
+from .tables import (
+    MissingInputError,
+    TableError,
+    read_csv_checked,
+    read_optional,
+    read_run_info,
+    read_table,
+    remake_hint,
+)
+from .verdicts import FAIL, INCONCLUSIVE, MANIPULATION_CHECK, NOT_TESTABLE, PASS
 
 TEMPLATE = resources.TEMPLATE  # paper/report.tex.j2, shipped as package data
 TITLE = "Do normalisation layers make networks lean on non-robust features?"
@@ -79,6 +100,33 @@ def read_claims_file(claims_csv: str | Path) -> pd.DataFrame:
     return read_claims(claims_csv)
 
 
+#: the preconditions file's number columns (the others are text)
+PRECONDITION_NUMERIC = ["level", "mean", "ci_low", "ci_high", "n_seeds"]
+
+
+def read_preconditions_file(path: str | Path | None) -> pd.DataFrame | None:
+    """The preconditions the claims step judged (``preconditions.csv``: a row per claim and condition, columns
+    :data:`normrobust.analysis.preconditions.COLUMNS`); None when ``path`` is None or absent. Checked like the other
+    tables: an empty, binary or damaged file, a missing column, a number that is not one or an unknown verdict raises
+    a one-line :class:`~normrobust.analysis.tables.TableError` naming the file (and the line and column)."""
+    if path is None or not Path(path).is_file():
+        return None
+    hint = remake_hint(path, "claims")
+    table = read_csv_checked(path, "preconditions file", hint)
+    missing = [c for c in PRECONDITION_COLUMNS if c not in table.frame.columns]
+    if missing:
+        raise TableError(f"preconditions file {path}, line {table.line_of_record(0)}: no column(s) "
+                         f"{', '.join(missing)} in its header (a damaged file, or not a preconditions table); {hint}")
+    df = table.numbers(PRECONDITION_NUMERIC, missing=("", "nan", "NaN"), allow_inf=True)
+    for c in set(PRECONDITION_COLUMNS) - set(PRECONDITION_NUMERIC):
+        df[c] = df[c].mask(df[c].isin(["nan", "NaN"]), "").astype(str)
+    bad = [i for i, v in enumerate(df["verdict"]) if v not in (PASS, FAIL, INCONCLUSIVE)]
+    if bad:
+        raise TableError(f"preconditions file {path}, line {table.line_of_row(bad[0])}, column 'verdict': "
+                         f"{df['verdict'].iloc[bad[0]]!r} is not a verdict (PASS, FAIL or INCONCLUSIVE); {hint}")
+    return df.reset_index(drop=True)
+
+
 class TableWriter:
     """``write_table(name, tex)``: writes OUTDIR/tables/<name>.tex (``_`` as ``-``) and returns its path relative
     to OUTDIR; ``written`` maps each name to that path (the template's ``tables``)."""
@@ -113,16 +161,54 @@ def copy_figures(studies: Sequence[ModuleType], figures_dir: Path, outdir: Path)
 
 # ------------------------------------------------------------------------------------------ claims
 
-def rule_t_example(run_info: dict[str, Any]) -> str:
-    """'this run's 3 seeds, t = 4.30': the t quantile the run's seeds give (LaTeX)."""
-    n = len((run_info.get("config") or {}).get("seeds") or [])
-    if n < MIN_SEEDS:
-        return f"this run's {n} seed{'s' if n != 1 else ''}, no interval"
-    return f"this run's {n} seeds, $t = {t975(n - 1):.2f}$"
+def evidence_claims(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims that count as evidence: all but the manipulation checks (claims.csv's ``kind``)."""
+    return claims[claims["kind"] != MANIPULATION_CHECK] if "kind" in claims.columns else claims
+
+
+def manipulation_checks(claims: pd.DataFrame) -> pd.DataFrame:
+    return claims[claims["kind"] == MANIPULATION_CHECK] if "kind" in claims.columns else claims.iloc[:0]
+
+
+def verdict_counts(claims: pd.DataFrame) -> dict[str, Any]:
+    """Counts of the evidence (manipulation checks apart): claims, PASS, FAIL, INCONCLUSIVE, NOT TESTABLE, the
+    testable ones, the decided ones (PASS or FAIL) and their share of the testable ones (%, None without any)."""
+    ev = evidence_claims(claims)
+    c = ev["verdict"].value_counts() if len(ev) else pd.Series(dtype=int)
+    k = {"n_claims": len(ev), "n_checks": len(manipulation_checks(claims)), "n_pass": int(c.get(PASS, 0)),
+         "n_fail": int(c.get(FAIL, 0)), "n_inconclusive": int(c.get(INCONCLUSIVE, 0)),
+         "n_not_testable": int(c.get(NOT_TESTABLE, 0))}
+    k["n_testable"] = k["n_claims"] - k["n_not_testable"]
+    k["n_decided"] = k["n_pass"] + k["n_fail"]
+    k["decided_pct"] = f"{100 * k['n_decided'] / k['n_testable']:.0f}" if k["n_testable"] else None
+    return k
+
+
+def counts_sentence(k: dict[str, Any], what: str = "checked") -> str:
+    """'Of 68 claims checked (and 2 manipulation checks, not counted), 24 passed, 2 failed and 32 were inconclusive;
+    10 were not testable because a precondition did not hold (Section~\\ref{sec:preconditions}); 46\\,\\% of the
+    testable claims were decided (PASS or FAIL).' (LaTeX; ``k``: :func:`verdict_counts`)."""
+    def were(n: int) -> str:
+        return "was" if n == 1 else "were"
+
+    n, checks = k["n_claims"], k["n_checks"]
+    aside = f" (and {checks} manipulation check{'s' if checks != 1 else ''}, not counted as evidence)" if checks else ""
+    if not n:
+        return f"No claim was checked{aside}."
+    out = (f"Of {n} claim{'s' if n != 1 else ''} {what}{aside}, {k['n_pass']} passed, {k['n_fail']} failed and "
+           f"{k['n_inconclusive']} {were(k['n_inconclusive'])} inconclusive")
+    nt = k["n_not_testable"]
+    if nt:
+        out += (f"; {nt} {were(nt)} not testable because a precondition did not hold "
+                r"(Section~\ref{sec:preconditions})")
+    if k["decided_pct"] is None:
+        return out + "; no claim was testable."
+    return out + f"; {k['decided_pct']}\\,\\% of the testable claims were decided (PASS or FAIL)."
 
 
 def claim_context(row: pd.Series) -> dict[str, Any]:
-    """A claims row for the template: id, statement, Δ, n, verdict, the two sides and the paper's number."""
+    """A claims row for the template: id, statement, Δ, n, verdict, the two sides and the paper's number; whether it
+    is a manipulation check; its note (why it is inconclusive, which precondition did not hold)."""
     pct = metric_is_percent(row["metric"])
 
     def side(key: str) -> str:
@@ -134,22 +220,42 @@ def claim_context(row: pd.Series) -> dict[str, Any]:
         "diff": claim_diff_tex(row) + (" points" if pct and np.isfinite(float(row["mean_diff"])) else ""),
         "n": int(row["n_seeds"]) if np.isfinite(float(row["n_seeds"])) else 0,
         "verdict": verdict_tex(row["verdict"]), "raw_verdict": str(row["verdict"]),
-        "note": tex_escape(row["note"]), "treatment": side("treatment"), "baseline": side("baseline"),
+        "note": note_tex(row["note"]), "treatment": side("treatment"), "baseline": side("baseline"),
         "paper": tex_escape(row["paper"]) if row["paper"] else "",
+        "check": row.get("kind") == MANIPULATION_CHECK,
     }
 
 
 def claims_context(claims: pd.DataFrame, info: dict[str, Any]) -> dict[str, Any]:
-    """The template's claims, failed and inconclusive lists, the counts and the rule's numbers."""
-    counts = claims["verdict"].value_counts() if len(claims) else pd.Series(dtype=int)
+    """The template's claims; the failed, inconclusive and not testable evidence and the manipulation checks, each
+    listed apart; the counts (:func:`verdict_counts`) and their sentence; the rule's numbers."""
+    ev = evidence_claims(claims)
+
+    def of(v: str) -> list[dict[str, Any]]:
+        return [claim_context(r) for _, r in ev[ev["verdict"] == v].iterrows()]
+
+    counts = verdict_counts(claims)
     return {
         "claims": [claim_context(r) for _, r in claims.iterrows()],
-        "failed": [claim_context(r) for _, r in claims[claims["verdict"] == FAIL].iterrows()],
-        "inconclusive": [claim_context(r) for _, r in claims[claims["verdict"] == INCONCLUSIVE].iterrows()],
-        "n_claims": len(claims), "n_pass": int(counts.get(PASS, 0)), "n_fail": int(counts.get(FAIL, 0)),
-        "n_inconclusive": int(counts.get(INCONCLUSIVE, 0)),
-        "rule": {"min_seeds": MIN_SEEDS, "t_example": rule_t_example(info)},
+        "failed": of(FAIL), "inconclusive": of(INCONCLUSIVE), "not_testable": of(NOT_TESTABLE),
+        "checks": [claim_context(r) for _, r in manipulation_checks(claims).iterrows()],
+        **counts, "counts_sentence": counts_sentence(counts), "rule": rule_context(info),
     }
+
+
+def preconditions_context(pre: pd.DataFrame | None, path: Path) -> dict[str, Any]:
+    """The Preconditions section's numbers: rows, claims, distinct conditions and how many of those held (PASS),
+    failed or were not shown (INCONCLUSIVE); ``present`` False (and the file's name) without the table."""
+    if pre is None:
+        return {"present": False, "path": tex_escape(str(path))}
+    distinct = pre.drop_duplicates("precondition")
+    c = distinct["verdict"].value_counts()
+    k, n = len(distinct), int(pre["claim"].nunique())
+    inc = int(c.get(INCONCLUSIVE, 0))
+    summary = (f"Of the {k} distinct condition{'s' if k != 1 else ''} the {n} claim{'s' if n != 1 else ''} with "
+               f"preconditions name, {int(c.get(PASS, 0))} held, {int(c.get(FAIL, 0))} failed and {inc} "
+               f"{'was' if inc == 1 else 'were'} not shown (inconclusive).")
+    return {"present": True, "path": tex_escape(str(path)), "n_rows": len(pre), "summary": summary}
 
 
 # ------------------------------------------------------------------------------------------ sections
@@ -172,19 +278,21 @@ def study_section(m: ModuleType, view: StudyView, frames: dict[str, Any], claims
 
 def study_sections(active: Sequence[ModuleType], info: dict[str, Any], frames: dict[str, Any],
                    claims: pd.DataFrame, write_table: Callable[[str, str], str]) -> tuple[list, list[str], list[str]]:
-    """(sections, the studies' own abstract sentences, 'E3 (title) k of n' for those without)."""
+    """(sections, the studies' own abstract sentences, 'E3 (title) k of n (j not testable)' for those without: k
+    passed of its n claims of evidence)."""
     sections, per_study, further = [], [], []
     for m in active:
         view = StudyView.of(info, m.KEY)
         ctx = study_section(m, view, frames, claims, write_table)
         sections.append(ctx)
-        sc = claims[claims["study"] == m.KEY]
+        sc = evidence_claims(claims[claims["study"] == m.KEY])
         sentences = m.abstract(view, claims, ctx) if hasattr(m, "abstract") else None
         if sentences is not None:
             per_study += sentences
         elif len(sc):
+            nt = int((sc["verdict"] == NOT_TESTABLE).sum())
             further.append(f"{m.TAG} ({tex_escape(m.TITLE.split(' (')[0])}) {int((sc['verdict'] == PASS).sum())} "
-                           f"of {len(sc)}")
+                           f"of {len(sc)}" + (f" ({nt} not testable)" if nt else ""))
     return sections, per_study, further
 
 
@@ -199,11 +307,7 @@ def abstract(claims: pd.DataFrame, setup: dict[str, Any], per_study: list[str], 
     out += per_study
     if further:
         out.append("Of the claims of the further studies, passed: " + join_words(further) + ".")
-    counts = claims["verdict"].value_counts() if len(claims) else pd.Series(dtype=int)
-    k = len(claims)
-    out.append(f"Of {k} claim{'s' if k != 1 else ''} from the literature checked with a rule fixed in advance, "
-               f"{int(counts.get(PASS, 0))} passed, {int(counts.get(FAIL, 0))} failed and "
-               f"{int(counts.get(INCONCLUSIVE, 0))} were inconclusive.")
+    out.append(counts_sentence(verdict_counts(claims), "from the literature checked with a rule fixed in advance"))
     return out
 
 
@@ -251,10 +355,14 @@ def provenance_context(info: dict[str, Any], tables_dir: Path) -> dict[str, Any]
 
 def report_tables(studies: Sequence[ModuleType], info: dict[str, Any], frames: dict[str, Any], claims: pd.DataFrame,
                   tables_dir: Path, n_seeds: int, write_table: Callable[[str, str], str]) -> dict[str, Any]:
-    """Write the report-wide tables (claims, reproduction, costs, derived datasets, AutoAttack); the context of
-    the sections that show them (reproduction, limitations, costs, derived, autoattack)."""
+    """Write the report-wide tables (claims, preconditions, reproduction, costs, derived datasets, AutoAttack); the
+    context of the sections that show them (reproduction, limitations, costs, derived, autoattack).
+    ``frames["preconditions"]``: the preconditions table, or None."""
     metrics, cfg = frames["metrics"], info.get("config") or {}
-    write_table("claims", claims_table(claims, titles={m.KEY: f"{m.TAG}: {m.TITLE}" for m in studies}))
+    titles = {m.KEY: f"{m.TAG}: {m.TITLE}" for m in studies}
+    write_table("claims", claims_table(claims, titles=titles))
+    study_of = dict(zip(claims["id"].astype(str), claims["study"].astype(str)))
+    write_table("preconditions", preconditions_table(frames.get("preconditions"), study_of, titles=titles))
     repro = reproduction_frame(info, metrics, frames["transfer"], [p for m in studies for p in m.PUBLISHED])
     write_table("reproduction", reproduction_table(repro))
     costs, derived = read_optional(tables_dir, "costs"), read_optional(tables_dir, "derived")
@@ -263,20 +371,29 @@ def report_tables(studies: Sequence[ModuleType], info: dict[str, Any], frames: d
     aa = autoattack_frame(metrics, cfg)
     write_table("autoattack", autoattack_table(aa))
     enabled = enabled_studies(cfg)
+    evidence = evidence_claims(claims)
+    limits = limitations(info, evidence, repro, n_seeds, fail_reasons(studies),
+                         [(m.TAG, m.TITLE) for m in studies if m.KEY not in enabled])
+    nt = int((evidence["verdict"] == NOT_TESTABLE).sum())
+    if nt:
+        limits.append(f"{nt} claim{'s were' if nt != 1 else ' was'} not testable: a precondition of the comparison "
+                      r"(a model that learned what the claim reads, a transfer source that fools itself, a derived "
+                      r"dataset that carries its feature) was not shown to hold (Section~\ref{sec:preconditions}).")
     return {
         "derived": {"n": 0 if derived is None else len(derived)}, "autoattack": autoattack_summary(aa),
         "reproduction": reproduction_context(repro), "costs": costs_context(costs),
-        "limitations": limitations(info, claims, repro, n_seeds, fail_reasons(studies),
-                                   [(m.TAG, m.TITLE) for m in studies if m.KEY not in enabled]),
+        "limitations": limits,
     }
 
 
 def render(tables_dir: str | Path, figures_dir: str | Path, outdir: str | Path, studies: Sequence[ModuleType],
-           claims_csv: str | Path, template: str | Path | None = None) -> Path:
+           claims_csv: str | Path, template: str | Path | None = None,
+           preconditions_csv: str | Path | None = None) -> Path:
     """Write OUTDIR/report.tex, OUTDIR/tables/*.tex and OUTDIR/figures/*.pdf; return the .tex path.
 
     ``studies``: the study registry (modules in report order); ``claims_csv``: the claims file the claims step
-    wrote from the same tables."""
+    wrote from the same tables; ``preconditions_csv``: the preconditions table it wrote (default:
+    ``preconditions.csv`` beside ``claims_csv``; absent: the report says it has none)."""
     tables_dir, figures_dir, outdir = Path(tables_dir), Path(figures_dir), Path(outdir)
     template = Path(template) if template else TEMPLATE
     if not template.is_file():
@@ -286,6 +403,8 @@ def render(tables_dir: str | Path, figures_dir: str | Path, outdir: str | Path, 
     active = [m for m in studies if m.KEY in enabled]
     frames = read_frames(tables_dir, active)
     claims = read_claims_file(claims_csv)
+    pre_path = Path(preconditions_csv) if preconditions_csv else Path(claims_csv).with_name("preconditions.csv")
+    frames["preconditions"] = read_preconditions_file(pre_path)
     write_table = TableWriter(outdir)
     figs = copy_figures(studies, figures_dir, outdir)
     setup = setup_context(info, frames["metrics"])
@@ -294,7 +413,8 @@ def render(tables_dir: str | Path, figures_dir: str | Path, outdir: str | Path, 
     ctx = {"title": TITLE, "date": tex_escape(str(info.get("created", ""))[:10]),
            "abstract": abstract(claims, setup, per_study, further, frames["metrics"]),
            "setup": setup, "sections": sections, "figs": figs, "tables": write_table.written,
-           **claims_context(claims, info), **rest, "provenance": provenance_context(info, tables_dir)}
+           **claims_context(claims, info), **rest, "provenance": provenance_context(info, tables_dir),
+           "preconditions": preconditions_context(frames["preconditions"], pre_path)}
     text = jinja_env(template.parent).get_template(template.name).render(**ctx)
     out = outdir / "report.tex"
     atomic_write(out, lambda f: f.write(text), mode="w")

@@ -1,4 +1,5 @@
-"""The report's "Setup" section: data, models, training regimes, optimisation, evaluation attacks and seeds.
+"""The report's "Setup" section: data, models, training regimes, optimisation, evaluation attacks and seeds; and the
+numbers of its "How claims are judged" section (:func:`rule_context`, from the rule's own constants).
 
 :func:`setup_context` describes the run from ``run_info.json``'s config and the cells that ``metrics.csv`` holds
 (only what the tables have rows for is listed). Every value is LaTeX, escaped here. A study's own settings (its
@@ -7,11 +8,13 @@ transfer attack, say) are printed by its own section, not here.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 
 from ..regimes import clean_weight, ligs_weight, role
+from .claims import MIN_RANK_CELLS, RANK_Z_VARIANCE
 from .labels import (
     attack_eps_label,
     attack_label,
@@ -28,6 +31,8 @@ from .labels import (
     tex_number,
 )
 from .metric import headline
+from .preconditions import LEARNED_MARGIN
+from .verdicts import MIN_SEEDS, Z975, t975
 
 #: the settings of a dataset the setup names, in this order
 DATASET_KEYS = ("kind", "method", "base", "n_train", "n_test", "image_size", "num_classes", "rf_amplitude",
@@ -140,4 +145,23 @@ def setup_context(info: dict[str, Any], metrics: pd.DataFrame) -> dict[str, Any]
     }
 
 
-__all__ = ["setup_context"]
+# ------------------------------------------------------------------------------------ the verdict rule
+
+def rule_t_example(run_info: dict[str, Any]) -> str:
+    """'this run's 3 seeds, t = 4.30': the t quantile the run's seeds give (LaTeX)."""
+    n = len((run_info.get("config") or {}).get("seeds") or [])
+    if n < MIN_SEEDS:
+        return f"this run's {n} seed{'s' if n != 1 else ''}, no interval"
+    return f"this run's {n} seeds, $t = {t975(n - 1):.2f}$"
+
+
+def rule_context(info: dict[str, Any]) -> dict[str, Any]:
+    """The verdict rule's numbers for the text, from the rule's own constants (verdicts, claims, preconditions)."""
+    two_sided = math.erfc(Z975 / math.sqrt(2))  # the false-verdict rate at the edge, both sides together
+    return {"min_seeds": MIN_SEEDS, "t_example": rule_t_example(info), "z": f"{Z975:.2f}",
+            "confidence": fmt_num(100 * (1 - two_sided), 3), "level": fmt_num(100 * two_sided, 2),
+            "side": fmt_num(50 * two_sided, 2), "rank_var": fmt_num(RANK_Z_VARIANCE), "rank_cells": MIN_RANK_CELLS,
+            "learned_margin": fmt_num(100 * LEARNED_MARGIN)}
+
+
+__all__ = ["rule_context", "setup_context"]

@@ -44,7 +44,7 @@ NUMERIC_COLUMNS: dict[str, list[str]] = {
     "history": ["seed", "epoch", "lr", "train_loss", "clean_acc", "robust_acc", "ligs", "ligs_se", "n_test",
                 "seconds"],
     "transfer": ["seed", "source_epoch", "success_rate", "error_rate", "n", "n_total", "white_box_rate",
-                 "white_box_n"],
+                 "white_box_n", "rf_success_rate", "nrf_success_rate"],
     "costs": ["wall_s", "cpu_s", "max_rss_mib", "peak_gpu_mem_mib"],
     "derived": ["n", "steps", "step", "eps", "source_acc", "target_rate", "label_rate", "rf_rate", "rf_label_rate",
                 "nrf_rate", "intended_rate", "seconds"],
@@ -67,7 +67,7 @@ INTEGER_COLUMNS = ("seed", "epoch")
 #: per-image columns (normrobust.perimage text; empty: not recorded) → the column holding their number of images
 PER_IMAGE_COLUMNS: dict[str, dict[str, str]] = {
     "images": {"values": "n"},
-    "transfer": {"images": "n_total", "white_box_images": "n_total"},
+    "transfer": {"images": "n_total", "white_box_images": "n_total", "rf_images": "n_total", "nrf_images": "n_total"},
 }
 _SHOWN = 40  # at most this many characters of a bad value go into a message
 

@@ -63,7 +63,12 @@ import pandas as pd
 from .labels import fmt_num, metric_is_percent
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
-VERDICTS = (PASS, FAIL, INCONCLUSIVE)
+#: a claim whose precondition does not hold (normrobust.analysis.preconditions): never PASS or FAIL
+NOT_TESTABLE = "NOT TESTABLE"
+VERDICTS = (PASS, FAIL, INCONCLUSIVE, NOT_TESTABLE)
+#: what a claim is: evidence about the papers, or a manipulation check (true by construction of its regime or data,
+#: e.g. a LIGS penalty raising LIGS): reported apart, never counted as evidence
+EVIDENCE, MANIPULATION_CHECK = "evidence", "manipulation check"
 DIRECTIONS = ("increase", "decrease", "increase_or_keep", "decrease_or_keep", "small")
 MIN_SEEDS = 2  # fewer seeds than this: no seed spread to estimate, INCONCLUSIVE
 Z975 = 1.959964  # standard normal 0.975 quantile (the test-sampling term)

@@ -23,19 +23,18 @@ from ...analysis.labels import (
     tex_escape,
 )
 from ...analysis.latex import empty_table, simple_table
-from ...analysis.metric import Metric
+from ...analysis.metric import CLEAN, Metric
 from ...analysis.plotting import Figure
-from ...analysis.reproduction import Published
+from ...analysis.preconditions import attach_learned
 from ...analysis.selection import nseeds_text, seed_stats, select
 from ...analysis.study_view import StudyView
 from ...analysis.transfer_claim import Transfer
 from ...analysis.verdicts import tol_text
 from ...regimes import is_fgsm_training, role
 from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
+from .published import G_EPS, PUBLISHED, g_text, g_value  # noqa: F401 (PUBLISHED: read by the report)
 
 TABLES = ("metrics", "transfer")
-#: [G]'s ε = 0.25 on [0,1] images, in the config's 1/255 units
-G_EPS = 63.75
 #: "FGSM fools the model": it errs on most FGSM examples, error above one half ([G] reports 99.9% for the softmax
 #: classifier and 89.4% for maxout, both far above; a majority is the least "fools" can mean), for both models
 LINEAR_ERROR_LEVEL = MAXOUT_ERROR_LEVEL = 0.5
@@ -47,67 +46,9 @@ RATIO = 0.5
 #: FGSM training keeps the clean error: a rise of at most 1 point ([G]: 0.94% → 0.84%)
 TOL_KEEP = 0.01
 
-_G = dict(dataset_kind="mnist", preset="fgsm-mnist", norm="none")
-_FGSM = dict(attack=("fgsm", "linf"), eps=G_EPS)
-_SOFT, _MAX = dict(arch_kinds=("linear",), analogue_kinds=("linear",)), dict(arch_kinds=("maxout",),
-                                                                                 analogue_kinds=("maxout",))
-
-
-def transfer_error(p: Published, c: dict, cfg: dict[str, Any], metrics: pd.DataFrame, transfer: pd.DataFrame | None):
-    """Ours for [G]'s transfer error (%): on a target of role ``p.target_role``, from ``c``'s final model."""
-    if transfer is None or not len(transfer):
-        return pd.Series(dtype=float), "no transfer results"
-    t = select(transfer, study=p.study, dataset=c["dataset"], source_arch=c["arch"], target_arch=c["arch"],
-               source_norm=p.norm, target_norm=p.norm, source_regime=c["regime"], source_final=True)
-    t = t[t["target_regime"].map({r: role(g) for r, g in (cfg.get("regimes") or {}).items()}) == p.target_role]
-    return t.groupby("seed")["error_rate"].mean() * 100, "" if len(t) else "transfer pair not run"
-
-
-PUBLISHED = [
-    Published(KEY, "[G] Sec. 4", "shallow softmax, MNIST", "standard: FGSM ε=0.25 error (%)", 99.9,
-              metric="robust_acc", error=True, **_FGSM, **_SOFT, **_G),
-    Published(KEY, "[G] Sec. 4", "shallow softmax, MNIST", "standard: confidence on misclassified FGSM (%)", 79.3,
-              metric="adv_wrong_confidence", **_FGSM, **_SOFT, **_G),
-    Published(KEY, "[G] Sec. 5", "maxout, MNIST", "standard: FGSM ε=0.25 error (%)", 89.4, metric="robust_acc",
-              error=True, **_FGSM, **_MAX, **_G),
-    Published(KEY, "[G] Sec. 5", "maxout, MNIST", "standard: confidence on misclassified FGSM (%)", 97.6,
-              metric="adv_wrong_confidence", **_FGSM, **_MAX, **_G),
-    Published(KEY, "[G] Sec. 6", "maxout, MNIST", "FGSM-trained: FGSM ε=0.25 error (%)", 17.9, role="weighted",
-              metric="robust_acc", error=True, **_FGSM, **_MAX, **_G),
-    Published(KEY, "[G] Sec. 6", "maxout, MNIST", "standard: clean error (%)", 0.94, metric="clean_acc", error=True,
-              **_MAX, **_G),
-    Published(KEY, "[G] Sec. 6", "maxout, MNIST", "FGSM-trained: clean error (%)", 0.84, role="weighted",
-              metric="clean_acc", error=True, **_MAX, **_G),
-    Published(KEY, "[G] Sec. 6", "maxout, MNIST", "transfer standard → FGSM-trained: error (%)", 19.6,
-              target_role="weighted", metric="transfer", ours=transfer_error, **_MAX, **_G),
-    Published(KEY, "[G] Sec. 6", "maxout, MNIST", "transfer FGSM-trained → standard: error (%)", 40.9, role="weighted",
-              target_role="standard", metric="transfer", ours=transfer_error, **_MAX, **_G),
-]
 #: table quantities: (name, published metric, error) → our metric at the FGSM attack
 QUANTITIES = [("clean_error", "Clean error (%)"), ("fgsm_error", "FGSM error (%)"),
               ("wrong_confidence", "Confidence on wrong adv. (%)")]
-_PUBLISHED_AS = {"clean_error": "clean_acc", "fgsm_error": "robust_acc", "wrong_confidence": "adv_wrong_confidence",
-                 "transfer_error": "transfer"}
-
-
-def g_value(kind: str, role_: str, quantity: str, target_role: str | None = None) -> float | None:
-    """[G]'s number (percent) for an arch kind (linear, maxout), a regime role (standard; any adversarial training
-    stands beside [G]'s weighted one) and a quantity (clean_error, fgsm_error, wrong_confidence, transfer_error)."""
-    def g(r: str | None) -> str | None:
-        return None if r is None else ("standard" if r == "standard" else "weighted")
-
-    for p in PUBLISHED:
-        if (p.metric, p.role, p.target_role) == (_PUBLISHED_AS[quantity], g(role_), g(target_role)) \
-                and kind in p.arch_kinds:
-            return p.value
-    return None
-
-
-def _g_text(kind: str, role_: str, quantity: str, target_role: str | None = None) -> str:
-    v = g_value(kind, role_, quantity, target_role)
-    return "" if v is None else f"{fmt_num(v, 4)}%"
-
-
 def fgsm_metric(view: StudyView) -> Metric | None:
     """The FGSM error E10 reads: the headline when it is an FGSM attack, else the config's FGSM attack (L∞ first, then
     by name) at its largest ε."""
@@ -150,12 +91,12 @@ def claims(view: StudyView) -> list[Claim]:
                     thr = LINEAR_ERROR_LEVEL if kind == "linear" else MAXOUT_ERROR_LEVEL
                     out.append(level(f"{TAG}-{label}-fgsm-error{sfx}", KEY, f"FGSM fools the {shown} model{named}: "
                                      f"{fg.text} above {fmt_num(thr * 100)}%", fg, base, thr,
-                                     f"{_g_text(kind, 'standard', 'fgsm_error')} error"))
+                                     f"{g_text(kind, 'standard', 'fgsm_error')} error"))
                     conf = Metric("adv_wrong_confidence", fg.attack, fg.eps)
                     out.append(level(f"{TAG}-{label}-confidence{sfx}", KEY, f"Misclassified FGSM examples still get "
                                      f"high confidence on the {shown} model{named}: mean max-softmax above "
                                      f"{fmt_num(CONFIDENCE_LEVEL * 100)}%", conf, base, CONFIDENCE_LEVEL,
-                                     f"mean confidence {_g_text(kind, 'standard', 'wrong_confidence')}"))
+                                     f"mean confidence {g_text(kind, 'standard', 'wrong_confidence')}"))
                 if kind != "maxout":
                     continue
                 for f in fregs:
@@ -163,13 +104,13 @@ def claims(view: StudyView) -> list[Claim]:
                     if fg is not None:
                         out.append(pair(f"{TAG}-{label}-fgsm-halves{rs}{sfx}", KEY, f"FGSM adversarial training ({f}) "
                                         f"lowers the {shown} model's FGSM error by more than half", fg, t, base,
-                                        "decrease", scale=RATIO, paper=f"{_g_text(kind, 'standard', 'fgsm_error')} → "
-                                        f"{_g_text(kind, 'weighted', 'fgsm_error')}"))
+                                        "decrease", scale=RATIO, paper=f"{g_text(kind, 'standard', 'fgsm_error')} → "
+                                        f"{g_text(kind, 'weighted', 'fgsm_error')}"))
                     out.append(pair(f"{TAG}-{label}-clean-error{rs}{sfx}", KEY, f"FGSM adversarial training ({f}) does "
                                     f"not raise the {shown} model's clean error by more than "
                                     f"{tol_text('clean_error', TOL_KEEP)}", Metric("clean_acc", error=True), t, base,
-                                    "decrease_or_keep", TOL_KEEP, paper=f"{_g_text(kind, 'standard', 'clean_error')} → "
-                                    f"{_g_text(kind, 'weighted', 'clean_error')}"))
+                                    "decrease_or_keep", TOL_KEEP, paper=f"{g_text(kind, 'standard', 'clean_error')} → "
+                                    f"{g_text(kind, 'weighted', 'clean_error')}"))
                     if tgt is None or {std, f} <= set(tgt):
                         side = {"source_arch": arch, "source_norm": norm, "source_final": True, "target_arch": arch,
                                 "target_norm": norm}
@@ -181,9 +122,9 @@ def claims(view: StudyView) -> list[Claim]:
                                   f"per seed",
                             treat={**side, "source_regime": f, "target_regime": std},
                             base={**side, "source_regime": std, "target_regime": f}, dataset=ds, shared=False,
-                            value="error_rate", paper=f"{_g_text(kind, 'weighted', 'transfer_error', 'standard')} vs "
-                                                      f"{_g_text(kind, 'standard', 'transfer_error', 'weighted')}"))
-    return out
+                            value="error_rate", paper=f"{g_text(kind, 'weighted', 'transfer_error', 'standard')} vs "
+                                                      f"{g_text(kind, 'standard', 'transfer_error', 'weighted')}"))
+    return attach_learned(out, view.config, CLEAN)  # every model compared learned its task
 
 
 def fail_reason(row: pd.Series) -> str:

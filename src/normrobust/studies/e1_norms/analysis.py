@@ -23,6 +23,7 @@ from ...analysis.labels import (
 from ...analysis.latex import main_table
 from ...analysis.metric import CLEAN, LIGS
 from ...analysis.plotting import Figure
+from ...analysis.preconditions import attach_learned
 from ...analysis.selection import seed_stats
 from ...analysis.study_view import StudyView
 from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
@@ -35,6 +36,11 @@ TOL_KEEP = 0.01
 
 
 def claims(view: StudyView) -> list[Claim]:
+    """Every comparison requires that both models learned their task (clean accuracy above chance)."""
+    return attach_learned(_claims(view), view.config, CLEAN)
+
+
+def _claims(view: StudyView) -> list[Claim]:
     return (norm_vs_none(view, TAG, "clean", "{norm} raises clean accuracy or keeps it (drop ≤ {tol}) vs no norm "
                          "under {regime} training", CLEAN, "increase_or_keep", TOL_KEEP)
             + norm_vs_none(view, TAG, "robust", "{norm} lowers {metric} vs no norm under {regime} training",

@@ -28,5 +28,9 @@ Outputs: figure ``disentangled``; a table beside [B]'s Fig. 4 numbers; section
 KEY, TAG, TITLE = "e3_disentangled", "E3", "disentangled datasets"
 #: what it reads of history.csv per epoch (training measures these only for its cells)
 HISTORY: tuple[str, ...] = ()
-#: evaluation measurements beyond the core ones (normrobust.settings.MEASUREMENTS) that it reads
-MEASURES: tuple[str, ...] = ()
+#: evaluation measurements beyond the core ones (normrobust.settings.MEASUREMENTS) that it reads: accuracy on its own
+#: (derived) training set, for the precondition that a model learned the set it was trained on
+MEASURES: tuple[str, ...] = ("train_acc",)
+#: a derived set carries its intended feature on at least this share of its images (by the generator's ideal readers,
+#: where the base has them), or the claims that read it are NOT TESTABLE (as derive-data's default min_rate)
+CARRIES_LEVEL = 0.8

@@ -15,5 +15,9 @@ Outputs: figure ``conflict``; a table beside [B]'s Fig. 6 numbers (:data:`PUBLIS
 KEY, TAG, TITLE = "e4_conflict", "E4", "conflicting features"
 #: what it reads of history.csv per epoch (training measures these only for its cells)
 HISTORY: tuple[str, ...] = ()
-#: evaluation measurements beyond the core ones (normrobust.settings.MEASUREMENTS) that it reads
-MEASURES: tuple[str, ...] = ('shifted_acc',)
+#: evaluation measurements beyond the core ones (normrobust.settings.MEASUREMENTS) that it reads: accuracy on the
+#: labels t+1; accuracy on its own training set (did a model learn the conflict set: a precondition)
+MEASURES: tuple[str, ...] = ("shifted_acc", "train_acc")
+#: the conflict set carries its intended feature (the new label's NRF, by the generator's ideal reader) on at least
+#: this share of images, or no claim reading it can say what models learn from it (as derive-data's min_rate)
+CARRIES_LEVEL = 0.8

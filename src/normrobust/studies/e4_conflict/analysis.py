@@ -12,13 +12,23 @@ from ...analysis.labels import dataset_label, dataset_method, fmt_paper, norm_la
 from ...analysis.latex import stats_table
 from ...analysis.metric import CLEAN, LIGS, Metric
 from ...analysis.plotting import Figure
+from ...analysis.preconditions import (
+    LEARNED_MARGIN,
+    Precondition,
+    any_of,
+    attach_learned,
+    carries,
+    chance,
+    learned,
+)
 from ...analysis.reproduction import Published, find
 from ...analysis.selection import cell_order, nseeds_text, seed_stats
 from ...analysis.study_view import StudyView
-from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
+from . import CARRIES_LEVEL, KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
 TABLES = ("metrics",)
 SHIFTED = Metric("shifted_acc")
+TRAIN_ACC = Metric("train_acc")
 
 _SETTING = "ResNet-18 trained on the conflict set (from CIFAR-10)"
 
@@ -67,7 +77,18 @@ def claims(view: StudyView) -> list[Claim]:
                                 paper=_quote("shifted_acc", first="none") if bn else ""))
                 out.append(pair(f"{TAG}-{norm}-ligs{sfx}", KEY, f"On conflicting features, {nl} has lower LIGS than "
                                 f"no norm{tsfx}", LIGS, t, b, "decrease", paper=_quote("ligs") if bn else ""))
-    return out
+            follows = _follows_a_feature(view, ds, arch)
+            for c in out[-3 * len([n for n in view.norms if n != "none"]):]:
+                c.requires += [carries(ds, CARRIES_LEVEL, "the new label's non-robust feature"), follows]
+    return attach_learned(out, view.config, TRAIN_ACC, what="its conflict training set")
+
+
+def _follows_a_feature(view: StudyView, ds: str, arch: str) -> Precondition:
+    """The no-norm model follows one of the two features: accuracy on labels t or on labels t+1 above chance."""
+    b, k = cell(ds, arch, "none", view.std), chance(view.config, ds)
+    return any_of("the no-norm model follows one of the two features (labels t or t+1)",
+                  [learned(KEY, b, CLEAN, k, LEARNED_MARGIN, "labels t"),
+                   learned(KEY, b, SHIFTED, k, LEARNED_MARGIN, "labels t+1")])
 
 
 def fail_reason(row: pd.Series) -> str:

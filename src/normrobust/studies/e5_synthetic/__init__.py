@@ -16,6 +16,10 @@ the residual net on data with two NRF families of different amplitudes (config `
 ``nrf_tile: 8``), where the pilots gave graded reliance across the five norms and two regimes. Either claim can
 still come out FAIL: the norms' order in reliance is measured, not set, and LIGS may rank the cells against it.
 
+The rank claim's variance: each seed's ρ is over independently trained models, so its sampling variance over the
+cells (1.06/(m − 3), Fieller et al.) is independent across seeds and is divided by their number: more seeds or more
+cells decide it (normrobust.analysis.verdicts). Preconditions: every model compared learned its task.
+
 Outputs: figures ``nrf_reliance`` and ``ligs_vs_nrf``; the NRF table and the rank-correlation table; section
 ``paper/sections/e5_synthetic.tex.j2``. No published numbers.
 """

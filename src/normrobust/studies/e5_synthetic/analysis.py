@@ -11,8 +11,9 @@ from ...analysis import plotting
 from ...analysis.claims import MIN_RANK_CELLS, Claim, Rank, change_phrase, find_claim, norm_vs_none
 from ...analysis.labels import fmt_signed, norm_label, regime_label, sort_norms, sort_regimes, tex_escape
 from ...analysis.latex import empty_table, simple_table, stats_table
-from ...analysis.metric import LIGS, Metric
+from ...analysis.metric import CLEAN, LIGS, Metric
 from ...analysis.plotting import Figure
+from ...analysis.preconditions import attach_learned
 from ...analysis.selection import MODEL_KEYS, cell_order, nseeds_text, seed_stats, spearman
 from ...analysis.study_view import StudyView
 from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
@@ -34,7 +35,7 @@ def claims(view: StudyView) -> list[Claim]:
                  f"study's {len(view.models)} cells is negative on every seed",
             delta=f"Spearman ρ between LIGS and NRF reliance over the study's cells of one seed (at least "
                   f"{MIN_RANK_CELLS} cells)", x=LIGS, y=NRF, cells=view.models))
-    return out
+    return attach_learned(out, view.config, CLEAN)  # every model compared learned its task
 
 
 def rank_correlation(metrics: pd.DataFrame, view: StudyView) -> pd.DataFrame:

@@ -26,5 +26,10 @@ kind of source); the transfer matrix and the kinds-of-source table; section ``pa
 KEY, TAG, TITLE = "e9_transfer", "E9", "transferability"
 #: what it reads of history.csv per epoch (training measures these only for its cells)
 HISTORY: tuple[str, ...] = ()
-#: evaluation measurements beyond the core ones (normrobust.settings.MEASUREMENTS) that it reads
-MEASURES: tuple[str, ...] = ()
+#: measurements beyond the core ones that it reads: of each transfer, on data with known feature templates, the
+#: success of the examples' RF part and NRF part (normrobust.settings.TRANSFER_MEASUREMENTS)
+MEASURES: tuple[str, ...] = ("rf_nrf",)
+#: a source's examples can transfer only if they fool the source itself: its white-box success at the transfer
+#: attack must be at least 90 % for a claim comparing its transfer to mean anything (below it, a low transfer rate
+#: says the attack failed, not that the examples do not transfer)
+WHITE_BOX_LEVEL = 0.9

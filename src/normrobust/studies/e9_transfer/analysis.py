@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from ...analysis import plotting
-from ...analysis.claims import Claim, Unmeasured
+from ...analysis.claims import Claim, Measured, no_data
 from ...analysis.labels import (
     REGIME_LABEL,
     REGIME_ORDER,
@@ -26,11 +27,13 @@ from ...analysis.labels import (
     tex_number,
 )
 from ...analysis.latex import blank_repeats, empty_table, grouped, simple_table
+from ...analysis.paired import decoded, influence, variance
 from ...analysis.plotting import Figure
+from ...analysis.preconditions import Precondition, white_box
 from ...analysis.selection import cell_order, nseeds_text, seed_stats, select
 from ...analysis.study_view import StudyView
 from ...analysis.transfer_claim import SOURCE, TARGET, Transfer
-from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
+from . import KEY, TAG, TITLE, WHITE_BOX_LEVEL  # noqa: F401 (the report driver reads them here)
 
 TABLES = ("transfer",)
 PUBLISHED: list = []  # [B] shows these effects in figures without numbers one could read off precisely
@@ -45,6 +48,7 @@ def claims(view: StudyView) -> list[Claim]:
     out: list[Claim] = []
     std, tgt = view.std, targets(view)
     epochs = view.transfer.get("source_epochs") or []
+    first = 0
     for ds in view.datasets:
         for arch in view.archs:
             sfx, tsfx = view.where(ds, arch)
@@ -82,9 +86,70 @@ def claims(view: StudyView) -> list[Claim]:
                     treat={**a, "source_regime": r, "source_final": True},
                     base={**a, "source_regime": std, "source_final": True}, dataset=ds,
                     group=("source_arch", "source_norm"), targets=tgt))
-    out.append(Unmeasured(id=f"{TAG}-rf-nrf", study=KEY, text="Robust features transfer better than non-robust "
-                          "features", metric="success_rate", direction="increase"))
+            if std is not None:
+                out.append(RfNrf(id=f"{TAG}-rf-nrf{sfx}", study=KEY, metric="success_rate", direction="increase",
+                                 text=f"Robust features transfer better than non-robust features: the RF part of the "
+                                      f"examples of {regime_label(std)} sources fools the targets more often than "
+                                      f"their NRF part (the same L2 norm){tsfx}",
+                                 delta="mean over (source, target) of the success rate of the examples' perturbation "
+                                       "projected onto the robust features' span − onto the non-robust features' "
+                                       "span, each at the full perturbation's L2 norm, per seed",
+                                 dataset=ds, source={**a, "source_regime": std, "source_final": True}, targets=tgt))
+            for c in out[first:]:
+                c.requires += white_box_of(view, c, ds, arch)
+            first = len(out)
     return out
+
+
+def white_box_of(view: StudyView, claim: Claim, ds: str, arch: str) -> list[Precondition]:
+    """Every source a transfer claim compares fools itself at the transfer attack (E9's WHITE_BOX_LEVEL)."""
+    out = []
+    for side in ("treat", "base", "source"):
+        sel = getattr(claim, side, None)
+        if not sel:
+            continue
+        regimes = sel["source_regime"] if isinstance(sel["source_regime"], list) else [sel["source_regime"]]
+        for regime in regimes:
+            for norm in sort_norms(view.norms):
+                src = {"dataset": ds, "source_arch": arch, "source_norm": norm, "source_regime": regime,
+                       "source_final": sel["source_final"]}
+                if "source_epoch" in sel:
+                    src["source_epoch"] = sel["source_epoch"]
+                if "source_norm" in sel and sel["source_norm"] != norm:
+                    continue
+                at = f" (epoch {sel['source_epoch']})" if "source_epoch" in sel else ""
+                out.append(white_box(KEY, src, WHITE_BOX_LEVEL, f"{arch}/{norm_label(norm)}/{regime}{at}"))
+    return out
+
+
+@dataclass(kw_only=True)
+class RfNrf(Claim):
+    """Δ_s = mean over the study's (source, target) rows of seed s of rf_success_rate − nrf_success_rate (transfer.csv;
+    the transfer job's "rf_nrf" measurement), with the paired per-image variance over the shared images."""
+
+    dataset: str
+    source: dict[str, Any]
+    targets: list[str]
+    tables: ClassVar[tuple[str, ...]] = ("transfer",)
+
+    def measure(self, frames: dict) -> Measured:
+        t = frames.get("transfer")
+        if t is None or "rf_success_rate" not in t.columns or t["rf_success_rate"].isna().all():
+            return no_data("not measured: the data has no known feature templates (only the generated data has)")
+        t = select(t, study=self.study, dataset=self.dataset, target_regime=self.targets, **self.source)
+        t = t[t["rf_success_rate"].notna() & t["nrf_success_rate"].notna()]
+        t = t[~np.logical_and.reduce([t[s] == t[g] for s, g in zip(SOURCE, TARGET)])]  # a source's own cell: no
+        if t.empty:
+            return no_data("no transfer rows with RF and NRF parts")
+        diff, var = {}, {}
+        for seed, g in t.groupby("seed"):
+            diff[seed] = float((g["rf_success_rate"] - g["nrf_success_rate"]).mean())
+            parts = [influence(decoded(r[c], r["n_total"])) for _, r in g.iterrows()
+                     for c in ("rf_images", "nrf_images")]
+            var[seed] = variance(parts, [w / len(g) for _ in range(len(g)) for w in (1.0, -1.0)])
+        rf = t.groupby("seed")["rf_success_rate"].mean()
+        nrf = t.groupby("seed")["nrf_success_rate"].mean()
+        return Measured(pd.Series(diff), rf, nrf, var=pd.Series(var, dtype=float))
 
 
 def fail_reason(row: pd.Series) -> str:
