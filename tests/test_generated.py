@@ -74,7 +74,8 @@ def test_api_signature_and_defaults():
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
     defaults = {k: p.default for k, p in sig.parameters.items()}
     assert defaults == dict(seed=0, n_train=4000, n_test=1000, image_size=16, num_classes=10, rf_amplitude=64,
-                            nrf_amplitude=3, nrf_tile=4, noise_std=8, rf_agreement=0.75, nrf_agreement=1.0)
+                            nrf_amplitude=3, nrf_tile=4, noise_std=8, rf_agreement=0.75, nrf_agreement=1.0,
+                            test_rf_agreement=None)  # None: the test split's RF agrees as rf_agreement says
 
 
 def test_shapes_dtypes_ranges_and_meta(data):
@@ -101,7 +102,7 @@ def test_shapes_dtypes_ranges_and_meta(data):
     assert meta["name"] == "generated" and meta["num_classes"] == K and meta["shape"] == [3, S, S]
     assert meta["params"] == dict(seed=0, n_train=4000, n_test=1000, image_size=16, num_classes=10,
                                   rf_amplitude=64, nrf_amplitude=3, nrf_tile=4, noise_std=8, rf_agreement=0.75,
-                                  nrf_agreement=1.0)
+                                  nrf_agreement=1.0, test_rf_agreement=0.75)
     x = data["train"]["x"].to(torch.float64) / 255
     assert meta["mean"] == pytest.approx(x.mean((0, 2, 3)).tolist(), abs=1e-9)
     assert meta["std"] == pytest.approx(x.std((0, 2, 3), correction=0).tolist(), abs=1e-9)

@@ -4,7 +4,9 @@ x = clip(0.5 + RF[rf_y] + NRF[nrf_y] + N(0, noise_std²), 0, 1) as uint8; amplit
 RF: a smooth coloured pattern made only of the 9 lowest real Fourier functions per channel (constant, cos/sin
 of one cycle per image), peak `rf_amplitude` (64); the K patterns are exactly orthogonal and flattened toward
 their peak, so the ideal RF classifier needs an L∞ change of ~30/255 (≫ ε = 8/255) to flip. It is the label's
-with probability `rf_agreement` (0.75), otherwise a uniformly random other class's.
+with probability `rf_agreement` (0.75), otherwise a uniformly random other class's; on the test split with
+probability `test_rf_agreement` (default: `rf_agreement`; 1.0 makes every test image's RF its label's, so a reader of
+the RF scores 100 % and any loss is NRF use or the attack).
 NRF: one or more *families* of textures, family j of amplitude ``nrf_amplitude[j]`` (a number gives one family):
 each a ±amplitude texture, one ``nrf_tile``×``nrf_tile`` tile repeated over the image; per channel each (family,
 class) has its own non-constant Walsh-Hadamard tile with a random sign, so all F·K textures are exactly orthogonal
@@ -45,11 +47,12 @@ def generate(*, seed: int = 0, n_train: int = GENERATED_DEFAULTS["n_train"],
              n_test: int = GENERATED_DEFAULTS["n_test"], image_size: int = GENERATED_DEFAULTS["image_size"],
              num_classes: int = GENERATED_DEFAULTS["num_classes"], rf_amplitude: float = 64,
              nrf_amplitude: float | list = 3, noise_std: float = 8, rf_agreement: float = 0.75,
-             nrf_agreement: float = 1.0, nrf_tile: int = NRF_TILE) -> dict:
+             nrf_agreement: float = 1.0, nrf_tile: int = NRF_TILE, test_rf_agreement: float | None = None) -> dict:
     """Build the dataset; amplitudes and noise in 1/255 units. See the module docstring for the design."""
     params = dict(seed=seed, n_train=n_train, n_test=n_test, image_size=image_size, num_classes=num_classes,
                   rf_amplitude=rf_amplitude, nrf_amplitude=nrf_amplitude, noise_std=noise_std,
-                  rf_agreement=rf_agreement, nrf_agreement=nrf_agreement, nrf_tile=nrf_tile)
+                  rf_agreement=rf_agreement, nrf_agreement=nrf_agreement, nrf_tile=nrf_tile,
+                  test_rf_agreement=rf_agreement if test_rf_agreement is None else test_rf_agreement)
     params = _validate(params)
     K, S, amps = params["num_classes"], params["image_size"], nrf_amplitudes(params)
     sigma = params["noise_std"] / 255.0
@@ -60,16 +63,16 @@ def generate(*, seed: int = 0, n_train: int = GENERATED_DEFAULTS["n_train"],
     families = walsh * (torch.tensor(amps, dtype=torch.float64) / 255.0)[:, None, None]
     nrf = families.sum(0).float()  # every family of class k: the texture an image of NRF class k carries
 
-    def split(n: int, stream: int) -> dict:
+    def split(n: int, stream: int, rf_agreement: float) -> dict:
         g = seeded_generator(params["seed"], stream)
         y = torch.arange(n, dtype=torch.int64).remainder(K)[torch.randperm(n, generator=g)]  # balanced
-        rf_y = _maybe_other(y, params["rf_agreement"], K, g)
+        rf_y = _maybe_other(y, rf_agreement, K, g)
         nrf_y = _maybe_other(y, params["nrf_agreement"], K, g)
         x = _render(rf, rf_y, nrf, nrf_y, sigma, g)
         return {"x": x, "y": y, "rf_y": rf_y, "nrf_y": nrf_y}
 
-    train = split(params["n_train"], _STREAM_TRAIN)
-    test = split(params["n_test"], _STREAM_TEST)
+    train = split(params["n_train"], _STREAM_TRAIN, params["rf_agreement"])
+    test = split(params["n_test"], _STREAM_TEST, params["test_rf_agreement"])
 
     g = seeded_generator(params["seed"], _STREAM_COUNTERFACTUAL)
     y = test["y"]
@@ -259,5 +262,6 @@ def _validate(p: dict) -> dict:
         real("nrf_amplitude", 0, 127, lo_open=True)
     real("noise_std", 0, 255)
     real("rf_agreement", 0, 1)
+    real("test_rf_agreement", 0, 1)
     real("nrf_agreement", 0, 1)
     return p
