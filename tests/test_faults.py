@@ -332,3 +332,73 @@ def test_a_damaged_real_dataset_read_without_md5_check_stops_with_one_line(tmp_p
     assert line.startswith("normrobust prepare-data: DatasetFileError: dataset 'mnist': reading the files under ")
     assert "set datasets.mnist.verify: true to check every md5" in line, line
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def aggregated(results, tmp_path_factory):
+    """``results`` with both cells evaluated and aggregated once: the tables a damaged input must leave alone."""
+    res = shutil.copytree(results, tmp_path_factory.mktemp("agg") / "results")
+    for norm in ("bn", "none"):
+        out = res / "eval" / "generated" / "cnn" / norm / "standard" / "s0" / "metrics.json"
+        assert evaluate(res, model(res, norm), res / "data" / "generated.pt", out).returncode == 0
+    assert aggregate(res).returncode == 0
+    return res
+
+
+def aggregate(res: Path) -> subprocess.CompletedProcess:
+    metrics = sorted(str(p.relative_to(res.parent)) for p in res.glob("eval/**/metrics.json"))
+    histories = sorted(str(p.relative_to(res.parent)) for p in res.glob("models/**/history.csv"))
+    return run_cli("aggregate", "--metrics", *metrics, "--histories", *histories, "--config", "{}",
+                   "--outdir", "results/tables", cwd=res.parent)
+
+
+def _truncate(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
+
+
+def _edit_json(edit):
+    def apply(p: Path) -> None:
+        doc = json.loads(p.read_text())
+        edit(doc)
+        p.write_text(json.dumps(doc))
+    return apply
+
+
+def _splice_history(p: Path) -> None:
+    lines = p.read_text().splitlines(keepends=True)
+    p.write_text("".join(lines + lines[1:]))  # the epochs written twice: 0, 1, 0, 1
+
+
+DAMAGE = {  # what is done to a finished per-cell file → what the one line says
+    "truncated metrics": ("eval/generated/cnn/bn/standard/s0/metrics.json", _truncate, "is not valid JSON"),
+    "empty metrics": ("eval/generated/cnn/bn/standard/s0/metrics.json", lambda p: p.write_text(""), "is empty"),
+    "another cell's metrics": ("eval/generated/cnn/bn/standard/s0/metrics.json",
+                               _edit_json(lambda d: d["cell"].update(norm="none")),
+                               "not of the cell its place names (generated/cnn/bn/standard/s0)"),
+    "a rate above one": ("eval/generated/cnn/bn/standard/s0/metrics.json",
+                         _edit_json(lambda d: d["rows"][0].update(value=1.7)), "not a fraction in [0, 1]"),
+    "per-image values cut short": ("eval/generated/cnn/bn/standard/s0/metrics.json",
+                                   _edit_json(lambda d: d["images"][0].update(values=d["images"][0]["values"][:4])),
+                                   "per-image values do not decode"),
+    "spliced history": ("models/generated/cnn/none/standard/s0/history.csv", _splice_history, "not consecutive"),
+}
+
+
+@pytest.mark.parametrize("fault", DAMAGE)
+def test_a_damaged_result_file_stops_the_aggregate_with_one_line_and_changes_no_table(aggregated, tmp_path, fault):
+    res = shutil.copytree(aggregated, tmp_path / "results")
+    before = {p.name: p.read_bytes() for p in (res / "tables").iterdir()}
+    rel, damage, says = DAMAGE[fault]
+    damage(res / rel)
+    line = message(aggregate(res))
+    assert rel in line and says in line and "delete it and rerun snakemake" in line, line
+    assert {p.name: p.read_bytes() for p in (res / "tables").iterdir()} == before, "no table was changed"
+
+
+def test_the_aggregate_of_undamaged_files_reads_what_the_jobs_wrote(aggregated):
+    import pandas as pd
+
+    m = pd.read_csv(aggregated / "tables" / "metrics.csv")
+    assert set(m["norm"]) == {"bn", "none"} and m["value"].between(0, 1).all()
+    h = pd.read_csv(aggregated / "tables" / "history.csv")
+    assert len(h) == 4 and sorted(h["epoch"].unique().tolist()) == [0, 1]

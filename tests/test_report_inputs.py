@@ -35,6 +35,11 @@ def _cell(file: str, line: int, column: str, value: str):
     return lambda d: _set_cell(d / file, line, column, value)
 
 
+def _keep_header(path: Path) -> None:
+    """A table with nothing in it: its header line and no rows."""
+    path.write_text(path.read_text().splitlines(keepends=True)[0])
+
+
 # (damage, the file it names, line, column): line / column None for faults of the whole file
 FAULTS = {
     "metrics value abc": (_cell("metrics.csv", 7, "value", "abc"), "metrics.csv", 7, "value"),
@@ -43,6 +48,8 @@ FAULTS = {
     "metrics empty seed": (_cell("metrics.csv", 9, "seed", ""), "metrics.csv", 9, "seed"),
     "metrics seed x": (_cell("metrics.csv", 9, "seed", "x"), "metrics.csv", 9, "seed"),
     "metrics 0 bytes": (lambda d: (d / "metrics.csv").write_bytes(b""), "metrics.csv", None, None),
+    "metrics header only": (lambda d: _keep_header(d / "metrics.csv"), "metrics.csv", None, None),
+    "history header only": (lambda d: _keep_header(d / "history.csv"), "history.csv", None, None),
     "history binary": (lambda d: (d / "history.csv").write_bytes(bytes(range(256)) * 4), "history.csv", None,
                        None),
     "run_info binary": (lambda d: (d / "run_info.json").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" + bytes(64)),
@@ -82,7 +89,8 @@ def test_claims_refuses_a_damaged_table(fault: str, tmp_path: Path, good_claims:
     assert out.read_bytes() == good_claims  # nothing already computed changed
 
 
-@pytest.mark.parametrize("fault", ["metrics value abc", "metrics empty seed", "history binary", "run_info binary"])
+@pytest.mark.parametrize("fault", ["metrics value abc", "metrics empty seed", "metrics header only",
+                                   "history header only", "history binary", "run_info binary"])
 def test_report_render_refuses_a_damaged_table(fault: str, tmp_path: Path, good_claims: bytes) -> None:
     damage, file, line, column = FAULTS[fault]
     tables = tmp_path / "tables"
@@ -100,7 +108,8 @@ def test_report_render_refuses_a_damaged_table(fault: str, tmp_path: Path, good_
     assert claims.read_bytes() == good_claims
 
 
-@pytest.mark.parametrize("fault", ["metrics value nan", "history binary", "run_info binary"])
+@pytest.mark.parametrize("fault", ["metrics value nan", "metrics header only", "history header only",
+                                   "history binary", "run_info binary"])
 def test_figure_refuses_a_damaged_table(fault: str, tmp_path: Path) -> None:
     damage, file, line, column = FAULTS[fault]
     tables = tmp_path / "tables"

@@ -42,7 +42,8 @@ import pandas as pd
 
 from .layout import CELL_KEYS, benchmark_key, cell_of, job_target
 from .plan import config_hash
-from .utils import atomic_write, load_json, log, save_json
+from .results_check import read_history, read_metrics, read_record, read_transfer
+from .utils import atomic_write, log, save_json
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "jinja2", "snakemake", "normrobust")
 
@@ -68,7 +69,7 @@ def images_table(docs: Iterable[dict]) -> pd.DataFrame:
 
 
 def history_table(files: list[str]) -> pd.DataFrame:
-    frames = [pd.read_csv(f).assign(**cell_of(f).as_dict()) for f in files]
+    frames = [read_history(f).assign(**cell_of(f).as_dict()) for f in files]
     df = pd.concat(frames, ignore_index=True)
     return df[[*CELL_KEYS, *[c for c in df.columns if c not in CELL_KEYS]]]
 
@@ -193,14 +194,20 @@ def main(argv: list[str] | None = None) -> int:
         print("normrobust aggregate: error: no per-cell metrics files given; nothing to aggregate "
               f"(the tables in {out} are left as they are)", file=sys.stderr)
         return 1
-    metrics = {f: load_json(f) for f in a.metrics}
-    transfers = {f: load_json(f) for f in a.transfers}
-    write_csv(metrics_table(metrics.values()), out / "metrics.csv")
-    write_csv(images_table(metrics.values()), out / "images.csv")
-    write_csv(history_table(a.histories), out / "history.csv")
-    write_csv(transfer_table(transfers.values()), out / "transfer.csv")
-    write_csv(costs_table(a.benchmarks, metrics, transfers), out / "costs.csv")
-    write_csv(derived_table(load_json(f) for f in a.derived), out / "derived.csv")
+    # every input read and checked, every table made, before anything is written: a damaged file stops the step
+    # with one line (normrobust.results_check) and the tables of an earlier aggregate stay as they were
+    metrics = {f: read_metrics(f) for f in a.metrics}
+    transfers = {f: read_transfer(f) for f in a.transfers}
+    tables = {
+        "metrics.csv": metrics_table(metrics.values()),
+        "images.csv": images_table(metrics.values()),
+        "history.csv": history_table(a.histories),
+        "transfer.csv": transfer_table(transfers.values()),
+        "costs.csv": costs_table(a.benchmarks, metrics, transfers),
+        "derived.csv": derived_table(read_record(f) for f in a.derived),
+    }
+    for name, table in tables.items():
+        write_csv(table, out / name)
     devices = {d.get("device_name") or d.get("device", "unknown") for d in metrics.values()}
     save_json(run_info(json.loads(a.config), devices), out / "run_info.json")
     return 0

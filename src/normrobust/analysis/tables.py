@@ -64,6 +64,9 @@ class TableError(ValueError):
 
 #: integer columns: a value must be present (a row without its seed or epoch is an error, never dropped)
 INTEGER_COLUMNS = ("seed", "epoch")
+#: tables the aggregate step never writes without rows (every run evaluates and trains a cell): one with a header and
+#: nothing under it is a damaged or hand-edited file, never "no results" (figures and claims would read it as such)
+NEVER_EMPTY = ("metrics", "history")
 #: per-image columns (normrobust.perimage text; empty: not recorded) → the column holding their number of images
 PER_IMAGE_COLUMNS: dict[str, dict[str, str]] = {
     "images": {"values": "n"},
@@ -222,6 +225,9 @@ def read_table(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
     if missing:
         raise MissingInputError(f"input table {path} lacks column(s) {', '.join(missing)} (written by an older "
                                 f"version: rerun the aggregate step)")
+    if name in NEVER_EMPTY and df.empty:
+        raise TableError(f"input table {path} has a header but no rows (the aggregate step never writes it so: a "
+                         f"damaged or truncated file); {hint}")
     numeric = NUMERIC_COLUMNS.get(name, [])
     if name == "history":  # one robust_acc_<name> column per extra history attack
         numeric = numeric + [c for c in df.columns if c.startswith("robust_acc_")]
