@@ -1,5 +1,6 @@
 import copy
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -129,3 +130,32 @@ def test_nan_and_infinity_are_refused_at_config_time(default, where, set_bad):
     set_bad(bad)
     with pytest.raises(config.ConfigError, match=rf"^{re.escape(where)} is not a finite number$"):
         config.validate(bad)
+
+
+@pytest.mark.parametrize("name,content,says", [
+    ("syntax.yaml", "training: {epochs: [1\n", "config file syntax.yaml, line 2, column 1: not valid YAML"),
+    ("empty.yaml", "", "config file empty.yaml holds nothing, not a mapping"),
+    ("list.yaml", "- 1\n- 2\n", "config file list.yaml holds a list, not a mapping"),
+    ("missing.yaml", None, "config file missing.yaml: does not exist"),
+    ("zero.yaml", "training: {epochs: 0}\n", "training.epochs: 0 is less than the minimum of 1"),
+])
+def test_check_config_names_the_file_snakemake_does_not(tmp_path, name, content, says):
+    """Snakemake reads --configfile files before the workflow, and for these says no file (or no line); the
+    check-config command names it."""
+    from conftest import normrobust_cli
+
+    root = Path(__file__).resolve().parents[1]
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    r = normrobust_cli("check-config", "--base", str(root / "config.yaml"), name, cwd=tmp_path)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
+
+
+def test_check_config_accepts_a_preset_and_says_what_it_plans(tmp_path):
+    from conftest import normrobust_cli
+
+    root = Path(__file__).resolve().parents[1]
+    r = normrobust_cli("check-config", "--base", str(root / "config.yaml"),
+                       str(root / "workflow" / "presets" / "mnist-quick.yaml"), cwd=tmp_path)
+    assert r.returncode == 0 and re.match(r"ok: \d+ studies, \d+ trained models x \d+ seeds", r.stdout), r.stderr

@@ -23,6 +23,8 @@ COMMANDS = {
     "claims": ("normrobust.claims", "check the papers' claims against the tables"),
     "figure": ("normrobust.figures", "one figure from the tables"),
     "report": ("normrobust.report", "render and build the LaTeX report"),
+    "check-config": ("normrobust.check_config", "the config a run would use (config.yaml + --configfile files), "
+                     "checked"),
     "evidence": ("normrobust.evidence", "the evidence page (docs/evidence.md) from finished runs' tables"),
 }
 DEBUG_ENV = "NORMROBUST_DEBUG"
