@@ -1,5 +1,6 @@
 """Derived datasets of E3 / E4 (D_R, D_NR, D_rand, D_det, conflict): normrobust.data.derived."""
 
+import copy
 import json
 import re
 
@@ -8,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import tiny
+from conftest import ROOT
 from normrobust.data import (
     DATASET_KINDS,
     dataset_num_classes,
@@ -348,3 +350,189 @@ def test_config_helpers_answer_from_the_base():
     r = derived.resolve_settings("d_small", ds["d_small"])
     assert (r["steps"], r["step"], r["eps"], r["n"]) == (100, 0.1, 0.5, 100)
     assert derived.resolve_settings("d_small", ds["d_small"], n_base=99)["n"] == 99, "n is an upper bound"
+
+
+# ------------------------------------------------------------------------------------------- held-out readers
+READERS = {"robust": {"arch": "cnn", "norm": "none", "regime": "pgd_linf", "seed": 0},
+           "standard": {"arch": "cnn", "norm": "bn", "regime": "standard", "seed": 1}}
+
+
+@pytest.mark.parametrize("readers,pattern", [
+    ({**READERS, "robust": {**READERS["robust"], "colour": 1}},
+     r"^datasets\.d_x\.readers\.robust\.colour: unknown key \(allowed: arch, norm, regime, seed, dataset; "),
+    ({**READERS, "standard": dict(SOURCE)},  # its dataset defaults to the source's
+     r"^datasets\.d_x\.readers\.standard: gen/cnn/bn/standard/s0 is the source cell, not held out \(allowed: "
+     r"another seed, arch, norm or regime than the source's\)$"),
+    ({"robust": READERS["robust"]}, r"^datasets\.d_x\.readers\.standard: missing: both readers are needed \(allowed: "
+                                    r"robust, standard\)$"),
+    ({**READERS, "weak": READERS["robust"]}, r"^datasets\.d_x\.readers\.weak: unknown reader kind \(allowed: robust, "),
+    ({**READERS, "robust": {"arch": "cnn", "norm": "none", "regime": "pgd_linf"}},
+     r"^datasets\.d_x\.readers\.robust\.seed: missing \(allowed: arch, norm, regime, seed, dataset"),
+    ({**READERS, "robust": {**READERS["robust"], "seed": -1}}, r"^datasets\.d_x\.readers\.robust\.seed: must be an "
+                                                               r"integer >= 0"),
+    ({**READERS, "robust": READERS["standard"]},
+     r"^datasets\.d_x\.readers\.standard: gen/cnn/bn/standard/s1 is the robust reader's cell too"),
+])
+def test_readers_are_validated_one_line_naming_the_key(base, model, readers, pattern):
+    cfg = {**entry("robust"), "source": {**SOURCE, "dataset": "gen"}, "readers": readers}
+    with pytest.raises(ValueError) as e:
+        derived.resolve_settings("d_x", cfg)
+    assert "\n" not in str(e.value) and re.search(pattern, str(e.value)), str(e.value)
+    with pytest.raises(SystemExit) as e:  # derive-data says the same before making anything
+        derived.derive("d_x", cfg, base, model)
+    assert re.search(pattern, str(e.value)), str(e.value)
+
+
+def test_readers_against_the_config_one_line():
+    """With the config: a reader defaulting to the source's dataset is the source; a reader of the wrong kind."""
+    from normrobust import config as config_module
+    from normrobust.plan import PlanError
+
+    cfg = config_module.load(ROOT / "config.yaml")
+    src = dict(cfg["datasets"]["d_robust"]["source"])  # no dataset: the base's, generated
+    cases = [({"robust": {**src, "dataset": "generated"}, "standard": {**src, "regime": "standard"}},
+              r"^datasets\.d_robust\.readers\.robust: generated/cnn/none/pgd_linf/s0 is the source cell, not held out"),
+             ({"robust": {**src, "regime": "standard", "seed": 1}, "standard": {**src, "regime": "standard"}},
+              r"^datasets\.d_robust\.readers\.robust\.regime: 'standard' trains without attacks; the robust reader "
+              r"must be adversarially trained \(allowed: pgd_linf, pgd_small, "),
+             ({"robust": {**src, "seed": 1}, "standard": {**src, "regime": "pgd_small"}},
+              r"^datasets\.d_robust\.readers\.standard\.regime: 'pgd_small' trains on attacks; the standard reader "
+              r"must be standard trained \(allowed: standard, "),
+             ({"robust": {**src, "seed": 7}, "standard": {**src, "regime": "standard"}},
+              r"^datasets\.d_robust\.readers\.robust\.seed: 7 is not one of the config's seeds \(allowed: "
+              + ", ".join(map(str, cfg["seeds"])) + r"\)$"),
+             ({"robust": {**src, "seed": 1, "arch": "nope"}, "standard": {**src, "regime": "standard"}},
+              r"^datasets\.d_robust\.readers\.robust\.arch: 'nope' is not defined under archs \(allowed: ")]
+    for readers, pattern in cases:
+        bad = copy.deepcopy(cfg)
+        bad["datasets"]["d_robust"]["readers"] = readers
+        with pytest.raises(PlanError) as e:
+            config_module.validate(bad)
+        assert "\n" not in str(e.value) and re.search(pattern, str(e.value)), str(e.value)
+
+
+@pytest.fixture(scope="module")
+def readers(base):
+    """Two tiny held-out models fitted to the base (other seeds than the source; which is "robust" is only a name
+    here: the rates are what each one reads)."""
+    x, y = base["train"]["x"].float() / 255, base["train"]["y"]
+    out = {"robust": tiny.fit_mlp(x, y, K, steps=150, seed=1), "standard": tiny.fit_mlp(x, y, K, steps=150, seed=2)}
+    for m in out.values():
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+    return out
+
+
+def without_ground_truth(data):
+    """A base like a real dataset's: no feature templates, no counterfactual sets."""
+    return {k: v for k, v in data.items() if k not in ("templates", "counterfactual")}
+
+
+def reader_rates(readers, out):
+    """What each reader predicts on the stored images, as the share of the set's labels (computed here)."""
+    return {k: (predict(m, out["train"]["x"]) == out["train"]["y"]).double().mean().item() for k, m in readers.items()}
+
+
+@pytest.mark.parametrize("method,kind,feature", [("robust", "robust", "rf"), ("nonrobust", "standard", "nrf"),
+                                                 ("det", "standard", "nrf")])
+def test_without_ground_truth_the_intended_rate_is_the_held_out_readers(base, model, readers, method, kind, feature,
+                                                                         capsys):
+    """On a base without ground truth: reader_<kind>_rate is what that reader predicts on the set's images, and the
+    intended rate is the rate of the reader of the intended feature's kind; below min_rate it is logged, not a stop."""
+    nogt = without_ground_truth(base)
+    cfg = entry(method, steps=1 if method == "nonrobust" else 10, n=60, readers=READERS)
+    cfg["min_rate"] = 0.8 if method in derived.FEATURE_METHODS else 0  # the attack's target rate is checked as ever
+    out = derived.derive(f"d_{method}", cfg, nogt, model, readers)
+    rec = out["meta"]["derived"]
+    want = reader_rates(readers, out)
+    assert rec["reader_robust_rate"] == want["robust"] and rec["reader_standard_rate"] == want["standard"]
+    assert (rec["intended"], rec["intended_by"]) == (feature, f"held-out {kind} reader")
+    assert rec["intended_rate"] == want[kind]
+    assert "rf_rate" not in rec and "nrf_rate" not in rec  # no ideal readers here
+    assert rec["readers"] == READERS  # recorded as named (the workflow names the source's dataset: theirs then too)
+    if method == "nonrobust":  # one step from another image: the standard reader mostly reads the start's class
+        assert rec["intended_rate"] < 0.8
+        assert "by the held-out standard reader (< min_rate 80%" in capsys.readouterr().err
+    # without readers, nothing is measured and nothing is claimed
+    plain = derived.derive(f"d_{method}", {k: v for k, v in cfg.items() if k != "readers"}, nogt, model)
+    assert not {"intended_rate", "intended_by", "reader_robust_rate"} & set(plain["meta"]["derived"])
+
+
+def test_with_ground_truth_the_intended_rate_stays_the_ideal_readers(base, model, readers):
+    out = derived.derive("d_det", entry("det", steps=10, n=60, readers=READERS), base, model, readers)
+    rec = out["meta"]["derived"]
+    want = reader_rates(readers, out)
+    assert rec["reader_robust_rate"] == want["robust"] and rec["reader_standard_rate"] == want["standard"]
+    assert rec["intended_by"] == "ground truth" and rec["intended"] == "nrf"
+    assert rec["intended_rate"] == rec["nrf_rate"]  # the ideal NRF reader's, not a held-out model's
+    with pytest.raises(SystemExit, match=r"^datasets\.d_det\.readers: \['robust', 'standard'\] named, models \[\] "):
+        derived.derive("d_det", entry("det", steps=1, n=10, readers=READERS), base, model)
+
+
+def test_the_cli_loads_and_checks_the_readers(tmp_path, base, model):
+    """--reader KIND=model.pt and --reader-trained-with KIND=digest: loaded like the source, checked against the
+    settings' digest; the record lands in <out>.json, and the derived table reads it (and older records)."""
+    from normrobust.aggregate import derived_table
+
+    base_path = tmp_path / "gen.pt"
+    save_torch(without_ground_truth(base), base_path)
+    settings, _ = tiny.settings_of({"cell": {"dataset": "gen", "arch": "cnn", "norm": "bn", "regime": "standard"},
+                                    "arch": ARCH, "regime": {"name": "standard", "attack": None},
+                                    "training": {"epochs": 1, "batch_size": 16, "lr": 0.1, "history": {"n_test": 10}}})
+    plain_meta = {k: v for k, v in base["meta"].items() if not isinstance(v, torch.Tensor)}
+    files = {}
+    for name, seed in (("source", 0), ("robust", 2), ("standard", 1)):
+        files[name] = tmp_path / name / "model.pt"
+        save_torch({"state_dict": model.state_dict(), "settings": settings.to_json(),
+                    "cell": settings.model.cell(seed).as_dict(), "meta": plain_meta, "epochs": 1}, files[name])
+    cfg = entry("det", steps=5, n=30, batch_size=16, readers=READERS)
+
+    def run(*extra, out=tmp_path / "d_det.pt"):
+        return derived.main(["--name", "d_det", "--settings", json.dumps(cfg), "--base", str(base_path),
+                             "--source", str(files["source"]), "--device", "cpu", "--out", str(out),
+                             "--threads", "1", *extra])
+
+    args = [f"--reader={k}={files[k]}" for k in READERS] + [f"--reader-trained-with={k}={settings.digest()}"
+                                                            for k in READERS]
+    assert run(*args) == 0
+    rec = json.loads((tmp_path / "d_det.json").read_text())
+    images = load_prepared(tmp_path / "d_det.pt")["train"]
+    rate = (predict(model, images["x"]) == images["y"]).double().mean().item()  # every reader is the source's model
+    assert rec["reader_robust_rate"] == rec["reader_standard_rate"] == rec["intended_rate"] == pytest.approx(rate)
+    assert rec["intended_by"] == "held-out standard reader"
+    with pytest.raises(SystemExit, match="trained with other settings"):
+        run(*args[:2], f"--reader-trained-with=robust={'0' * 16}", out=tmp_path / "bad.pt")
+    with pytest.raises(SystemExit, match=r"^--reader: 'weak=x' is not KIND=VALUE"):
+        run("--reader=weak=x", out=tmp_path / "bad.pt")
+    with pytest.raises(SystemExit, match=r"^datasets\.d_det\.readers: \['robust', 'standard'\] named, models "
+                                         r"\['robust'\] given"):
+        run(args[0], out=tmp_path / "bad.pt")
+    assert not (tmp_path / "bad.pt").exists()
+    older = {k: v for k, v in rec.items() if not k.startswith("reader") and k != "intended_by"}
+    table = derived_table([rec, {**older, "name": "d_old"}])
+    assert table["intended_by"].tolist()[0] == "held-out standard reader" and table["intended_by"].isna().tolist()[1]
+    assert table["reader_robust_rate"].tolist()[0] == rec["reader_robust_rate"]
+    assert table["reader_standard_rate"].isna().tolist()[1]
+
+
+def test_carries_says_what_measured_the_rate():
+    import pandas as pd
+
+    from normrobust.analysis.preconditions import carries
+
+    derived_csv = pd.DataFrame([dict(name="d_r", n=1000, intended_rate=0.95, intended_by="held-out robust reader"),
+                                dict(name="d_g", n=1000, intended_rate=0.5, intended_by="ground truth"),
+                                dict(name="d_old", n=1000, intended_rate=0.95, intended_by=None),
+                                dict(name="d_none", n=1000, intended_rate=None, intended_by=None)])
+    frames = {"derived": derived_csv}
+    for name, by, verdict in (("d_r", "held-out robust reader", "PASS"), ("d_g", "ground truth", "FAIL"),
+                              ("d_old", "ground truth", "PASS")):
+        p = carries(name, 0.8, "the label's robust feature")
+        j = p.judge(frames)
+        assert j.verdict == verdict and j.note == f"by the {by}"
+        assert p.describe(j).startswith(f"{name} carries the label's robust feature on at least 80% of its images "
+                                        f"(by the {by}) ({verdict}: ")
+    p = carries("d_none", 0.8, "x")
+    j = p.judge(frames)
+    assert j.verdict == "INCONCLUSIVE" and "no intended rate recorded for d_none" in p.describe(j)

@@ -67,6 +67,31 @@ def test_plan_of_the_default_config(plan):
         assert all(t.seed == j.source.seed and t.dataset == j.source.dataset for j in jobs for t in j.targets)
 
 
+def test_derived_readers_are_trained_and_inputs_of_derive_data(plan):
+    """A derived dataset's held-out readers (robust, standard) are trained cells, their model files inputs of its
+    derive_data job and their settings digests checked by it; a set without readers has neither."""
+    cfg = copy.deepcopy(plan.config)
+    readers = {"robust": {"arch": "cnn", "norm": "ln", "regime": "pgd_linf", "seed": 1},
+               "standard": {"arch": "cnn", "norm": "ln", "regime": "standard", "seed": 0}}
+    cfg["datasets"]["d_robust"]["readers"] = readers
+    other = Plan(config.validate(cfg))
+    cells = {k: Cell.of({"dataset": "generated", **r}) for k, r in readers.items()}
+    assert not {c.model for c in cells.values()} & set(plan.trained), "no study trains them: only the readers ask"
+    assert set(cells.values()) <= set(other.sources)
+    assert {c.model for c in cells.values()} <= set(other.trained)
+    assert set(other.trained) - set(plan.trained) == {c.model for c in cells.values()}
+    inputs = other.derive_inputs("d_robust")
+    L = other.layout
+    assert {k: v for k, v in inputs.items() if k.startswith("readers_")} == {
+        f"readers_{k}": L.model_file(c.model, c.seed) for k, c in cells.items()}
+    assert inputs["source"] == plan.derive_inputs("d_robust")["source"]
+    digest = {k: other.train_settings(c.model).digest() for k, c in cells.items()}
+    assert other.reader_args("d_robust") == " ".join(  # derive-data's arguments: each file and its digest
+        f"--reader {k}={L.model_file(c.model, c.seed)} --reader-trained-with {k}={digest[k]}" for k, c in cells.items())
+    assert other.derive_settings("d_robust")["readers"] == readers
+    assert other.reader_args("d_det") == "" and not any(k.startswith("readers_") for k in other.derive_inputs("d_det"))
+
+
 def test_what_studies_declare_reaches_only_their_models(plan):
     e2 = set(study_models(plan.studies["e2_trajectories"]))
     e4 = set(study_models(plan.studies["e4_conflict"]))

@@ -18,8 +18,11 @@ transfer.csv  study, dataset, seed, source_* (arch, norm, regime, epoch, final),
               per-source file has no per-image record
 costs.csv     rule, target, wall_s, cpu_s, max_rss_mib, peak_gpu_mem_mib        (one row per compute job)
 derived.csv   name, method, base, source, n, steps, step, eps, source_acc, target_rate, label_rate, rf_rate,
-              rf_label_rate, nrf_rate, intended, intended_rate, seconds    (one row per derived dataset: what
-              derive-data measured, ground truth included where the base has it)
+              rf_label_rate, nrf_rate, intended, intended_rate, intended_by, reader_robust_rate,
+              reader_standard_rate, seconds    (one row per derived dataset: what derive-data measured, ground truth
+              included where the base has it; reader_*_rate: the share of its images its held-out robust / standard
+              reader classifies as its intended label; intended_by: "ground truth" or "held-out <kind> reader".
+              Empty where a record has none, e.g. an older one)
 run_info.json the resolved config, its hash, git commit, package versions, device, machine
 
 Figures, LaTeX tables and the report read only these files.
@@ -102,11 +105,13 @@ FEATURE_PART_COLUMNS = TRANSFER_COLUMNS[-4:]
 
 
 DERIVED_COLUMNS = ["name", "method", "base", "source", "n", "steps", "step", "eps", "source_acc", "target_rate",
-                   "label_rate", "rf_rate", "rf_label_rate", "nrf_rate", "intended", "intended_rate", "seconds"]
+                   "label_rate", "rf_rate", "rf_label_rate", "nrf_rate", "intended", "intended_rate", "intended_by",
+                   "reader_robust_rate", "reader_standard_rate", "seconds"]
 
 
 def derived_table(docs: Iterable[dict]) -> pd.DataFrame:
-    """The derived datasets' records (``results/data/<name>.json``) → one row each; the source as a cell path."""
+    """The derived datasets' records (``results/data/<name>.json``) → one row each; the source as a cell path. A key a
+    record lacks (an older record: no readers, no ``intended_by``) is an empty value."""
     rows = []
     for d in docs:
         src = d.get("source") or {}

@@ -106,6 +106,18 @@ def derived_source(config: dict, name: str) -> Cell:
     return Cell.of(src)
 
 
+def derived_readers(config: dict, name: str) -> dict[str, Cell]:
+    """A derived dataset's held-out reader cells by kind (robust, standard; {} without ``readers``), their dataset
+    defaulting to the source's; PlanError (one line) when one is not the config's, not held out or not of its kind."""
+    from .data.derived_settings import resolve_readers
+
+    try:
+        readers = resolve_readers(name, config["datasets"][name], derived_source(config, name).as_dict(), config)
+    except ValueError as e:
+        raise PlanError(str(e)) from None
+    return {k: Cell.of(r) for k, r in readers.items()}
+
+
 def transfer_attack(config: dict, study: dict) -> dict:
     """The attack a study's transfer jobs make (its own ``transfer.attack``, else the config's ``transfer.attack``),
     as the config writes it: the jobs use it, transfer.csv records it, the report prints it."""
@@ -148,9 +160,10 @@ class Plan:
         self.cells: list[Cell] = [m.cell(s) for m in self.models for s in self.seeds]
         self.datasets: list[str] = self._datasets()
         self.derived: list[str] = [d for d in self.datasets if config["datasets"][d].get("kind") == "derived"]
-        sources = list(dict.fromkeys(derived_source(config, d) for d in self.derived))
-        self.sources: list[Cell] = sources
-        #: every model trained: the studies' models, then derived datasets' source models no study lists
+        sources = list(dict.fromkeys(c for d in self.derived
+                                     for c in (derived_source(config, d), *derived_readers(config, d).values())))
+        self.sources: list[Cell] = sources  # the cells derived datasets are made (and read) with
+        #: every model trained: the studies' models, then derived datasets' source and reader models no study lists
         self.trained: list[Model] = self.models + [m for m in dict.fromkeys(c.model for c in sources)
                                                    if m not in self.models]
 
@@ -164,7 +177,8 @@ class Plan:
             d = self.config["datasets"][name]
             if d.get("kind") == "derived":
                 add(d["base"])
-                add(derived_source(self.config, name).dataset)
+                for c in (derived_source(self.config, name), *derived_readers(self.config, name).values()):
+                    add(c.dataset)
             out.append(name)
 
         for s in self.studies.values():
@@ -314,10 +328,17 @@ class Plan:
         return self.train_settings(derived_source(self.config, name).model).digest()
 
     def derive_inputs(self, name: str) -> dict[str, str]:
-        """A derived dataset (E3/E4) is made from its base dataset with the model of its source cell."""
-        src = derived_source(self.config, name)
-        return {"base": self.layout.data(self.config["datasets"][name]["base"]),
-                "source": self.layout.model_file(src.model, src.seed)}
+        """A derived dataset (E3/E4) is made from its base dataset with the model of its source cell (and read by its
+        held-out readers' models: ``readers_<kind>``)."""
+        src, L, readers = derived_source(self.config, name), self.layout, derived_readers(self.config, name)
+        return {"base": L.data(self.config["datasets"][name]["base"]), "source": L.model_file(src.model, src.seed),
+                **{f"readers_{k}": L.model_file(c.model, c.seed) for k, c in readers.items()}}
+
+    def reader_args(self, name: str) -> str:
+        """derive-data's held-out readers: ``--reader KIND=model.pt --reader-trained-with KIND=digest`` for each."""
+        readers = derived_readers(self.config, name)
+        return " ".join(f"--reader {k}={self.layout.model_file(c.model, c.seed)} --reader-trained-with "
+                        f"{k}={self.train_settings(c.model).digest()}" for k, c in readers.items())
 
     def transfer_inputs(self, key: tuple[Model, str, str]) -> dict[str, Any]:
         """One transfer job's inputs: the sources (and their saved epoch), the targets, the dataset."""
@@ -421,6 +442,6 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-__all__ = ["DESIGNS", "EXECUTION_KEYS", "FINAL", "Plan", "PlanError", "TransferJob", "config_hash", "derived_source",
-           "enabled_studies", "history_passes", "study_cells", "study_datasets", "study_models", "study_pairs",
-           "transfer_attack"]
+__all__ = ["DESIGNS", "EXECUTION_KEYS", "FINAL", "Plan", "PlanError", "TransferJob", "config_hash", "derived_readers",
+           "derived_source", "enabled_studies", "history_passes", "study_cells", "study_datasets", "study_models",
+           "study_pairs", "transfer_attack"]

@@ -16,7 +16,8 @@ rule prepare_data:
         "--settings {params.settings} --out {output} 2> {log}"
 
 
-# E3/E4: a dataset made from a trained model (robust / non-robust features, targeted attacks).
+# E3/E4: a dataset made from a trained model (robust / non-robust features, targeted attacks), read by its
+# held-out reader models when it names them (their files are inputs: readers_robust, readers_standard).
 rule derive_data:
     input:
         unpack(get_derive_inputs),
@@ -37,8 +38,9 @@ rule derive_data:
             json.dumps(PLAN.derive_settings(w.dataset), sort_keys=True)
         ),
         trained=lambda w: PLAN.source_digest(w.dataset),
+        readers=lambda w: PLAN.reader_args(w.dataset),
     shell:
         "{PY} -m normrobust derive-data --name {wildcards.dataset} --settings {params.settings} "
         "--base {input.base} --source {input.source} --source-trained-with {params.trained} "
-        "--out {output.data} "
+        "{params.readers} --out {output.data} "
         "--threads {threads} 2> {log}"

@@ -159,8 +159,11 @@ def white_box(study: str, source: dict[str, Any], level: float, what: str) -> Pr
 
 
 def carries(dataset: str, rate: float, what: str) -> Precondition:
-    """Derived dataset ``dataset`` carries its intended feature (``what``) on at least ``rate`` of its images, by the
-    generator's ideal readers (derived.csv ``intended_rate`` over ``n`` images; binomial 95 % interval)."""
+    """Derived dataset ``dataset`` carries its intended feature (``what``) on at least ``rate`` of its images
+    (derived.csv ``intended_rate`` over ``n`` images; binomial 95 % interval), measured by the generator's ideal readers
+    (the ground truth) or, on real images, by the held-out reader of the feature's kind (derived.csv ``intended_by``;
+    empty in older tables, which measured by the ground truth only): its description says by which."""
+    from dataclasses import replace
 
     def judge(frames: dict) -> Judged:
         d = frames.get("derived")
@@ -168,16 +171,23 @@ def carries(dataset: str, rate: float, what: str) -> Precondition:
             return Judged(INCONCLUSIVE, note="derived.csv not available")
         row = d[d["name"] == dataset]
         if row.empty or not np.isfinite(float(row["intended_rate"].iloc[0])):
-            return Judged(INCONCLUSIVE, note=f"no ground truth recorded for {dataset}")
+            return Judged(INCONCLUSIVE, note=f"no intended rate recorded for {dataset} (no ground truth, no held-out "
+                                             f"readers)")
         p, n = float(row["intended_rate"].iloc[0]), float(row["n"].iloc[0])
+        by = row["intended_by"].iloc[0] if "intended_by" in row.columns else None
         half = Z975 * float(rate_se(p, n))
         lo, hi = p - half, p + half
         verdict = PASS if lo > rate else FAIL if hi < rate else INCONCLUSIVE
-        return Judged(verdict, p, lo, hi, 1)
+        return Judged(verdict, p, lo, hi, 1, note=f"by the {by if isinstance(by, str) and by else 'ground truth'}")
 
-    return Precondition(text=f"{dataset} carries {what} on at least {fmt_num(rate * 100)}% of its images",
-                        metric="intended_rate", level=rate, judge=judge, key=("carries", dataset, rate),
-                        tables=("derived",))
+    class _Carries(Precondition):
+        def describe(self, j: Judged) -> str:  # what measured the rate is known once judged: it joins the words
+            by = f" ({j.note})" if j.note.startswith("by the ") else ""
+            return Precondition.describe(replace(self, text=self.text + by), j)
+
+    return _Carries(text=f"{dataset} carries {what} on at least {fmt_num(rate * 100)}% of its images",
+                    metric="intended_rate", level=rate, judge=judge, key=("carries", dataset, rate),
+                    tables=("derived",))
 
 
 def any_of(text: str, options: Sequence[Precondition]) -> Precondition:

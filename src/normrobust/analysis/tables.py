@@ -47,7 +47,7 @@ NUMERIC_COLUMNS: dict[str, list[str]] = {
                  "white_box_n", "rf_success_rate", "nrf_success_rate"],
     "costs": ["wall_s", "cpu_s", "max_rss_mib", "peak_gpu_mem_mib"],
     "derived": ["n", "steps", "step", "eps", "source_acc", "target_rate", "label_rate", "rf_rate", "rf_label_rate",
-                "nrf_rate", "intended_rate", "seconds"],
+                "nrf_rate", "intended_rate", "reader_robust_rate", "reader_standard_rate", "seconds"],
 }
 
 

@@ -27,7 +27,8 @@ their target class on the source model; on a base with ground truth (the generat
 images must carry the intended feature by the ideal readers on at least that fraction: D_R the label's robust
 feature, D_NR the label's non-robust feature, D_rand / D_det / conflict the new label's non-robust feature. A set
 that falls short stops with one line naming the source cell and the rate: it does not implant what the study
-needs.
+needs. Held-out ``readers`` (trained cells other than the source, one robust, one standard) record the share of images
+each classifies as the set's intended label; on real images that of the intended feature's kind is the intended rate.
 
 Output: the prepared-dataset dict (see ``normrobust.data``): ``train`` = {x: uint8 derived images, y: new labels,
 base_y: the base labels of the images they come from, start_index (robust / nonrobust): the base index of each
@@ -51,7 +52,17 @@ from torch import Tensor, nn
 from ..attacks import attack, attack_mode
 from ..layout import Layout
 from ..utils import log, pick_device, save_json, save_torch, seeded_generator, set_threads
-from .derived_settings import ATTACK_METHODS, DEFAULT_STEPS, DEFAULTS, FEATURE_METHODS, METHODS, resolve_settings
+from .derived_settings import (
+    ATTACK_METHODS,
+    DEFAULT_STEPS,
+    DEFAULTS,
+    FEATURE_METHODS,
+    INTENDED,
+    METHODS,
+    check_rates,
+    reader_pairs,
+    resolve_settings,
+)
 
 # independent random streams of seeded_generator(seed, stream)
 _STREAM_START, _STREAM_TARGET = 0, 1
@@ -59,7 +70,7 @@ _TINY = 1e-12
 _LOG_EVERY_S = 30.0  # a progress line at least this often (and after the first and the last batch)
 
 __all__ = ["METHODS", "DEFAULT_STEPS", "DEFAULTS", "resolve_settings", "last_linear", "penultimate_features",
-           "start_indices", "choose_targets", "robustify", "targeted_pgd", "derive", "main"]
+           "start_indices", "choose_targets", "robustify", "targeted_pgd", "derive", "ground_truth", "read_by", "main"]
 
 
 # ---------------------------------------------------------------------------------------------- features
@@ -220,12 +231,12 @@ def _cpu(obj):
     return obj
 
 
-def derive(name: str, cfg: dict, base: dict, model: nn.Module) -> dict:
+def derive(name: str, cfg: dict, base: dict, model: nn.Module, readers: dict[str, nn.Module] | None = None) -> dict:
     """Build derived dataset ``name`` (config entry ``cfg``) from the prepared ``base`` dict and the trained
     source ``model`` (on the device the base's tensors are on). Returns the dataset dict, on the CPU.
 
     Bad settings raise SystemExit, one line naming the key. ``meta["derived"]`` holds ``method, base, source,
-    steps, step, eps, n, batch_size, seed, attack_mode`` ("eval"), ``seconds`` and measured facts:
+    readers, steps, step, eps, n, batch_size, seed, attack_mode`` ("eval"), ``seconds`` and measured facts:
 
     * robust / nonrobust: ``feature_dist_start`` / ``feature_dist_final`` (mean ‖f(z) − f(x)‖₂ at the start
       and at the kept iterate), ``feature_dist_ratio`` (mean per-image final/start), ``label_rate`` (fraction of
@@ -236,11 +247,15 @@ def derive(name: str, cfg: dict, base: dict, model: nn.Module) -> dict:
     * conflict also ``base_derived``: the base's own ``derived`` record;
     * with ground truth (a base with the generated dataset's templates): ``rf_rate`` (fraction of images the
       ideal RF reader assigns their base label y), ``nrf_rate`` (the ideal NRF reader assigns their new label),
-      ``rf_label_rate`` (the RF reader assigns the new label), ``intended`` ("rf" / "nrf") and ``intended_rate``.
+      ``rf_label_rate`` (the RF reader assigns the new label), ``intended`` ("rf" / "nrf") and ``intended_rate``;
+    * with ``readers`` (held-out models by kind, as the settings name them): :func:`read_by`'s rates, and by them
+      ``intended`` / ``intended_rate`` without ground truth; ``intended_by``: "ground truth", "held-out <kind> reader".
 
-    Stops (SystemExit, one line) when ``target_rate`` or ``intended_rate`` is below ``min_rate``.
+    Stops (SystemExit, one line) when ``target_rate``, or ``intended_rate`` by the ground truth, is below ``min_rate``.
     """
-    s = _settings(name, cfg, base)
+    s, readers = _settings(name, cfg, base), readers or {}
+    if set(readers) != set(s["readers"]):
+        raise SystemExit(f"datasets.{name}.readers: {sorted(s['readers'])} named, models {sorted(readers)} given")
     n = s["n"]
     x = _float(base["train"]["x"][:n])
     y = base["train"]["y"][:n]
@@ -255,9 +270,10 @@ def derive(name: str, cfg: dict, base: dict, model: nn.Module) -> dict:
         images, labels, extra = _attack_set(model, base["meta"], x, y, s, record)
     templates = base.get("templates")
     if templates is not None and "rf" in templates and "nrf" in templates:
-        record.update(ground_truth(s["method"], images, y, labels, templates))
+        record.update(ground_truth(s["method"], images, y, labels, templates), intended_by="ground truth")
+    record.update(read_by(readers, s["method"], images, labels, s["batch_size"], record))
     record["seconds"] = time.perf_counter() - t0
-    _check_rates(name, record, s["min_rate"])
+    check_rates(name, record, s["min_rate"])
     _log_facts(name, record)
     train = {"x": images, "y": labels, "base_y": base_y, **extra}
     out = {k: v for k, v in base.items() if k not in ("train", "meta")}  # test, counterfactual, ...: unchanged
@@ -266,10 +282,11 @@ def derive(name: str, cfg: dict, base: dict, model: nn.Module) -> dict:
 
 
 #: the settings copied into ``meta["derived"]``, in this order
-_RECORD_KEYS = ("method", "base", "source", "steps", "step", "eps", "n", "batch_size", "seed")
+_RECORD_KEYS = ("method", "base", "source", "readers", "steps", "step", "eps", "n", "batch_size", "seed")
 #: the measured facts logged when a set is done
 _FACT_KEYS = ("feature_dist_start", "feature_dist_final", "feature_dist_ratio", "label_rate", "source_acc",
-              "target_rate", "l2_mean", "rf_rate", "nrf_rate", "intended_rate")
+              "target_rate", "l2_mean", "rf_rate", "nrf_rate", "reader_robust_rate", "reader_standard_rate",
+              "intended_rate")
 
 
 def _settings(name: str, cfg: dict, base: dict) -> dict:
@@ -342,10 +359,6 @@ def _attack_set(model: nn.Module, meta: dict, x: Tensor, y: Tensor, s: dict,
     return images, target, {}
 
 
-#: the feature each method is meant to implant with the dataset's label: "rf" (robust) or "nrf" (non-robust)
-INTENDED = {"robust": "rf", "nonrobust": "nrf", "rand": "nrf", "det": "nrf", "conflict": "nrf"}
-
-
 def ground_truth(method: str, images: Tensor, base_y: Tensor, labels: Tensor, templates: dict) -> dict:
     """What the derived images carry by the generated dataset's ideal readers (normrobust.data.generated):
     ``rf_rate`` (RF of the base label), ``rf_label_rate`` (RF of the new label), ``nrf_rate`` (NRF of the new
@@ -363,21 +376,18 @@ def ground_truth(method: str, images: Tensor, base_y: Tensor, labels: Tensor, te
             "intended_rate": rates["rf_label_rate"] if feature == "rf" else rates["nrf_rate"]}
 
 
-def _check_rates(name: str, record: dict, min_rate: float) -> None:
-    """Stop when the attacks missed their target, or the images lack their intended feature, too often."""
-    source = record["source"]
-    src = "/".join(str(source[k]) for k in ("dataset", "arch", "norm", "regime") if k in source) \
-        + f"/s{source.get('seed', '?')}"
-    if record.get("target_rate") is not None and record["target_rate"] < min_rate:
-        raise SystemExit(f"datasets.{name}: the targeted attacks on source cell {src} reach their target on "
-                         f"{record['target_rate']:.1%} of images (< min_rate {min_rate:.0%}): the source does not "
-                         f"carry the features to implant, or the attack is too weak (raise steps / eps, or choose a "
-                         f"source that relies on non-robust features)")
-    if record.get("intended_rate") is not None and record["intended_rate"] < min_rate:
-        what = {"rf": "the label's robust feature", "nrf": "the new label's non-robust feature"}[record["intended"]]
-        raise SystemExit(f"datasets.{name}: only {record['intended_rate']:.1%} of images carry {what} by the ideal "
-                         f"reader (< min_rate {min_rate:.0%}; source cell {src}): the dataset does not implant what "
-                         f"it promises")
+def read_by(readers: dict[str, nn.Module], method: str, images: Tensor, labels: Tensor, batch_size: int,
+            record: dict) -> dict:
+    """``reader_<kind>_rate``: the fraction of ``images`` each held-out reader classifies as the set's intended label,
+    its stored one (D_R / D_NR: y; D_rand / D_det / conflict: t); without ground truth in ``record``, also
+    ``intended``, ``intended_rate`` by the reader of the intended feature's kind and ``intended_by``."""
+    out = {f"reader_{k}_rate": (_predict(m, images, batch_size) == labels.to(images.device)).double().mean().item()
+           for k, m in sorted(readers.items())}
+    if readers and record.get("intended_rate") is None:
+        kind = {"rf": "robust", "nrf": "standard"}[INTENDED[method]]  # robust models read RFs, standard ones NRFs
+        out.update(intended=INTENDED[method], intended_rate=out[f"reader_{kind}_rate"],
+                   intended_by=f"held-out {kind} reader")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -394,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--source-trained-with", default=None, help="the digest of the training settings the source "
                                                                 "model must have (the workflow passes it)")
+    p.add_argument("--reader", action="append", default=[], metavar="KIND=MODEL",
+                   help="a held-out reader's model.pt (KIND: robust, standard), once per reader the settings name")
+    p.add_argument("--reader-trained-with", action="append", default=[], metavar="KIND=DIGEST",
+                   help="the digest of the training settings a reader model must have (the workflow passes it)")
     a = p.parse_args(argv)
     try:
         cfg = json.loads(a.settings)
@@ -403,22 +417,28 @@ def main(argv: list[str] | None = None) -> int:
         resolve_settings(a.name, cfg)  # fail before loading anything
     except ValueError as e:
         raise SystemExit(str(e)) from None
+    files, digests = reader_pairs("--reader", a.reader), reader_pairs("--reader-trained-with", a.reader_trained_with)
     set_threads(a.threads)
     device = pick_device(a.device)
     from ..models.load import load_model
     from .loading import load_prepared
 
+    def load(path: str, expect: str | None, where: str) -> nn.Module:
+        model, _, cell, model_meta = load_model(path, device, expect=expect)
+        for key, mine, theirs in (("num_classes", [model_meta["num_classes"]], [base["meta"]["num_classes"]]),
+                                  ("shape", model_meta["shape"], base["meta"]["shape"])):
+            if [int(v) for v in mine] != [int(v) for v in theirs]:
+                raise SystemExit(f"datasets.{a.name}.{where}: the model {path} has {key} {model_meta[key]}, "
+                                 f"but base '{cfg.get('base')}' has {base['meta'][key]}")
+        for p_ in model.parameters():
+            p_.requires_grad_(False)  # only input gradients are needed
+        log(f"{where} model {path}: cell {cell.path}")
+        return model
+
     base = load_prepared(a.base, device)
-    model, _, cell, model_meta = load_model(a.source, device, expect=a.source_trained_with)
-    for key, mine, theirs in (("num_classes", [model_meta["num_classes"]], [base["meta"]["num_classes"]]),
-                              ("shape", model_meta["shape"], base["meta"]["shape"])):
-        if [int(v) for v in mine] != [int(v) for v in theirs]:
-            raise SystemExit(f"datasets.{a.name}.source: the model {a.source} has {key} {model_meta[key]}, "
-                             f"but base '{cfg.get('base')}' has {base['meta'][key]}")
-    for p_ in model.parameters():
-        p_.requires_grad_(False)  # only input gradients are needed
-    log(f"source model {a.source}: cell {cell.path}")
-    data = derive(a.name, cfg, base, model)
+    model = load(a.source, a.source_trained_with, "source")
+    readers = {k: load(f, digests.get(k), f"readers.{k}") for k, f in files.items()}
+    data = derive(a.name, cfg, base, model, readers)
     save_torch(data, a.out)
     save_json({"name": a.name, **data["meta"]["derived"]}, str(a.out).removesuffix(".pt") + ".json")
     log(f"wrote {a.out}: train {tuple(data['train']['x'].shape)}, test {tuple(data['test']['x'].shape)}")
