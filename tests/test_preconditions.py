@@ -97,3 +97,30 @@ def test_the_claims_step_writes_the_preconditions_table(tmp_path):
     assert set(table["claim"]) <= set(claims["id"])
     failed = set(table[table["verdict"] != PASS]["claim"])
     assert set(claims[claims["verdict"] == NOT_TESTABLE]["id"]) == failed, "NOT TESTABLE exactly where one fails"
+
+
+def test_a_derived_set_of_real_images_is_held_to_the_held_out_readers_level():
+    """By the ground truth (the generated data, through any chain of bases) a set must carry its feature on the
+    study's level; by a held-out reader (real images) on chance + the study's reader margin."""
+    from normrobust.analysis.preconditions import carries_level
+
+    config = {"datasets": {
+        "generated": {"kind": "generated", "num_classes": 10}, "fmnist": {"kind": "fashion_mnist"},
+        "d_r": {"kind": "derived", "method": "robust", "base": "generated"},
+        "d_c": {"kind": "derived", "method": "conflict", "base": "d_r"},
+        "f_r": {"kind": "derived", "method": "robust", "base": "fmnist"},
+        "f_c": {"kind": "derived", "method": "conflict", "base": "f_r"}}}
+    assert carries_level(config, "d_r", 0.8, 0.2) == carries_level(config, "d_c", 0.8, 0.2) == 0.8
+    assert carries_level(config, "f_r", 0.8, 0.2) == carries_level(config, "f_c", 0.8, 0.2) == pytest.approx(0.3)
+
+
+def test_only_the_generated_data_has_known_features():
+    """E9-rf-nrf splits a perturbation by the feature templates: on real images it is NOT TESTABLE, not 'not
+    measured' among the INCONCLUSIVE ones."""
+    from normrobust.analysis.preconditions import known_features
+    from normrobust.analysis.verdicts import FAIL, PASS
+
+    config = {"datasets": {"generated": {"kind": "generated"}, "mnist": {"kind": "mnist"}}}
+    assert known_features(config, "generated").judge({}).verdict == PASS
+    real = known_features(config, "mnist").judge({})
+    assert real.verdict == FAIL and "real images" in real.note

@@ -85,6 +85,18 @@ def dataset_method(config: dict[str, Any], name: str | None) -> str | None:
     return d.get("method") if isinstance(d, dict) and d.get("kind") == "derived" else None
 
 
+def has_ground_truth(config: dict[str, Any], name: str) -> bool:
+    """Whether dataset ``name`` is (or is derived, through its bases, from) the generated data, whose ideal readers
+    know every image's features; a derived set of real images is read by held-out models instead."""
+    datasets, seen = config.get("datasets") or {}, set()
+    d = datasets.get(name)
+    while isinstance(d, dict) and d.get("kind") == "derived" and name not in seen:
+        seen.add(name)
+        name = d.get("base")
+        d = datasets.get(name)
+    return isinstance(d, dict) and d.get("kind") == "generated"
+
+
 def dataset_label(config: dict[str, Any], name: str) -> str:
     """D_R, D_NR, D_rand, D_det, conflict set (from a derived dataset's method), else the dataset's name."""
     return DERIVED_NAMES.get(dataset_method(config, name) or "", str(name))

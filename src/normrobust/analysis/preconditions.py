@@ -12,6 +12,7 @@ one of whose preconditions does not hold (FAIL, or INCONCLUSIVE: not shown to ho
 * :func:`carries`: a derived dataset carries its intended feature on at least a share of its images, by the
   generator's ideal readers (derived.csv's ``intended_rate``; one measurement over its ``n`` images, judged by its
   binomial 95 % interval);
+* :func:`known_features`: the data's robust and non-robust features are known (the generated data only);
 * :func:`any_of`: one of several preconditions holds (E4: the no-norm model follows one of the two features).
 
 The claims step (:mod:`normrobust.analysis.claims_step`) judges every precondition once, marks the claims, and writes
@@ -31,7 +32,7 @@ import pandas as pd
 from ..data import dataset_num_classes
 from ..sampling import rate_se
 from .claims import Claim, Dominance, Level, Measured, Pair, Rank, Trajectory, cell_text, evaluate, no_data, pair
-from .labels import fmt_num, metric_is_percent
+from .labels import fmt_num, has_ground_truth, metric_is_percent
 from .metric import Metric
 from .selection import select
 from .verdicts import FAIL, INCONCLUSIVE, NOT_TESTABLE, PASS, Z975
@@ -204,6 +205,26 @@ def any_of(text: str, options: Sequence[Precondition]) -> Precondition:
     return Precondition(text=text, metric=options[0].metric, level=options[0].level, judge=judge,
                         key=("any_of", tuple(o.key for o in options)),
                         tables=tuple(dict.fromkeys(t for o in options for t in o.tables)))
+
+
+def known_features(config: dict, dataset: str) -> Precondition:
+    """The claim splits its data into robust and non-robust features: only the generated data's templates (known per
+    image, by construction) can; on real images no reader knows them, and the precondition fails."""
+    truth = has_ground_truth(config, dataset)
+    note = "the generated data's templates" if truth else "real images: no one knows their features"
+
+    def judge(frames: dict) -> Judged:
+        return Judged(PASS if truth else FAIL, note=note)
+
+    return Precondition(text=f"{dataset} has known robust and non-robust features", metric="known_features",
+                        level=math.nan, judge=judge, key=("known_features", dataset), tables=())
+
+
+def carries_level(config: dict, dataset: str, truth_level: float, reader_margin: float) -> float:
+    """The share of its images on which derived set ``dataset`` must carry its intended feature: ``truth_level`` by the
+    ground truth (a set of the generated data, read by its ideal readers), chance + ``reader_margin`` by a held-out
+    reader (a set of real images: no reader knows their features)."""
+    return truth_level if has_ground_truth(config, dataset) else chance(config, dataset) + reader_margin
 
 
 def chance(config: dict, dataset: str) -> float:

@@ -34,3 +34,11 @@ MEASURES: tuple[str, ...] = ("train_acc",)
 #: a derived set carries its intended feature on at least this share of its images (by the generator's ideal readers,
 #: where the base has them), or the claims that read it are NOT TESTABLE (as derive-data's default min_rate)
 CARRIES_LEVEL = 0.8
+#: on real images no reader knows the features: a held-out model of the feature's kind (the set's ``readers``: a robust
+#: one for D_R, a standard one for the NRF sets) reads the set instead, and it must classify the set's images as their
+#: label on at least chance + this margin (30 % with 10 classes), the margin by which a model "learned" something
+#: (normrobust.analysis.preconditions.LEARNED_MARGIN). Not the ground truth's 80 %: a held-out model reads only what
+#: transfers from the source to it (targeted adversarial examples fool a model other than their source far less often
+#: than the source), so a set that carries its feature for the models it was made for can read low on another model.
+#: Set before any real-image run was made (issue 22)
+READER_MARGIN = 0.2

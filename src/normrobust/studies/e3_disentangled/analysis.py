@@ -21,11 +21,11 @@ from ...analysis.labels import (
 from ...analysis.latex import stats_table
 from ...analysis.metric import CLEAN, LIGS, Metric
 from ...analysis.plotting import Figure
-from ...analysis.preconditions import attach_learned, carries
+from ...analysis.preconditions import attach_learned, carries, carries_level
 from ...analysis.reproduction import Published, find
 from ...analysis.selection import nseeds_text, seed_stats
 from ...analysis.study_view import StudyView
-from . import CARRIES_LEVEL, KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
+from . import CARRIES_LEVEL, KEY, READER_MARGIN, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
 TABLES = ("metrics",)
 METHODS = ["robust", "nonrobust", "rand", "det"]  # the derived datasets of this study, in the paper's order
@@ -149,7 +149,8 @@ def claims(view: StudyView) -> list[Claim]:
                                     paper=_quote(method, "clean_acc") if bn else ""))
     for c in out:  # each claim reads one derived set: it must carry its feature, and the models must have learned it
         ds = (c.cell if hasattr(c, "cell") else c.treat)["dataset"]
-        c.requires.append(carries(ds, CARRIES_LEVEL, INTENDED[dataset_method(view.config, ds)]))
+        at_least = carries_level(view.config, ds, CARRIES_LEVEL, READER_MARGIN)
+        c.requires.append(carries(ds, at_least, INTENDED[dataset_method(view.config, ds)]))
     return attach_learned(out, view.config, TRAIN_ACC, what="the derived set it was trained on")
 
 

@@ -8,7 +8,14 @@ import pandas as pd
 
 from ...analysis import plotting
 from ...analysis.claims import Claim, cell, pair
-from ...analysis.labels import dataset_label, dataset_method, fmt_paper, norm_label, regime_short, sort_norms
+from ...analysis.labels import (
+    dataset_label,
+    dataset_method,
+    fmt_paper,
+    norm_label,
+    regime_short,
+    sort_norms,
+)
 from ...analysis.latex import stats_table
 from ...analysis.metric import CLEAN, LIGS, Metric
 from ...analysis.plotting import Figure
@@ -18,13 +25,14 @@ from ...analysis.preconditions import (
     any_of,
     attach_learned,
     carries,
+    carries_level,
     chance,
     learned,
 )
 from ...analysis.reproduction import Published, find
 from ...analysis.selection import cell_order, nseeds_text, seed_stats
 from ...analysis.study_view import StudyView
-from . import CARRIES_LEVEL, KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
+from . import CARRIES_LEVEL, KEY, READER_MARGIN, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
 TABLES = ("metrics",)
 SHIFTED = Metric("shifted_acc")
@@ -79,7 +87,8 @@ def claims(view: StudyView) -> list[Claim]:
                                 f"no norm{tsfx}", LIGS, t, b, "decrease", paper=_quote("ligs") if bn else ""))
             follows = _follows_a_feature(view, ds, arch)
             for c in out[-3 * len([n for n in view.norms if n != "none"]):]:
-                c.requires += [carries(ds, CARRIES_LEVEL, "the new label's non-robust feature"), follows]
+                at_least = carries_level(view.config, ds, CARRIES_LEVEL, READER_MARGIN)
+                c.requires += [carries(ds, at_least, "the new label's non-robust feature"), follows]
     return attach_learned(out, view.config, TRAIN_ACC, what="its conflict training set")
 
 

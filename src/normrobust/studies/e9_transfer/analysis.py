@@ -29,7 +29,7 @@ from ...analysis.labels import (
 from ...analysis.latex import blank_repeats, empty_table, grouped, simple_table
 from ...analysis.paired import decoded, influence, variance
 from ...analysis.plotting import Figure
-from ...analysis.preconditions import Precondition, white_box
+from ...analysis.preconditions import Precondition, known_features, white_box
 from ...analysis.selection import cell_order, nseeds_text, seed_stats, select
 from ...analysis.study_view import StudyView
 from ...analysis.transfer_claim import SOURCE, TARGET, Transfer
@@ -95,6 +95,7 @@ def claims(view: StudyView) -> list[Claim]:
                                        "projected onto the robust features' span − onto the non-robust features' "
                                        "span, each at the full perturbation's L2 norm, per seed",
                                  dataset=ds, source={**a, "source_regime": std, "source_final": True}, targets=tgt))
+                out[-1].requires.append(known_features(view.config, ds))
             for c in out[first:]:
                 c.requires += white_box_of(view, c, ds, arch)
             first = len(out)
