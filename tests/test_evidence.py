@@ -86,16 +86,17 @@ def test_the_page_holds_provenance_claims_and_published_numbers_of_every_run(run
         for ds, d in info["config"]["datasets"].items():
             assert f"{ds} ({d['kind']})" in sec
         assert "- studies run: " + ", ".join(info["config"]["run"]) in sec
-        claims = claims_of(tables)
+        every = claims_of(tables)
+        claims = every[every["kind"] != "manipulation check"]  # listed apart, never counted
         rows = table_rows(sec, "Claims")
         assert rows[0] == ["id", "claim", "Δ mean [95 % CI]", "n seeds", "verdict", "note"]
         assert [(r[0], r[4]) for r in rows[1:]] == list(zip(claims["id"], claims["verdict"])), "claims.csv's order"
         for r, (_, c) in zip(rows[1:], claims.iterrows()):
-            assert r[5] == (c["note"] if c["verdict"] == "INCONCLUSIVE" else "")
+            assert r[5] == (c["note"] if c["verdict"] in ("INCONCLUSIVE", "NOT TESTABLE") else "").replace("|", "\\|")
             assert r[2] == "n/a" or re.fullmatch(r"[-+]?\d+\.\d{1,3}( pp)? \[\S+, \S+\]", r[2]), r[2]
         counts = claims["verdict"].value_counts()
         assert (f"PASS {counts.get('PASS', 0)} · FAIL {counts.get('FAIL', 0)} · INCONCLUSIVE "
-                f"{counts.get('INCONCLUSIVE', 0)} · NOT TESTABLE 0;") in sec
+                f"{counts.get('INCONCLUSIVE', 0)} · NOT TESTABLE {counts.get('NOT TESTABLE', 0)};") in sec
         published = table_rows(sec, "Published vs ours")
         assert published[0][-1] == "direction" and published[0][:4] == ["source", "setting", "quantity", "published"]
         assert [r[2] for r in published[1:]] == [p.quantity for p in PUBLISHED], "every number, in PUBLISHED's order"
@@ -117,11 +118,12 @@ def test_not_testable_and_manipulation_checks_are_counted_apart(runs, tmp_path):
     evidence = claims.drop(index=1)
     counts = evidence["verdict"].value_counts()
     decided = counts.get("PASS", 0) + counts.get("FAIL", 0)
-    testable = len(evidence) - 1
-    share = f"{decided} of {testable} testable claims ({100 * decided / testable:.1f} %)"
+    testable = len(evidence) - counts.get("NOT TESTABLE", 0)
+    share = (f"{decided} of {testable} testable claims ({100 * decided / testable:.1f} %)" if testable
+             else "no testable claim")
     assert (f"**Verdicts** ({len(evidence)} claims; 1 manipulation check listed apart): PASS {counts.get('PASS', 0)} "
-            f"· FAIL {counts.get('FAIL', 0)} · INCONCLUSIVE {counts.get('INCONCLUSIVE', 0)} · NOT TESTABLE 1; "
-            f"decided (PASS or FAIL): {share}.") in sec
+            f"· FAIL {counts.get('FAIL', 0)} · INCONCLUSIVE {counts.get('INCONCLUSIVE', 0)} · NOT TESTABLE "
+            f"{counts.get('NOT TESTABLE', 0)}; decided (PASS or FAIL): {share}.") in sec
     rows = table_rows(sec, "Claims")[1:]
     assert [r[0] for r in rows] == list(evidence["id"])
     assert rows[0][4:] == ["NOT TESTABLE", "the model did not learn the task"]

@@ -124,3 +124,24 @@ def test_only_the_generated_data_has_known_features():
     assert known_features(config, "generated").judge({}).verdict == PASS
     real = known_features(config, "mnist").judge({})
     assert real.verdict == FAIL and "real images" in real.note
+
+
+@pytest.mark.parametrize("base_seeds, holds", [((1.0, 1.0, 1.0), False), ((0.63, 0.62, 0.24), True),
+                                               ((0.97, 0.96, 0.975), True)])
+def test_an_increase_over_a_baseline_at_the_ceiling_is_not_testable(base_seeds, holds):
+    """A baseline scoring 100 % on every seed leaves no room for an increase (the claim could only be INCONCLUSIVE);
+    one whose seeds vary widely, or that sits just below the ceiling, keeps its claim testable."""
+    rows = []
+    for norm, values in (("none", (1.0, 1.0, 1.0)), ("bn", base_seeds)):
+        for s, v in enumerate(values):
+            rows.append(dict(dataset="generated", arch="cnn", norm=norm, regime="standard", seed=s, attack="none",
+                             eps=0.0, metric="clean_acc", value=v, n=300, se=(v * (1 - v) / 300) ** 0.5))
+    claim = pair("X", "s", "none raises clean accuracy over BN", CLEAN, cell("generated", "cnn", "none", "standard"),
+                 cell("generated", "cnn", "bn", "standard"), "increase")
+    preconditions.attach_room([claim])
+    assert len(claim.requires) == 1
+    j = claim.requires[0].judge({"metrics": pd.DataFrame(rows)})
+    assert j.holds == holds
+    decrease = pair("Y", "s", "x", LIGS, cell("generated", "cnn", "none", "standard"),
+                    cell("generated", "cnn", "bn", "standard"), "decrease")
+    assert not preconditions.attach_room([decrease])[0].requires, "LIGS is not a fraction: no ceiling"

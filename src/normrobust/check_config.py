@@ -64,6 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     for f in a.files:
         merge(config, read_config_file(f))
     plan = Plan(validate(config))
-    print(f"ok: {len(plan.studies)} studies, {len(plan.trained)} trained models x {len(plan.seeds)} seeds "
-          f"({len(plan.cells)} cells)")
+    seeds = f"{len(plan.seeds)} seed{'s' if len(plan.seeds) != 1 else ''}"
+    print(f"ok: {len(plan.studies)} studies, {len(plan.trained)} trained models x {seeds} ({len(plan.cells)} cells)")
     return 0

@@ -13,6 +13,7 @@ one of whose preconditions does not hold (FAIL, or INCONCLUSIVE: not shown to ho
   generator's ideal readers (derived.csv's ``intended_rate``; one measurement over its ``n`` images, judged by its
   binomial 95 % interval);
 * :func:`known_features`: the data's robust and non-robust features are known (the generated data only);
+* :func:`room`: a directional claim's baseline leaves room for the change (not at the ceiling or floor of a fraction);
 * :func:`any_of`: one of several preconditions holds (E4: the no-norm model follows one of the two features).
 
 The claims step (:mod:`normrobust.analysis.claims_step`) judges every precondition once, marks the claims, and writes
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,11 @@ from .verdicts import FAIL, INCONCLUSIVE, NOT_TESTABLE, PASS, Z975
 #: classes). On the generated data every feature read alone gives its ideal reader well over 50 %, and a model that
 #: follows any feature of its data clears 30 % by far; one below it follows none, and comparing it says nothing
 LEARNED_MARGIN = 0.2
+#: a directional claim on a fraction (an accuracy, a rate, an error) needs room to move: its baseline below 1 − ROOM
+#: for an increase, above ROOM for a decrease. One point, the smallest change the studies' "keep" claims call a
+#: change (TOL_KEEP); a baseline at the ceiling (a model scoring 100 % on every image and seed) makes an increase
+#: impossible to show, and the claim INCONCLUSIVE by construction, whatever the treatment does
+ROOM = 0.01
 COLUMNS = ["claim", "precondition", "metric", "level", "mean", "ci_low", "ci_high", "n_seeds", "verdict", "note"]
 
 
@@ -102,6 +108,30 @@ def learned(study: str, c: dict[str, Any], metric: Metric, chance: float, margin
             f"{fmt_num(margin * 100)} points")
     return Precondition(text=text, metric=metric.key, level=level_, judge=judge,
                         key=("learned", tuple(sorted(c.items())), metric.key, level_))
+
+
+def room(study: str, c: dict[str, Any], metric: Metric, direction: str, margin: float = ROOM) -> Precondition:
+    """The baseline ``c`` of a claim that ``metric`` (a fraction) increases (``direction``) or decreases is not at the
+    ceiling (or floor) that makes the change impossible to show: it fails only when the interval rule shows the
+    baseline above ``1 − margin`` (below ``margin``) over its seeds and test images; a baseline whose seeds merely
+    vary keeps its claim testable."""
+    up = direction == "increase"
+    level_ = 1.0 - margin if up else margin
+    probe = Level(id="_", study=study, text="_", metric=metric.key, direction="increase" if up else "decrease",
+                  of=metric, cell=c, threshold=level_)
+
+    def judge(frames: dict) -> Judged:
+        at_edge = _judged_row(evaluate([probe], frames).iloc[0], level_)
+        if not math.isfinite(at_edge.mean):
+            return at_edge
+        return replace(at_edge, verdict=FAIL if at_edge.holds else PASS,
+                       note=f"shown {'above' if up else 'below'} {fmt_num(level_ * 100)}%" if at_edge.holds else "")
+
+    edge = "ceiling" if up else "floor"
+    text = (f"{cell_text(c)} is not at the {edge} of {metric.text}: not shown {'above' if up else 'below'} "
+            f"{fmt_num(level_ * 100)}% (room for {'an increase' if up else 'a decrease'})")
+    return Precondition(text=text, metric=metric.key, level=level_, judge=judge,
+                        key=("room", tuple(sorted(c.items())), metric.key, direction, level_))
 
 
 def similar(study: str, a: dict[str, Any], b: dict[str, Any], metric: Metric, tol: float, epoch: int | None = None,
@@ -258,6 +288,16 @@ def attach_learned(claims: list[Claim], config: dict, metric: Metric, margin: fl
     for c in claims:
         for cell in compared_cells(c):
             c.requires.append(learned(c.study, cell, metric, chance(config, cell["dataset"]), margin, what))
+    return claims
+
+
+def attach_room(claims: list[Claim]) -> list[Claim]:
+    """Every directional claim comparing two cells on a fraction (a :class:`Pair` on the final evaluation) needs its
+    baseline to leave room for the change it states (:func:`room`); the claims, with it added to their ``requires``."""
+    for c in claims:
+        if (isinstance(c, Pair) and c.direction in ("increase", "decrease") and c.epoch is None and c.scale == 1
+                and metric_is_percent(c.of.key)):
+            c.requires.append(room(c.study, c.base, c.of, c.direction))
     return claims
 
 

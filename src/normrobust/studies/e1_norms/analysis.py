@@ -23,7 +23,7 @@ from ...analysis.labels import (
 from ...analysis.latex import main_table
 from ...analysis.metric import CLEAN, LIGS
 from ...analysis.plotting import Figure
-from ...analysis.preconditions import attach_learned
+from ...analysis.preconditions import attach_learned, attach_room
 from ...analysis.selection import seed_stats
 from ...analysis.study_view import StudyView
 from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
@@ -37,7 +37,7 @@ TOL_KEEP = 0.01
 
 def claims(view: StudyView) -> list[Claim]:
     """Every comparison requires that both models learned their task (clean accuracy above chance)."""
-    return attach_learned(_claims(view), view.config, CLEAN)
+    return attach_room(attach_learned(_claims(view), view.config, CLEAN))
 
 
 def _claims(view: StudyView) -> list[Claim]:

@@ -25,7 +25,7 @@ from ...analysis.labels import (
 from ...analysis.latex import main_table, stats_table
 from ...analysis.metric import CLEAN, LIGS, Metric
 from ...analysis.plotting import Figure
-from ...analysis.preconditions import attach_learned
+from ...analysis.preconditions import attach_learned, attach_room
 from ...analysis.reproduction import Published, find
 from ...analysis.selection import MODEL_KEYS, seed_stats, select
 from ...analysis.study_view import StudyView
@@ -101,7 +101,7 @@ def adv_quote(view: StudyView, regime: str, metric: str) -> str:
 
 def claims(view: StudyView) -> list[Claim]:
     """Every comparison requires that both models learned their task (clean accuracy above chance)."""
-    return attach_learned(_claims(view), view.config, CLEAN)
+    return attach_room(attach_learned(_claims(view), view.config, CLEAN))
 
 
 def _claims(view: StudyView) -> list[Claim]:

@@ -21,7 +21,7 @@ from ...analysis.labels import (
 from ...analysis.latex import stats_table
 from ...analysis.metric import CLEAN, LIGS, Metric
 from ...analysis.plotting import Figure
-from ...analysis.preconditions import attach_learned, carries, carries_level
+from ...analysis.preconditions import attach_learned, attach_room, carries, carries_level
 from ...analysis.reproduction import Published, find
 from ...analysis.selection import nseeds_text, seed_stats
 from ...analysis.study_view import StudyView
@@ -151,7 +151,7 @@ def claims(view: StudyView) -> list[Claim]:
         ds = (c.cell if hasattr(c, "cell") else c.treat)["dataset"]
         at_least = carries_level(view.config, ds, CARRIES_LEVEL, READER_MARGIN)
         c.requires.append(carries(ds, at_least, INTENDED[dataset_method(view.config, ds)]))
-    return attach_learned(out, view.config, TRAIN_ACC, what="the derived set it was trained on")
+    return attach_room(attach_learned(out, view.config, TRAIN_ACC, what="the derived set it was trained on"))
 
 
 def fail_reason(row: pd.Series) -> str:

@@ -24,6 +24,7 @@ from ...analysis.preconditions import (
     Precondition,
     any_of,
     attach_learned,
+    attach_room,
     carries,
     carries_level,
     chance,
@@ -89,7 +90,7 @@ def claims(view: StudyView) -> list[Claim]:
             for c in out[-3 * len([n for n in view.norms if n != "none"]):]:
                 at_least = carries_level(view.config, ds, CARRIES_LEVEL, READER_MARGIN)
                 c.requires += [carries(ds, at_least, "the new label's non-robust feature"), follows]
-    return attach_learned(out, view.config, TRAIN_ACC, what="its conflict training set")
+    return attach_room(attach_learned(out, view.config, TRAIN_ACC, what="its conflict training set"))
 
 
 def _follows_a_feature(view: StudyView, ds: str, arch: str) -> Precondition:

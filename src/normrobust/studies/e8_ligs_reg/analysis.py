@@ -13,7 +13,7 @@ from ...analysis.labels import attack_eps_label, fmt_num, join_words, norm_label
 from ...analysis.latex import stats_table
 from ...analysis.metric import CLEAN, LIGS, Metric
 from ...analysis.plotting import Figure
-from ...analysis.preconditions import attach_learned
+from ...analysis.preconditions import attach_learned, attach_room
 from ...analysis.selection import nseeds_text, seed_stats
 from ...analysis.study_view import StudyView
 from ...analysis.verdicts import MANIPULATION_CHECK, tol_text
@@ -62,7 +62,7 @@ def claims(view: StudyView) -> list[Claim]:
                                  "increase")
                     check.kind = MANIPULATION_CHECK  # the objective is 1 − LIGS: true by construction, not evidence
                     out.append(check)
-    return attach_learned(out, view.config, CLEAN)  # every model compared learned its task
+    return attach_room(attach_learned(out, view.config, CLEAN))  # each model learned its task; room to move
 
 
 def fail_reason(row: pd.Series) -> str:
