@@ -250,3 +250,24 @@ def test_no_results_layout_string_outside_the_plan():
 
 def test_common_smk_is_thin():
     assert len((ROOT / "workflow" / "rules" / "common.smk").read_text().splitlines()) < 150
+
+
+def test_a_study_can_exclude_cells_no_claim_reads():
+    """E7's mixed and AdvProp regimes compare BN models only: {norm: none, regime: mixed} leaves the no-norm model
+    out; an entry that matches none of the study's cells is refused, naming it."""
+    import copy
+
+    import yaml
+
+    from normrobust.config import ConfigError, validate
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    config["studies"]["e7_adv_training"]["exclude"] = [{"norm": "none", "regime": "mixed"},
+                                                      {"norm": "none", "regime": "advprop"}]
+    plan = Plan(validate(copy.deepcopy(config)))
+    e7 = {(m.norm, m.regime) for m in study_models(plan.studies["e7_adv_training"])}
+    assert ("none", "mixed") not in e7 and ("none", "advprop") not in e7 and ("bn", "mixed") in e7
+    assert ("none", "pgd_linf") in e7 and len(e7) == 8
+    config["studies"]["e7_adv_training"]["exclude"] = [{"norm": "none", "regime": "mixd"}]
+    with pytest.raises(ConfigError, match=r"studies\.e7_adv_training\.exclude\[0\]: .*'mixd'.* matches none"):
+        validate(config)

@@ -299,6 +299,12 @@ def _check_cells(config: dict, plan: Plan) -> None:
         from .models.build import check_compatible as check
     except ImportError:  # planning without torch (snakemake -n in CI): the checks that need no model
         check = check_arch
+    for n, s in plan.studies.items():  # an exclude entry that matches nothing is a typo, not a no-op
+        design = study_models({k: v for k, v in s.items() if k != "exclude"})
+        for i, e in enumerate(s.get("exclude") or ()):
+            if not any(m.matches(e) for m in design):
+                raise ConfigError(f"studies.{n}.exclude[{i}]: {e} matches none of the study's cells (its archs "
+                                  f"{s.get('archs')}, norms {s.get('norms')}, regimes {s.get('regimes')})")
     seen = set()
     groups = [(f"studies.{n}", study_models(s)) for n, s in plan.studies.items()]
     groups += [("datasets (a derived dataset's source)", [c.model for c in plan.sources])]

@@ -53,6 +53,10 @@ class Model:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def matches(self, entry: dict) -> bool:
+        """Whether every key ``entry`` names (some of dataset, arch, norm, regime) has this model's value."""
+        return all(str(getattr(self, k)) == str(v) for k, v in entry.items())
+
     @classmethod
     def of(cls, d: dict) -> Model:
         return cls(*(str(d[k]) for k in MODEL_KEYS))

@@ -84,9 +84,11 @@ def study_pairs(study: dict) -> list[tuple[str, str]]:
 
 
 def study_models(study: dict) -> list[Model]:
-    """The models (cells without their seed) of a study, each once, in design order."""
-    return list(dict.fromkeys(Model(d, a, str(n), r) for d in study_datasets(study) for a, r in study_pairs(study)
-                              for n in study.get("norms", [])))
+    """The models (cells without their seed) of a study, each once, in design order, less those its ``exclude``
+    entries match (an entry names some of dataset, arch, norm, regime: cells no claim of the study reads)."""
+    models = dict.fromkeys(Model(d, a, str(n), r) for d in study_datasets(study) for a, r in study_pairs(study)
+                           for n in study.get("norms", []))
+    return [m for m in models if not any(m.matches(e) for e in study.get("exclude") or ())]
 
 
 def study_cells(config: dict, study: dict) -> list[Cell]:

@@ -319,7 +319,7 @@ def claims_table(claims: pd.DataFrame, caption: str | None = r"\nrltcaption",
     which holds the caption and label); None for no caption row."""
     cols = (r"Verdict, claim & Rule (fixed before the run) & Measured: mean [min, max]; $\Delta$: mean [95\,\% "
             r"interval] & Paper")
-    head = _longtable_head((0.28, 0.31, 0.23, 0.12), cols, caption)
+    head = _longtable_head((0.28, 0.32, 0.22, 0.12), cols, caption)
     if claims is None or claims.empty:
         return "\n".join(head + [r"\multicolumn{4}{@{}l}{\emph{no claims}} \\", r"\end{longtable}", ""])
     lines = list(head)
