@@ -61,6 +61,19 @@ def test_bad_values_name_the_key_and_the_allowed_values(default, change, message
     assert "\n" not in str(e.value), "the error is one line"
 
 
+def test_settings_no_job_reads_are_not_bounded(default):
+    """transfer.n_test is read only by transfer jobs and milestones only by a multistep schedule: a config without
+    transfer jobs, or with another schedule, may leave the inherited values as they are."""
+    cfg = copy.deepcopy(default)
+    cfg["run"] = ["e1_norms"]
+    cfg["transfer"]["n_test"] = 100_000
+    cfg["training"]["schedule"] = {"kind": "constant", "milestones": [50]}
+    config.validate(cfg)
+    cfg["run"] = ["e1_norms", "e9_transfer"]
+    with pytest.raises(config.ConfigError, match=r"transfer\.n_test: 100000 is more than the test split"):
+        config.validate(copy.deepcopy(cfg))
+
+
 def test_cell_path_layout():
     assert Cell("generated", "cnn", "bn", "standard", 1).path == "generated/cnn/bn/standard/s1"
 

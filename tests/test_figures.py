@@ -14,7 +14,7 @@ from conftest import FIXTURE_TABLES, figure_values, is_pdf, read_csv
 from normrobust import figures
 from normrobust.analysis.plotting import NO_DATA
 from normrobust.analysis.selection import spearman
-from normrobust.analysis.tables import MissingInputError
+from normrobust.analysis.tables import NEVER_EMPTY, MissingInputError, TableError
 from normrobust.studies import figure_studies
 
 FIGURE_STUDY = figure_studies()
@@ -66,13 +66,27 @@ def test_figure_without_run_info_says_no_data(tables_dir: Path, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("name", list(FIGURE_STUDY))
-def test_figure_with_empty_tables_says_no_data(mini: Path, tmp_path: Path, name: str) -> None:
-    for t in ("metrics", "history", "transfer"):
-        read_csv(mini, t).iloc[0:0].to_csv(mini / f"{t}.csv", index=False)
+def test_figure_with_an_empty_transfer_table_says_no_data(mini: Path, tmp_path: Path, name: str) -> None:
+    """A run without transfer jobs writes transfer.csv with its header only: the transfer figures say so."""
+    read_csv(mini, "transfer").iloc[0:0].to_csv(mini / "transfer.csv", index=False)
     _, _, text, _ = figure_values(name, mini)
-    assert NO_DATA in text
+    if name.startswith("transfer_"):
+        assert NO_DATA in text
     figures.build_figure(name, mini, tmp_path / "x.pdf")
     assert is_pdf(tmp_path / "x.pdf")
+
+
+@pytest.mark.parametrize("table", NEVER_EMPTY)
+def test_a_header_only_metrics_or_history_table_is_refused(mini: Path, tmp_path: Path, table: str) -> None:
+    """aggregate never writes metrics.csv or history.csv without rows: such a file is damaged, and a figure that
+    reads it stops with one line naming the file instead of drawing "no data"."""
+    read_csv(mini, table).iloc[0:0].to_csv(mini / f"{table}.csv", index=False)
+    readers = [n for n, m in FIGURE_STUDY.items() if table in m.FIGURES[n].tables]
+    assert readers
+    for name in readers:
+        with pytest.raises(TableError, match=re.escape(str(mini / f"{table}.csv"))):
+            figures.build_figure(name, mini, tmp_path / f"{name}.pdf")
+        assert not (tmp_path / f"{name}.pdf").exists()
 
 
 def test_figures_whose_study_rows_are_absent_say_no_data(tables_dir: Path) -> None:

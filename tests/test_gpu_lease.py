@@ -401,7 +401,7 @@ def test_other_lock_dir_failures_stop_with_one_line(clean, monkeypatch, call, er
 def test_snakemake_puts_overlapping_gpu_jobs_on_different_devices(tmp_path):
     one_epoch = tmp_path / "one_epoch.yaml"
     # the two devices are emulated: device cpu, else a job holding a GPU it cannot use stops (utils.pick_device)
-    one_epoch.write_text("device: cpu\ntraining:\n  epochs: 1\n  save_epochs: []\n")
+    one_epoch.write_text("device: cpu\ntraining:\n  epochs: 1\n  save_epochs: []\n  schedule: {kind: constant}\n")
     cells = [f"generated/cnn/{norm}/standard/s0" for norm in ("none", "bn")]
     wd = tmp_path / "wd"
     cmd = [sys.executable, "-m", "snakemake", *[f"results/models/{c}/model.pt" for c in cells],

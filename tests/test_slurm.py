@@ -142,12 +142,8 @@ def run(cluster, tmp_path_factory):
         "seeds": [0],
         "training": {"epochs": EPOCHS, "save_epochs": [], "history": {"n_test": 20},
                      "schedule": {"kind": "constant"}},
-        "studies": {
-            "e1_norms": {"norms": list(CELLS), "regimes": ["standard"]},
-            "e2_trajectories": {"enabled": False},
-            "e5_synthetic": {"enabled": False},
-            "e9_transfer": {"enabled": False},
-        },
+        "run": ["e1_norms"],
+        "studies": {"e1_norms": {"norms": list(CELLS), "regimes": ["standard"]}},
     }))
     cell_dir = {n: wd / "results" / "models" / "generated" / "cnn" / n / "standard" / "s0" for n in CELLS}
     targets = [str(cell_dir[n].relative_to(wd) / "model.pt") for n in CELLS]

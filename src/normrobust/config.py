@@ -348,14 +348,15 @@ def _check_bounds(config: dict, plan: Plan) -> None:
     tests = {n: dataset_test_size(ds[n], datasets=ds) for n in plan.datasets}
     fewest = min(tests, key=tests.get)
     ev = config["evaluation"]
-    for where, n in (("evaluation.n_test", ev["n_test"]), ("transfer.n_test", config["transfer"]["n_test"]),
+    transfer_n = config["transfer"]["n_test"] if plan.transfer_jobs else None  # read only by transfer jobs
+    for where, n in (("evaluation.n_test", ev["n_test"]), ("transfer.n_test", transfer_n),
                      ("training.history.n_test", (config["training"].get("history") or {}).get("n_test")),
                      ("evaluation.autoattack.n_test", (ev.get("autoattack") or {}).get("n_test"))):
         if n is not None and n > tests[fewest]:
             raise ConfigError(f"{where}: {n} is more than the test split of dataset '{fewest}' holds ({tests[fewest]} "
                               f"images); allowed 1..{tests[fewest]}")
-    epochs = config["training"]["epochs"]
-    for m in (config["training"].get("schedule") or {}).get("milestones") or []:
+    epochs, schedule = config["training"]["epochs"], config["training"].get("schedule") or {}
+    for m in (schedule.get("milestones") or []) if schedule.get("kind") == "multistep" else []:
         if m > epochs:
             raise ConfigError(f"training.schedule.milestones: {m} is beyond training.epochs ({epochs}); allowed "
                               f"1..{epochs}")
