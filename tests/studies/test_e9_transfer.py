@@ -135,3 +135,15 @@ def test_matrix_table_on_the_fixtures():
     s = t[(t["study"] == "e9_transfer") & t["source_final"] & (t["source_norm"] == "none")
           & (t["source_regime"] == "standard") & (t["target_norm"] == "bn")]
     assert f"${s['success_rate'].mean() * 100:.1f}$" in text
+
+
+def test_an_excluded_cell_is_no_source_a_claim_waits_for():
+    """E9 excluding LN's slightly robust cell: the robust-source claim asks only the trained sources to fool
+    themselves (an excluded cell has no white-box success to show, so it must not hold the claim back)."""
+    spec = {**E9["e9_transfer"], "exclude": [{"norm": "ln", "regime": "pgd_small"}]}
+    view = StudyView.of(run_info({"e9_transfer": spec}), "e9_transfer")
+    claim = next(c for c in e9_transfer.claims(view) if c.id == "E9-robust-source")
+    texts = [p.text for p in claim.requires]
+    assert any("cnn/BN/pgd_small" in t for t in texts) and any("cnn/LN/standard" in t for t in texts)
+    assert not any("LN/pgd_small" in t for t in texts), texts
+

@@ -103,8 +103,9 @@ def claims(view: StudyView) -> list[Claim]:
 
 
 def white_box_of(view: StudyView, claim: Claim, ds: str, arch: str) -> list[Precondition]:
-    """Every source a transfer claim compares fools itself at the transfer attack (E9's WHITE_BOX_LEVEL)."""
-    out = []
+    """Every source a transfer claim compares fools itself at the transfer attack (E9's WHITE_BOX_LEVEL); a cell the
+    study excludes is no source, so no condition of the claim."""
+    out, trained = [], {(m.arch, m.norm, m.regime) for m in view.models if m.dataset == ds}
     for side in ("treat", "base", "source"):
         sel = getattr(claim, side, None)
         if not sel:
@@ -116,7 +117,7 @@ def white_box_of(view: StudyView, claim: Claim, ds: str, arch: str) -> list[Prec
                        "source_final": sel["source_final"]}
                 if "source_epoch" in sel:
                     src["source_epoch"] = sel["source_epoch"]
-                if "source_norm" in sel and sel["source_norm"] != norm:
+                if ("source_norm" in sel and sel["source_norm"] != norm) or (arch, norm, regime) not in trained:
                     continue
                 at = f" (epoch {sel['source_epoch']})" if "source_epoch" in sel else ""
                 out.append(white_box(KEY, src, WHITE_BOX_LEVEL, f"{arch}/{norm_label(norm)}/{regime}{at}"))
