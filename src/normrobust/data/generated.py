@@ -7,6 +7,11 @@ their peak, so the ideal RF classifier needs an L∞ change of ~30/255 (≫ ε =
 with probability `rf_agreement` (0.75), otherwise a uniformly random other class's; on the test split with
 probability `test_rf_agreement` (default: `rf_agreement`; 1.0 makes every test image's RF its label's, so a reader of
 the RF scores 100 % and any loss is NRF use or the attack).
+Faint images: a share ``rf_faint_share`` (default 0) of the images of both splits, drawn at random, carry their RF at
+the smaller amplitude ``rf_faint_amplitude`` instead (default ``rf_amplitude`` / 8), as some real images show their
+class only faintly: an attack of a given ε erases the RF of the faint images first, so even a reader of the RF alone
+loses robust accuracy gradually with ε rather than all at once at one flip point. The counterfactual sets keep each
+test image's amplitude.
 NRF: one or more *families* of textures, family j of amplitude ``nrf_amplitude[j]`` (a number gives one family):
 each a ±amplitude texture, one ``nrf_tile``×``nrf_tile`` tile repeated over the image; per channel each (family,
 class) has its own non-constant Walsh-Hadamard tile with a random sign, so all F·K textures are exactly orthogonal
@@ -40,19 +45,22 @@ _RF_FREQS = ((0, 1), (1, 0), (1, 1), (1, -1))  # (fy, fx) in cycles per image, p
 _RF_SATURATION_STEPS = 30
 _CHUNK = 8192  # images per in-place update (bounds temporary memory; does not change the result)
 # purpose keys of the independent random streams (see normrobust.utils.seeded_generator)
-_STREAM_TEMPLATES, _STREAM_TRAIN, _STREAM_TEST, _STREAM_COUNTERFACTUAL = 0, 1, 2, 3
+_STREAM_TEMPLATES, _STREAM_TRAIN, _STREAM_TEST, _STREAM_COUNTERFACTUAL, _STREAM_FAINT = 0, 1, 2, 3, 4
 
 
 def generate(*, seed: int = 0, n_train: int = GENERATED_DEFAULTS["n_train"],
              n_test: int = GENERATED_DEFAULTS["n_test"], image_size: int = GENERATED_DEFAULTS["image_size"],
              num_classes: int = GENERATED_DEFAULTS["num_classes"], rf_amplitude: float = 64,
              nrf_amplitude: float | list = 3, noise_std: float = 8, rf_agreement: float = 0.75,
-             nrf_agreement: float = 1.0, nrf_tile: int = NRF_TILE, test_rf_agreement: float | None = None) -> dict:
+             nrf_agreement: float = 1.0, nrf_tile: int = NRF_TILE, test_rf_agreement: float | None = None,
+             rf_faint_share: float = 0.0, rf_faint_amplitude: float | None = None) -> dict:
     """Build the dataset; amplitudes and noise in 1/255 units. See the module docstring for the design."""
     params = dict(seed=seed, n_train=n_train, n_test=n_test, image_size=image_size, num_classes=num_classes,
                   rf_amplitude=rf_amplitude, nrf_amplitude=nrf_amplitude, noise_std=noise_std,
                   rf_agreement=rf_agreement, nrf_agreement=nrf_agreement, nrf_tile=nrf_tile,
-                  test_rf_agreement=rf_agreement if test_rf_agreement is None else test_rf_agreement)
+                  test_rf_agreement=rf_agreement if test_rf_agreement is None else test_rf_agreement,
+                  rf_faint_share=rf_faint_share,
+                  rf_faint_amplitude=rf_amplitude / 8 if rf_faint_amplitude is None else rf_faint_amplitude)
     params = _validate(params)
     K, S, amps = params["num_classes"], params["image_size"], nrf_amplitudes(params)
     sigma = params["noise_std"] / 255.0
@@ -63,29 +71,45 @@ def generate(*, seed: int = 0, n_train: int = GENERATED_DEFAULTS["n_train"],
     families = walsh * (torch.tensor(amps, dtype=torch.float64) / 255.0)[:, None, None]
     nrf = families.sum(0).float()  # every family of class k: the texture an image of NRF class k carries
 
+    g_faint = seeded_generator(params["seed"], _STREAM_FAINT)  # its own stream: without faint images, as before
+    faint_scale = params["rf_faint_amplitude"] / params["rf_amplitude"]
+
+    def rf_scales(n: int) -> torch.Tensor | None:
+        """Each image's RF amplitude as a share of rf_amplitude (None: every image at full amplitude)."""
+        if not params["rf_faint_share"]:
+            return None
+        faint = torch.rand(n, generator=g_faint, dtype=torch.float64) < params["rf_faint_share"]
+        return torch.where(faint, faint_scale, 1.0).float()
+
     def split(n: int, stream: int, rf_agreement: float) -> dict:
         g = seeded_generator(params["seed"], stream)
         y = torch.arange(n, dtype=torch.int64).remainder(K)[torch.randperm(n, generator=g)]  # balanced
         rf_y = _maybe_other(y, rf_agreement, K, g)
         nrf_y = _maybe_other(y, params["nrf_agreement"], K, g)
-        x = _render(rf, rf_y, nrf, nrf_y, sigma, g)
-        return {"x": x, "y": y, "rf_y": rf_y, "nrf_y": nrf_y}
+        scale = rf_scales(n)
+        x = _render(rf, rf_y, nrf, nrf_y, sigma, g, rf_scale=scale)
+        out = {"x": x, "y": y, "rf_y": rf_y, "nrf_y": nrf_y}
+        if scale is not None:
+            out["rf_faint"] = scale < 1
+        return out
 
     train = split(params["n_train"], _STREAM_TRAIN, params["rf_agreement"])
     test = split(params["n_test"], _STREAM_TEST, params["test_rf_agreement"])
+    test_scale = None if "rf_faint" not in test else torch.where(test["rf_faint"], faint_scale, 1.0).float()
 
     g = seeded_generator(params["seed"], _STREAM_COUNTERFACTUAL)
     y = test["y"]
     y_nrf = (y + 1 + torch.randint(0, K - 1, y.shape, generator=g)).remainder(K)
     counterfactual = {
-        "rf_only": {"x": _render(rf, y, None, None, sigma, g), "y": y.clone()},
+        "rf_only": {"x": _render(rf, y, None, None, sigma, g, rf_scale=test_scale), "y": y.clone()},
         "nrf_only": {"x": _render(None, None, nrf, y, sigma, g), "y": y.clone()},
-        "conflict": {"x": _render(rf, y, nrf, y_nrf, sigma, g), "y": y.clone(), "y_nrf": y_nrf},
+        "conflict": {"x": _render(rf, y, nrf, y_nrf, sigma, g, rf_scale=test_scale), "y": y.clone(), "y_nrf": y_nrf},
     }
     if len(amps) > 1:  # per family: read alone, and against the RF (drawn after the above: they stay unchanged)
         for j, fam in enumerate(families.float()):
             counterfactual[f"nrf_only_f{j}"] = {"x": _render(None, None, fam, y, sigma, g), "y": y.clone()}
-            counterfactual[f"conflict_f{j}"] = {"x": _render(rf, y, fam, y_nrf, sigma, g), "y": y.clone(),
+            counterfactual[f"conflict_f{j}"] = {"x": _render(rf, y, fam, y_nrf, sigma, g, rf_scale=test_scale),
+                                                "y": y.clone(),
                                                 "y_nrf": y_nrf}
 
     mean, std = _channel_stats(train["x"])
@@ -124,8 +148,9 @@ def ideal_predict(x: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
 
 # --------------------------------------------------------------------------------------------- internals
 
-def _render(rf, rf_y, nrf, nrf_y, sigma, g) -> torch.Tensor:
-    """0.5 + rf[rf_y] + nrf[nrf_y] + N(0, sigma²), clipped, as uint8 [N, 3, S, S] (None drops a term)."""
+def _render(rf, rf_y, nrf, nrf_y, sigma, g, rf_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """0.5 + rf_scale·rf[rf_y] + nrf[nrf_y] + N(0, sigma²), clipped, as uint8 [N, 3, S, S] (None drops a term;
+    ``rf_scale``: each image's RF amplitude as a share of the templates', None for all 1)."""
     y = rf_y if rf_y is not None else nrf_y
     n, d = y.shape[0], (rf if rf is not None else nrf).shape[1]
     S = math.isqrt(d // 3)
@@ -134,7 +159,7 @@ def _render(rf, rf_y, nrf, nrf_y, sigma, g) -> torch.Tensor:
     for lo in range(0, n, _CHUNK):
         hi = min(n, lo + _CHUNK)
         if rf is not None:
-            x[lo:hi] += rf[rf_y[lo:hi]]
+            x[lo:hi] += rf[rf_y[lo:hi]] if rf_scale is None else rf[rf_y[lo:hi]] * rf_scale[lo:hi, None]
         if nrf is not None:
             x[lo:hi] += nrf[nrf_y[lo:hi]]
     x.mul_(255.0).round_().clamp_(0, 255)
@@ -264,4 +289,6 @@ def _validate(p: dict) -> dict:
     real("rf_agreement", 0, 1)
     real("test_rf_agreement", 0, 1)
     real("nrf_agreement", 0, 1)
+    real("rf_faint_share", 0, 1)
+    real("rf_faint_amplitude", 0, p["rf_amplitude"], lo_open=True)
     return p
