@@ -75,7 +75,8 @@ def test_api_signature_and_defaults():
     defaults = {k: p.default for k, p in sig.parameters.items()}
     assert defaults == dict(seed=0, n_train=4000, n_test=1000, image_size=16, num_classes=10, rf_amplitude=64,
                             nrf_amplitude=3, nrf_tile=4, noise_std=8, rf_agreement=0.75, nrf_agreement=1.0,
-                            test_rf_agreement=None)  # None: the test split's RF agrees as rf_agreement says
+                            test_rf_agreement=None,  # None: the test split's RF agrees as rf_agreement says
+                            rf_faint_share=0.0, rf_faint_amplitude=None)  # None: rf_amplitude / 8
 
 
 def test_shapes_dtypes_ranges_and_meta(data):
@@ -102,7 +103,8 @@ def test_shapes_dtypes_ranges_and_meta(data):
     assert meta["name"] == "generated" and meta["num_classes"] == K and meta["shape"] == [3, S, S]
     assert meta["params"] == dict(seed=0, n_train=4000, n_test=1000, image_size=16, num_classes=10,
                                   rf_amplitude=64, nrf_amplitude=3, nrf_tile=4, noise_std=8, rf_agreement=0.75,
-                                  nrf_agreement=1.0, test_rf_agreement=0.75)
+                                  nrf_agreement=1.0, test_rf_agreement=0.75, rf_faint_share=0.0,
+                                  rf_faint_amplitude=8.0)
     x = data["train"]["x"].to(torch.float64) / 255
     assert meta["mean"] == pytest.approx(x.mean((0, 2, 3)).tolist(), abs=1e-9)
     assert meta["std"] == pytest.approx(x.std((0, 2, 3), correction=0).tolist(), abs=1e-9)
@@ -302,6 +304,58 @@ def test_counterfactual_sets(data):
     assert float((ideal_predict(conf["x"], t["rf"]) == conf["y"]).double().mean()) > 0.995
 
 
+# ------------------------------------------------------------------------------------------- faint images
+
+FAINT = dict(seed=5, n_train=3000, n_test=1000, rf_amplitude=32, nrf_amplitude=[1.5, 3], nrf_tile=8,
+             rf_agreement=0.9, test_rf_agreement=1.0)  # the default config's data, smaller
+
+
+def test_faint_images_carry_a_faint_rf_and_change_nothing_else():
+    plain = generate(**FAINT)
+    d = generate(**FAINT, rf_faint_share=0.2, rf_faint_amplitude=3)
+    t = d["templates"]["rf"]
+    for split, n in (("train", 3000), ("test", 1000)):
+        faint = d[split]["rf_faint"]
+        assert faint.dtype == torch.bool and faint.shape == (n,)
+        assert abs(float(faint.double().mean()) - 0.2) <= 4 * math.sqrt(0.2 * 0.8 / n)
+        # the faint images' RF has 3/32 of the amplitude (projection on their RF template), the others the full one
+        x, rf_y = d[split]["x"], d[split]["rf_y"]
+        amp = _normalised_corr(x, t)[torch.arange(n), rf_y]
+        assert float(amp[faint].mean()) == pytest.approx(3 / 32, abs=0.02)
+        assert float(amp[~faint].mean()) == pytest.approx(1.0, abs=0.02)
+        # its own random stream: every other image, label and feature is the one without faint images
+        assert torch.equal(x[~faint], plain[split]["x"][~faint]) and not torch.equal(x[faint], plain[split]["x"][faint])
+        for k in ("y", "rf_y", "nrf_y"):
+            assert torch.equal(d[split][k], plain[split][k])
+    assert "rf_faint" not in plain["train"] and torch.equal(d["templates"]["rf"], plain["templates"]["rf"])
+    # the ideal reader (of the full-amplitude templates) reads every faint test image's RF: it assumes no amplitude
+    faint = d["test"]["rf_faint"]
+    assert float((ideal_predict(d["test"]["x"], t) == d["test"]["rf_y"])[faint].double().mean()) > 0.99
+    # the counterfactual sets keep each test image's amplitude
+    for name in ("rf_only", "conflict"):
+        amp = _normalised_corr(d["counterfactual"][name]["x"], t)[torch.arange(1000), d["test"]["y"]]
+        assert float(amp[faint].mean()) == pytest.approx(3 / 32, abs=0.02), name
+        assert float(amp[~faint].mean()) == pytest.approx(1.0, abs=0.02), name
+
+
+def test_a_small_eps_erases_the_faint_rf_only():
+    """E1's design: at ε = 1.5/255 the ideal reader of the faint RF (its template at the faint amplitude, which reads
+    every clean faint image right) loses many faint images; the full RF stays out of reach."""
+    d = generate(**FAINT, rf_faint_share=0.2, rf_faint_amplitude=3)
+    te, t = d["test"], d["templates"]["rf"]
+    faint = te["rf_faint"]
+    for scale, which, lo, hi in ((3 / 32, faint, 0.3, 1.0), (1.0, ~faint, 0.0, 0.0)):
+        tt = t * scale
+        x = te["x"][which]
+        y = te["y"][which]
+        assert float((ideal_predict(x, tt) == y).double().mean()) > 0.99
+        rf = _flat(tt)
+        closest = _linf_flip_distance(tt)[y].argmin(1)
+        delta = 1.5 / 255 * torch.sign(rf[closest] - rf[y]).reshape(-1, 3, S, S)
+        erased = float((ideal_predict((x.double() / 255 + delta).clamp(0, 1), tt) != y).double().mean())
+        assert lo <= erased <= hi, (scale, erased)
+
+
 # ------------------------------------------------------------------------------------------- agreement
 
 @pytest.mark.parametrize("rf_agreement,nrf_agreement", [(0.75, 1.0), (0.5, 0.9), (0.0, 0.3), (1.0, 0.0)])
@@ -328,7 +382,8 @@ def test_agreement_rates_are_honoured(rf_agreement, nrf_agreement):
     ("image_size", 0), ("image_size", 10), ("image_size", 4),
     ("num_classes", 1), ("num_classes", 16),
     ("nrf_amplitude", 0), ("nrf_amplitude", -3), ("rf_amplitude", 0), ("rf_amplitude", float("inf")),
-    ("noise_std", -1), ("noise_std", "8"),
+    ("noise_std", -1), ("noise_std", "8"), ("rf_faint_share", 1.5), ("rf_faint_share", -0.1),
+    ("rf_faint_amplitude", 0), ("rf_faint_amplitude", 65),
 ])
 def test_bad_arguments_raise_value_error_naming_them(name, value):
     with pytest.raises(ValueError, match=name):

@@ -24,7 +24,7 @@ label with probability ``nrf_agreement`` (1.0): it predicts the label better tha
 amplitude·sqrt(3·S²)/noise_std (≈ 10 at amplitude 3, 16×16, σ = 8).
 Counterfactual test sets: RF only, NRF only (all families), RF of y with the NRF of another class; with F > 1
 families also, per family j, ``nrf_only_f{j}`` (family j alone) and ``conflict_f{j}`` (RF of y, family j of
-another class, no other family). `ideal_predict` reads one feature family exactly. All randomness derives from
+another class, no other family). `ideal_predict` reads one feature family exactly, at any amplitude. All randomness derives from
 `seed` (one stream per purpose); no per-image loops.
 """
 
@@ -142,8 +142,14 @@ def template_scores(x: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
 
 
 def ideal_predict(x: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
-    """The ideal classifier that reads only one feature (RF or NRF): argmax of :func:`template_scores`."""
-    return template_scores(x, templates).argmax(1)
+    """The ideal classifier that reads only one feature (RF or NRF): the template most correlated with the image,
+    argmax of ⟨x − 0.5, t_k⟩ / ‖t_k‖. It assumes no amplitude, so it reads a faint image's RF as surely as a full
+    one's (the score of :func:`template_scores` assumes the templates' own amplitude: on faint images its −½‖t_k‖²
+    term, which differs between the RF templates, outweighs the faint RF and it read 75 % of them right). With equal
+    template norms (the NRF textures) the two choose the same class."""
+    x = x.to(torch.float64) / 255.0 if x.dtype == torch.uint8 else x.to(torch.float64)
+    t = templates.to(torch.float64).reshape(templates.shape[0], -1)
+    return ((x.reshape(x.shape[0], -1) - 0.5) @ (t / t.norm(dim=1, keepdim=True)).T).argmax(1)
 
 
 # --------------------------------------------------------------------------------------------- internals
