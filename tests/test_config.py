@@ -52,6 +52,14 @@ def test_default_config_is_valid_and_asks_for_at_least_5_norms_2_regimes_2_seeds
     (lambda c: c["training"]["history"].update(n_test=501), r"training\.history\.n_test: 501 is more than"),
     (lambda c: c["training"]["schedule"].update(milestones=[50]),
      r"training\.schedule\.milestones: 50 is beyond training\.epochs \(7\); allowed 1\.\.7"),
+    # a derived set's (or a regime's) training block may set its own epochs and schedule: bounded together
+    (lambda c: c["datasets"]["d_rand"].update(training={"epochs": 3}),
+     r"training\.schedule\.milestones: 5 is beyond datasets\.d_rand\.training\.epochs \(3\); allowed 1\.\.3"),
+    (lambda c: c["datasets"]["d_rand"].update(training={"epochs": 20, "schedule": {"kind": "multistep",
+                                                                                   "milestones": [25]}}),
+     r"datasets\.d_rand\.training\.schedule\.milestones: 25 is beyond datasets\.d_rand\.training\.epochs \(20\)"),
+    (lambda c: c["regimes"]["adam"].update(training={"optimizer": "adam", "lr": 0.002, "epochs": 0}),
+     r"regimes\.adam\.training\.epochs: 0 is less than the minimum of 1"),
 ])
 def test_bad_values_name_the_key_and_the_allowed_values(default, change, message):
     cfg = copy.deepcopy(default)
@@ -72,6 +80,24 @@ def test_settings_no_job_reads_are_not_bounded(default):
     cfg["run"] = ["e1_norms", "e9_transfer"]
     with pytest.raises(config.ConfigError, match=r"transfer\.n_test: 100000 is more than the test split"):
         config.validate(copy.deepcopy(cfg))
+
+
+def test_a_derived_set_trains_with_its_own_epochs_and_schedule(default):
+    """The evidence presets train on each derived set for as many steps as on the real set: a dataset's training
+    block sets epochs and schedule for its models only."""
+    cfg = copy.deepcopy(default)
+    cfg["datasets"]["d_rand"]["training"] = {"lr": 0.01, "epochs": 20,
+                                             "schedule": {"kind": "multistep", "milestones": [16], "gamma": 0.1}}
+    plan = Plan(config.validate(cfg))
+    seen = set()
+    for m in plan.models:
+        t = plan.train_settings(m).training
+        if m.dataset == "d_rand":
+            assert (t.epochs, t.lr, t.schedule["milestones"]) == (20, 0.01, [16])
+        else:
+            assert t.epochs == 7 and t.schedule["milestones"] == [5]
+        seen.add(m.dataset)
+    assert {"d_rand", "generated"} <= seen
 
 
 def test_cell_path_layout():

@@ -355,10 +355,21 @@ def _check_bounds(config: dict, plan: Plan) -> None:
         if n is not None and n > tests[fewest]:
             raise ConfigError(f"{where}: {n} is more than the test split of dataset '{fewest}' holds ({tests[fewest]} "
                               f"images); allowed 1..{tests[fewest]}")
-    epochs, schedule = config["training"]["epochs"], config["training"].get("schedule") or {}
+    for pair in sorted({(m.dataset, m.regime) for m in plan.models}):  # the schedules the jobs train with
+        _check_milestones(config, *pair)
+
+
+def _check_milestones(config: dict, dataset: str, regime: str) -> None:
+    """The schedule a model of ``dataset`` and ``regime`` trains with (a dataset's, then a regime's overrides of the
+    training block) drops its learning rate within its epochs; the error names the blocks that set them."""
+    blocks = [("training", config["training"]),
+              (f"datasets.{dataset}.training", config["datasets"][dataset].get("training") or {}),
+              (f"regimes.{regime}.training", config["regimes"][regime].get("training") or {})]
+    (ep_where, epochs), = [(w, b["epochs"]) for w, b in blocks if "epochs" in b][-1:]
+    (sc_where, schedule), = [(w, b["schedule"]) for w, b in blocks if "schedule" in b][-1:] or [("training", {})]
     for m in (schedule.get("milestones") or []) if schedule.get("kind") == "multistep" else []:
         if m > epochs:
-            raise ConfigError(f"training.schedule.milestones: {m} is beyond training.epochs ({epochs}); allowed "
+            raise ConfigError(f"{sc_where}.schedule.milestones: {m} is beyond {ep_where}.epochs ({epochs}); allowed "
                               f"1..{epochs}")
 
 

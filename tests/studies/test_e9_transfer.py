@@ -19,6 +19,20 @@ E9 = {"e9_transfer": {"dataset": "generated", "archs": ["cnn"], "norms": ["none"
                       "transfer": {"targets": ["standard"], "source_epochs": [1]}}}
 
 
+GENERATED = {"generated": {"kind": "generated"}}
+
+
+def test_rf_nrf_is_made_only_where_the_features_are_known():
+    """E9-rf-nrf splits a perturbation by the generated data's feature templates: on real images it could only be
+    NOT TESTABLE, so it is not made there (as E5 is not run there); the other claims are."""
+    def ids(dataset: str, kind: str) -> list[str]:
+        info = run_info({"e9_transfer": {**E9["e9_transfer"], "dataset": dataset}}, datasets={dataset: {"kind": kind}})
+        return [c.id for c in e9_transfer.claims(StudyView.of(info, "e9_transfer"))]
+
+    assert ids("generated", "generated") == ["E9-transfer", "E9-early-stop", "E9-robust-source", "E9-rf-nrf"]
+    assert ids("mnist", "mnist") == ["E9-transfer", "E9-early-stop", "E9-robust-source"]
+
+
 def _tr(rows: list[dict]) -> pd.DataFrame:
     base = dict(study="e9_transfer", dataset="generated", source_arch="cnn", target_arch="cnn",
                 target_regime="standard", source_epoch=6, source_final=True, n=10000, n_total=12000, error_rate=0.5)
@@ -46,7 +60,7 @@ def _early_rows(early_bump: dict) -> list[dict]:
 @pytest.mark.parametrize("bump,expected", [({0: 0.05, 1: 0.048}, PASS), ({0: -0.05, 1: -0.048}, "FAIL"),
                                            ({0: 0.05, 1: -0.02}, INCONCLUSIVE)])
 def test_early_stop_claim(bump, expected):
-    df = study_claims("e9_transfer", run_info(E9), transfer=_tr(_early_rows(bump)))
+    df = study_claims("e9_transfer", run_info(E9, datasets=GENERATED), transfer=_tr(_early_rows(bump)))
     r = claim_row(df, "E9-early-stop")
     assert r["verdict"] == expected
     assert r["mean_diff"] == pytest.approx(np.mean(list(bump.values())))  # the self target (0.99) left out

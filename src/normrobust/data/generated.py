@@ -24,8 +24,8 @@ label with probability ``nrf_agreement`` (1.0): it predicts the label better tha
 amplitude·sqrt(3·S²)/noise_std (≈ 10 at amplitude 3, 16×16, σ = 8).
 Counterfactual test sets: RF only, NRF only (all families), RF of y with the NRF of another class; with F > 1
 families also, per family j, ``nrf_only_f{j}`` (family j alone) and ``conflict_f{j}`` (RF of y, family j of
-another class, no other family). `ideal_predict` reads one feature family exactly, at any amplitude. All randomness derives from
-`seed` (one stream per purpose); no per-image loops.
+another class, no other family). `ideal_predict` reads one feature family exactly, at any amplitude. All
+randomness derives from `seed` (one stream per purpose); no per-image loops.
 """
 
 from __future__ import annotations

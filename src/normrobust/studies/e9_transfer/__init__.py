@@ -12,8 +12,9 @@ source too: its own final model is not a transfer target), the mean over the tar
 Claims: ``E9-transfer`` (sources without BN transfer better than BN sources), ``E9-early-stop[-e{k}]`` (an
 epoch-k source transfers better than the same cell's final model), ``E9-robust-source[-{regime}]`` (a slightly
 robust source transfers better than a standard source of the same norm), ``E9-rf-nrf`` (RFs transfer better than
-NRFs: the perturbation projected onto the generated data's known feature templates; on real images, whose features
-no one knows, NOT TESTABLE).
+NRFs: the perturbation projected onto the generated data's known feature templates). On real images, whose features
+no one knows, E9-rf-nrf is not made, as E5 is not run there: a claim that could only be NOT TESTABLE is no claim of
+that data (it stood in the real-image presets' NOT TESTABLE count, by construction, until the second run).
 
 Design: the default's sources and targets are E5's residual-net cells (five norms, standard and small-ε
 adversarial training), so the study trains nothing of its own and every source has four standard targets with a

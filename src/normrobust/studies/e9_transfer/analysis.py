@@ -16,6 +16,7 @@ from ...analysis.labels import (
     attack_tex,
     attack_text,
     fmt_mean_std,
+    has_ground_truth,
     join_words,
     norm_label,
     order_key,
@@ -86,7 +87,7 @@ def claims(view: StudyView) -> list[Claim]:
                     treat={**a, "source_regime": r, "source_final": True},
                     base={**a, "source_regime": std, "source_final": True}, dataset=ds,
                     group=("source_arch", "source_norm"), targets=tgt))
-            if std is not None:
+            if std is not None and has_ground_truth(view.config, ds):  # no claim that can only be NOT TESTABLE
                 out.append(RfNrf(id=f"{TAG}-rf-nrf{sfx}", study=KEY, metric="success_rate", direction="increase",
                                  text=f"Robust features transfer better than non-robust features: the RF part of the "
                                       f"examples of {regime_label(std)} sources fools the targets more often than "
