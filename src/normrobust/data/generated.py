@@ -81,7 +81,8 @@ def generate(*, seed: int = 0, n_train: int = GENERATED_DEFAULTS["n_train"],
         faint = torch.rand(n, generator=g_faint, dtype=torch.float64) < params["rf_faint_share"]
         return torch.where(faint, faint_scale, 1.0).float()
 
-    def split(n: int, stream: int, rf_agreement: float) -> dict:
+    def split(n: int, stream: int, rf_agreement: float) -> tuple[dict, torch.Tensor | None]:
+        """The split's tensors, and each image's RF scale (None: all full), which its counterfactuals keep."""
         g = seeded_generator(params["seed"], stream)
         y = torch.arange(n, dtype=torch.int64).remainder(K)[torch.randperm(n, generator=g)]  # balanced
         rf_y = _maybe_other(y, rf_agreement, K, g)
@@ -91,11 +92,10 @@ def generate(*, seed: int = 0, n_train: int = GENERATED_DEFAULTS["n_train"],
         out = {"x": x, "y": y, "rf_y": rf_y, "nrf_y": nrf_y}
         if scale is not None:
             out["rf_faint"] = scale < 1
-        return out
+        return out, scale
 
-    train = split(params["n_train"], _STREAM_TRAIN, params["rf_agreement"])
-    test = split(params["n_test"], _STREAM_TEST, params["test_rf_agreement"])
-    test_scale = None if "rf_faint" not in test else torch.where(test["rf_faint"], faint_scale, 1.0).float()
+    train, _ = split(params["n_train"], _STREAM_TRAIN, params["rf_agreement"])
+    test, test_scale = split(params["n_test"], _STREAM_TEST, params["test_rf_agreement"])
 
     g = seeded_generator(params["seed"], _STREAM_COUNTERFACTUAL)
     y = test["y"]
