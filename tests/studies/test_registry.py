@@ -11,7 +11,10 @@ import pytest
 from conftest import FIXTURE_TABLES, ROOT, is_pdf
 from normrobust.analysis import report
 from normrobust.analysis.claims import Claim, evaluate
+from normrobust.analysis.claims_step import study_claims
+from normrobust.analysis.metric import CLEAN
 from normrobust.analysis.plotting import Figure
+from normrobust.analysis.preconditions import Learned, compared_cells
 from normrobust.analysis.reproduction import Published
 from normrobust.analysis.study_view import StudyView
 from normrobust.analysis.tables import read_run_info, read_table
@@ -48,6 +51,7 @@ def test_study_package_has_its_parts(key):
                for f in m.FIGURES.values())
     assert all(isinstance(p, Published) and p.study == key for p in m.PUBLISHED)
     assert callable(m.claims) and callable(m.section)
+    assert isinstance(getattr(m, "LEARNED", Learned(CLEAN)), Learned)
     assert (ROOT / "paper" / "sections" / f"{key}.tex.j2").is_file(), "its report fragment"
 
 
@@ -61,6 +65,20 @@ def test_study_builds_its_claims_from_the_fixtures(key):
     assert (df["rule"].str.len() > 0).all()
     measured = df[df["note"] != "not measured by this pipeline"]
     assert (measured["n_seeds"] > 0).any(), "the fixture tables measure some of its claims"
+
+
+@pytest.mark.parametrize("key", list(STUDIES))
+def test_the_claims_step_adds_what_a_study_says_its_models_learned(key):
+    m = analysis(key)
+    claims = study_claims(m, INFO)
+    texts = [[p.text for p in c.requires] for c in claims]
+    if getattr(m, "LEARNED", None) is None:
+        assert texts == [[p.text for p in c.requires] for c in m.claims(StudyView.of(INFO, key))]
+        return
+    what = f"learned {m.LEARNED.what or m.LEARNED.metric.text}"
+    for c, ts in zip(claims, texts):
+        assert sum(what in t for t in ts) == len(compared_cells(c)), f"{c.id}: each compared model learned, once"
+    assert any(what in t for ts in texts for t in ts)
 
 
 @pytest.mark.parametrize("name", list(FIGURE_STUDY))

@@ -23,7 +23,14 @@ from .tables import read_optional, read_run_info, read_table
 def expand_claims(studies: Sequence[ModuleType], run_info: dict[str, Any]) -> list[Claim]:
     """Every claim of the enabled studies, study by study in registry order."""
     enabled = enabled_studies(run_info.get("config") or {})
-    return [c for m in studies if m.KEY in enabled for c in m.claims(StudyView.of(run_info, m.KEY))]
+    return [c for m in studies if m.KEY in enabled for c in study_claims(m, run_info)]
+
+
+def study_claims(study: ModuleType, run_info: dict[str, Any]) -> list[Claim]:
+    """One study's claims (its analysis module's ``claims``), with the preconditions its comparisons share
+    (:func:`~normrobust.analysis.preconditions.attach_shared`, from its ``LEARNED``)."""
+    view = StudyView.of(run_info, study.KEY)
+    return preconditions.attach_shared(study.claims(view), view.config, getattr(study, "LEARNED", None))
 
 
 def needed_tables(studies: Sequence[ModuleType], run_info: dict[str, Any]) -> set[str]:
@@ -57,4 +64,4 @@ def evaluate_with_preconditions(studies: Sequence[ModuleType], tables_dir: str |
     return preconditions.apply(evaluate(claims, frames), judged), table
 
 
-__all__ = ["evaluate_with_preconditions", "expand_claims", "load_and_evaluate", "needed_tables"]
+__all__ = ["evaluate_with_preconditions", "expand_claims", "load_and_evaluate", "needed_tables", "study_claims"]

@@ -281,6 +281,24 @@ def compared_cells(claim: Claim) -> list[dict[str, Any]]:
     return [dict(k) for k in dict.fromkeys(tuple(sorted(c.items())) for c in cells)]
 
 
+@dataclass(frozen=True)
+class Learned:
+    """What every model a study's claims compare must have learned (a study's ``LEARNED``, in its analysis module):
+    ``metric`` above chance + :data:`LEARNED_MARGIN`; ``what`` names it in the precondition's text."""
+
+    metric: Metric
+    what: str = ""
+
+
+def attach_shared(claims: list[Claim], config: dict, learned: Learned | None) -> list[Claim]:
+    """The preconditions a study's comparisons share, added after its own (the claims step calls it on every study's
+    claims): each compared model learned ``learned`` (:func:`attach_learned`), and a directional comparison's baseline
+    leaves room for it (:func:`attach_room`). A study without ``LEARNED`` (None) gets neither."""
+    if learned is None:
+        return claims
+    return attach_room(attach_learned(claims, config, learned.metric, what=learned.what))
+
+
 def attach_learned(claims: list[Claim], config: dict, metric: Metric, margin: float = LEARNED_MARGIN,
                    what: str = "") -> list[Claim]:
     """Every model each claim compares must have learned what it reads (:func:`learned`: ``metric`` above chance +

@@ -10,8 +10,10 @@ A study package holds everything about one experiment and nothing else, in two p
 * ``<key>/analysis.py``, the analysis part, loaded by the reporting rules only (:func:`analysis`): ``TABLES`` (the
   aggregated tables its claims and section read), ``PUBLISHED`` (the papers' numbers, typed once), ``claims(view)``,
   ``FIGURES`` (figure name → :class:`normrobust.analysis.plotting.Figure`), ``section(view, frames, write_table)``
-  (the context of its report fragment ``paper/sections/<KEY>.tex.j2``), and optionally ``abstract(view, claims,
-  section)`` and ``fail_reason(claims_row)``.
+  (the context of its report fragment ``paper/sections/<KEY>.tex.j2``), and optionally ``LEARNED`` (what every
+  model its claims compare must have learned: :class:`normrobust.analysis.preconditions.Learned`; the claims step
+  adds that precondition, and room to move, to each claim), ``abstract(view, claims, section)`` and
+  ``fail_reason(claims_row)``.
 
 :data:`STUDIES` holds every package named ``e<number>_<name>`` under this directory, in the order of their tags
 (E1, E2, ...: the report's order). Adding a study is adding its package, its report fragment and its config entry

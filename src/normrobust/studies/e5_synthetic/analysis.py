@@ -13,12 +13,15 @@ from ...analysis.labels import fmt_signed, norm_label, regime_label, sort_norms,
 from ...analysis.latex import empty_table, simple_table, stats_table
 from ...analysis.metric import CLEAN, LIGS, Metric
 from ...analysis.plotting import Figure
-from ...analysis.preconditions import attach_learned, attach_room
+from ...analysis.preconditions import Learned
 from ...analysis.selection import MODEL_KEYS, cell_order, nseeds_text, seed_stats, spearman
 from ...analysis.study_view import StudyView
 from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
 TABLES = ("metrics",)
+#: every model a claim compares learned its task: clean accuracy above chance + LEARNED_MARGIN (the claims step adds it,
+#: with room to move: analysis.preconditions.attach_shared)
+LEARNED = Learned(CLEAN)
 PUBLISHED: list = []  # ours: no paper has these numbers
 NRF = Metric("nrf_reliance")
 #: |ρ| from which LIGS's agreement with the ground truth is called strong / moderate (else weak)
@@ -35,7 +38,7 @@ def claims(view: StudyView) -> list[Claim]:
                  f"study's {len(view.models)} cells is negative on every seed",
             delta=f"Spearman ρ between LIGS and NRF reliance over the study's cells of one seed (at least "
                   f"{MIN_RANK_CELLS} cells)", x=LIGS, y=NRF, cells=view.models))
-    return attach_room(attach_learned(out, view.config, CLEAN))  # each model learned its task; room to move
+    return out
 
 
 def rank_correlation(metrics: pd.DataFrame, view: StudyView) -> pd.DataFrame:

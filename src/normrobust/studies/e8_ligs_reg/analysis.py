@@ -13,7 +13,7 @@ from ...analysis.labels import attack_eps_label, fmt_num, join_words, norm_label
 from ...analysis.latex import stats_table
 from ...analysis.metric import CLEAN, LIGS, Metric
 from ...analysis.plotting import Figure
-from ...analysis.preconditions import attach_learned, attach_room
+from ...analysis.preconditions import Learned
 from ...analysis.selection import nseeds_text, seed_stats
 from ...analysis.study_view import StudyView
 from ...analysis.verdicts import MANIPULATION_CHECK, tol_text
@@ -21,6 +21,9 @@ from ...regimes import ligs_weight, objective
 from . import KEY, TAG, TITLE  # noqa: F401 (the report driver reads them here)
 
 TABLES = ("metrics",)
+#: every model a claim compares learned its task: clean accuracy above chance + LEARNED_MARGIN (the claims step adds it,
+#: with room to move: analysis.preconditions.attach_shared)
+LEARNED = Learned(CLEAN)
 PUBLISHED: list = []
 #: "little change in clean accuracy": |Δ| below 2 points, less than what BN itself does to clean accuracy in [B]
 #: (Fig. 3: a gain of 2.8 points; the values are in E2's PUBLISHED)
@@ -62,7 +65,7 @@ def claims(view: StudyView) -> list[Claim]:
                                  "increase")
                     check.kind = MANIPULATION_CHECK  # the objective is 1 − LIGS: true by construction, not evidence
                     out.append(check)
-    return attach_room(attach_learned(out, view.config, CLEAN))  # each model learned its task; room to move
+    return out
 
 
 def fail_reason(row: pd.Series) -> str:
